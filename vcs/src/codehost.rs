@@ -1,0 +1,84 @@
+//! The repository operations that module resolution is written against.
+//!
+//! Resolution (coderepo logic) never talks to git directly: it asks a
+//! [`CodeRepo`] for tags, commits and files, so it can be tested against an
+//! in-memory repository and served by the gix implementation in production.
+
+use std::io::Read;
+
+use time::OffsetDateTime;
+
+/// One tag of a repository and the commit it points at (peeled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// The tag name without `refs/tags/`.
+    pub name: String,
+    /// The full hex hash of the commit the tag points at.
+    pub hash: String,
+}
+
+/// What a revision (tag, branch, hash, `HEAD`) resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevInfo {
+    /// Full hex commit hash.
+    pub hash: String,
+    /// Abbreviated hash as the go command uses it in pseudo-versions (12 chars).
+    pub short: String,
+    /// Committer time of the commit, in UTC.
+    pub time: OffsetDateTime,
+    /// Tags that point directly at this commit.
+    pub tags: Vec<String>,
+    /// The revision as it was asked for, when it names a ref (tag or branch).
+    pub name: Option<String>,
+}
+
+/// One file of a repository tree at a revision, as a module-zip source.
+pub type TreeFile = Box<dyn modzip::zip::ModuleFile + Send + Sync>;
+
+/// Errors a code host reports; `NotFound` is distinct so callers can answer
+/// "unknown revision" rather than "upstream failed".
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// The revision, file or repository does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Anything else: transport, corrupt objects, I/O.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Repository operations needed to resolve module versions.
+///
+/// Implementations are blocking; async callers use `spawn_blocking`.
+pub trait CodeRepo: Send + Sync {
+    /// Tags whose names start with `prefix`, each peeled to its commit.
+    fn tags(&self, prefix: &str) -> Result<Vec<Tag>, CodeError>;
+    /// Resolves a tag, branch, full or abbreviated commit hash, or `HEAD`.
+    fn stat(&self, rev: &str) -> Result<RevInfo, CodeError>;
+    /// The commit at the tip of the default branch.
+    fn latest(&self) -> Result<RevInfo, CodeError>;
+    /// Contents of `file` (slash path from the repository root) at `rev`,
+    /// `Ok(None)` when the file does not exist there. Fails past `max_size`.
+    fn read_file(&self, rev: &str, file: &str, max_size: u64)
+        -> Result<Option<Vec<u8>>, CodeError>;
+    /// The most recent tag with `prefix` reachable from `rev` whose name
+    /// (without the prefix) satisfies `allowed`, as `git describe` would pick.
+    fn recent_tag(
+        &self,
+        rev: &str,
+        prefix: &str,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<String>, CodeError>;
+    /// Whether `rev` has the commit that `tag` points at as an ancestor (or is it).
+    fn descends_from(&self, rev: &str, tag: &str) -> Result<bool, CodeError>;
+    /// The files of the tree at `rev` under `subdir` (empty for the root), with
+    /// paths relative to `subdir`, as `git archive` would export them.
+    fn files(&self, rev: &str, subdir: &str) -> Result<Vec<TreeFile>, CodeError>;
+}
+
+/// Reads a whole small file from a [`modzip::zip::ModuleFile`].
+pub fn read_all(file: &dyn modzip::zip::ModuleFile) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    file.open()?.read_to_end(&mut data)?;
+    Ok(data)
+}
