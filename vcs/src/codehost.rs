@@ -61,8 +61,9 @@ pub trait CodeRepo: Send + Sync {
     /// `Ok(None)` when the file does not exist there. Fails past `max_size`.
     fn read_file(&self, rev: &str, file: &str, max_size: u64)
         -> Result<Option<Vec<u8>>, CodeError>;
-    /// The most recent tag with `prefix` reachable from `rev` whose name
-    /// (without the prefix) satisfies `allowed`, as `git describe` would pick.
+    /// Among the tags named `prefix` + semver that are reachable from `rev`
+    /// and whose full name satisfies `allowed`, the one with the highest
+    /// semantic version (not the most recent): the base for a pseudo-version.
     fn recent_tag(
         &self,
         rev: &str,
