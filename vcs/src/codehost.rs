@@ -28,8 +28,13 @@ pub struct RevInfo {
     pub time: OffsetDateTime,
     /// Tags that point directly at this commit.
     pub tags: Vec<String>,
-    /// The revision as it was asked for, when it names a ref (tag or branch).
-    pub name: Option<String>,
+    /// The full ref the revision was resolved through, recorded as `Ref` in
+    /// the `.info` origin: `refs/tags/T` for a tag, `refs/heads/B` for a
+    /// branch, `HEAD` for `HEAD` and for [`CodeRepo::latest`]. For a (short
+    /// or full) hash equal to the tip of one or more refs, the go command
+    /// records the lexicographically smallest such ref name (so `HEAD` wins
+    /// over `refs/heads/...`); for any other hash, `None`.
+    pub origin_ref: Option<String>,
 }
 
 /// One file of a repository tree at a revision, as a module-zip source.
@@ -51,9 +56,19 @@ pub enum CodeError {
 ///
 /// Implementations are blocking; async callers use `spawn_blocking`.
 pub trait CodeRepo: Send + Sync {
+    /// The version-control system, recorded as `VCS` in `.info` origins.
+    fn vcs(&self) -> &str {
+        "git"
+    }
+    /// The repository URL the go command would clone (for example
+    /// `https://github.com/rsc/quote`), recorded as `URL` in `.info` origins.
+    fn url(&self) -> &str;
     /// Tags whose names start with `prefix`, each peeled to its commit.
     fn tags(&self, prefix: &str) -> Result<Vec<Tag>, CodeError>;
-    /// Resolves a tag, branch, full or abbreviated commit hash, or `HEAD`.
+    /// Resolves a tag, branch, full or abbreviated commit hash, or `HEAD`,
+    /// in the go command's order: tag, then branch, then `HEAD`, then a hex
+    /// string of at least 7 digits (ambiguous prefixes are an `Other` error).
+    /// Anything else is `NotFound`.
     fn stat(&self, rev: &str) -> Result<RevInfo, CodeError>;
     /// The commit at the tip of the default branch.
     fn latest(&self) -> Result<RevInfo, CodeError>;
