@@ -14,4 +14,5 @@
 pub mod codehost;
 pub mod discovery;
 pub mod git;
+pub mod goenv;
 pub mod resolve;
