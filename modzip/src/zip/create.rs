@@ -1,0 +1,676 @@
+//! Writing module zips and extracting them.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+
+use ::zip::write::SimpleFileOptions;
+use ::zip::{CompressionMethod, DateTime, ZipWriter};
+
+use super::check::{check_files_with, check_zip_with};
+use super::dir::list_dir;
+use super::read::entry_error;
+use super::{check_module_version, zip_prefix, Limits, ModuleFile, ZipError};
+use crate::module::Version;
+
+const COPY_BUFFER: usize = 32 * 1024;
+
+fn writer_error(path: &str, e: ::zip::result::ZipError) -> ZipError {
+    match e {
+        ::zip::result::ZipError::Io(e) => ZipError::io(path, e),
+        other => ZipError::Writer {
+            path: path.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Writes the zip of module `m` (a valid module path at a canonical
+/// version) holding those of `files` that belong in it, under
+/// `path@version/`, deflated, in input order; returns the writer.
+///
+/// The files are first sorted with [`check_files`](super::check_files):
+/// omitted ones are skipped, and any invalid file or size error fails the
+/// whole zip before anything is written. Each file is then streamed into
+/// the archive; a file that yields more bytes than its metadata announced
+/// is an error.
+pub fn create<W: Write + Seek, F: ModuleFile>(
+    w: W,
+    m: &Version,
+    files: &[F],
+) -> Result<W, ZipError> {
+    create_with(w, m, files, &Limits::GO)
+}
+
+pub(crate) fn create_with<W: Write + Seek, F: ModuleFile>(
+    w: W,
+    m: &Version,
+    files: &[F],
+    limits: &Limits,
+) -> Result<W, ZipError> {
+    check_module_version(m)?;
+    let selection = check_files_with(files, limits);
+    selection.checked.err()?;
+
+    let prefix = zip_prefix(m);
+    // A fixed timestamp keeps the archive bytes reproducible.
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(DateTime::default());
+    let mut writer = ZipWriter::new(w);
+    let mut buf = vec![0u8; COPY_BUFFER];
+    for (&index, &size) in selection.valid_indexes.iter().zip(&selection.valid_sizes) {
+        let Some(file) = files.get(index) else {
+            continue;
+        };
+        let path = file.path();
+        let mut reader = file.open().map_err(|e| ZipError::io(path, e))?;
+        let name = format!("{prefix}{path}");
+        writer
+            .start_file(name.as_str(), options)
+            .map_err(|e| writer_error(&name, e))?;
+        let mut copied: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ZipError::io(path, e)),
+            };
+            copied += n as u64;
+            if copied > size {
+                return Err(ZipError::LargerThanDeclared {
+                    path: path.to_string(),
+                    declared: size,
+                });
+            }
+            writer
+                .write_all(&buf[..n])
+                .map_err(|e| ZipError::io(name.as_str(), e))?;
+        }
+    }
+    writer.finish().map_err(|e| writer_error("zip archive", e))
+}
+
+/// Writes the zip of module `m` from the module rooted at `dir`: the files
+/// [`list_dir`](super::list_dir) finds (so version control directories,
+/// nested modules, vendored packages and symbolic links stay out), written
+/// as by [`create`].
+pub fn create_from_dir<W: Write + Seek>(w: W, m: &Version, dir: &Path) -> Result<W, ZipError> {
+    let (files, _omitted) = list_dir(dir)?;
+    create(w, m, &files)
+}
+
+/// Extracts the zip of module `m` into `dir`, which must be empty or not
+/// exist yet (it is created with its parents).
+///
+/// The archive must pass [`check_zip`](super::check_zip) completely before
+/// anything is written. Files are created read-only, directories from the
+/// file paths; each file's data is checked against its declared size and
+/// CRC-32 while copying, so a file may be left behind when that check
+/// fails.
+pub fn unzip<R: Read + Seek>(dir: &Path, m: &Version, zip: R) -> Result<(), ZipError> {
+    unzip_with(dir, m, zip, &Limits::GO)
+}
+
+pub(crate) fn unzip_with<R: Read + Seek>(
+    dir: &Path,
+    m: &Version,
+    zip: R,
+    limits: &Limits,
+) -> Result<(), ZipError> {
+    if let Ok(mut listing) = fs::read_dir(dir) {
+        if listing.next().is_some() {
+            return Err(ZipError::TargetNotEmpty {
+                dir: dir.to_path_buf(),
+            });
+        }
+    }
+    let (archive, checked) = check_zip_with(m, zip, limits)?;
+    checked.err()?;
+    let Some(mut archive) = archive else {
+        return Err(ZipError::Format {
+            reason: "archive was not read",
+        });
+    };
+
+    fs::create_dir_all(dir).map_err(|e| ZipError::io(dir.display().to_string(), e))?;
+    let prefix_len = zip_prefix(m).len();
+    let mut buf = vec![0u8; COPY_BUFFER];
+    for index in 0..archive.entries.len() {
+        let entry = &archive.entries[index];
+        let display = entry.display_name();
+        let declared = entry.uncompressed_size;
+        let Some(name) = entry.name.get(prefix_len..) else {
+            continue;
+        };
+        if name.is_empty() || name.ends_with(b"/") {
+            continue;
+        }
+        // The check above guarantees valid UTF-8 and clean relative paths.
+        let Ok(name) = std::str::from_utf8(name) else {
+            return Err(ZipError::EntryFormat {
+                path: display,
+                reason: "name is not valid UTF-8",
+            });
+        };
+        let target = name
+            .split('/')
+            .fold(dir.to_path_buf(), |p, part| p.join(part));
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| ZipError::io(parent.display().to_string(), e))?;
+        }
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o444);
+        }
+        let mut out = options
+            .open(&target)
+            .map_err(|e| ZipError::io(target.display().to_string(), e))?;
+        let mut reader = archive.open_entry(index)?;
+        let mut copied: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(entry_error(&display, declared, e)),
+            };
+            copied += n as u64;
+            if copied > declared {
+                return Err(ZipError::LargerThanDeclared {
+                    path: display,
+                    declared,
+                });
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| ZipError::io(target.display().to_string(), e))?;
+        }
+        out.flush()
+            .map_err(|e| ZipError::io(target.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zip::test_util::{raw_zip, raw_zip_with_count, RawEntry};
+    use crate::zip::{check_zip, FileErrorKind, FileKind, FileMeta, MemFile};
+    use std::io::Cursor;
+
+    fn m(path: &str, version: &str) -> Version {
+        Version::new(path, version)
+    }
+
+    fn sample_files() -> Vec<MemFile> {
+        vec![
+            MemFile::new("go.mod", "module example.com/m\n\ngo 1.21\n"),
+            MemFile::new("m.go", "package m\n"),
+            MemFile::new("sub/sub.go", "package sub\n".repeat(1000)),
+            MemFile::new("LICENSE", "license text"),
+            MemFile::new("vendor/x/x.go", "package x"),
+            MemFile::new("empty", ""),
+        ]
+    }
+
+    fn create_bytes(version: &Version, files: &[MemFile]) -> Vec<u8> {
+        create(Cursor::new(Vec::new()), version, files)
+            .expect("create")
+            .into_inner()
+    }
+
+    #[test]
+    fn round_trip_create_check_unzip() {
+        let version = m("example.com/m", "v1.2.3");
+        let bytes = create_bytes(&version, &sample_files());
+
+        let checked = check_zip(&version, Cursor::new(&bytes)).expect("check");
+        assert!(checked.err().is_ok(), "{:?}", checked.err());
+        assert_eq!(
+            checked.valid,
+            [
+                "example.com/m@v1.2.3/go.mod",
+                "example.com/m@v1.2.3/m.go",
+                "example.com/m@v1.2.3/sub/sub.go",
+                "example.com/m@v1.2.3/LICENSE",
+                "example.com/m@v1.2.3/empty",
+            ]
+        );
+
+        // Another zip implementation reads it back the same.
+        let mut other = ::zip::ZipArchive::new(Cursor::new(&bytes)).expect("zip crate");
+        assert_eq!(other.len(), 5);
+        let mut content = String::new();
+        other
+            .by_name("example.com/m@v1.2.3/sub/sub.go")
+            .expect("entry")
+            .read_to_string(&mut content)
+            .expect("read");
+        assert_eq!(content, "package sub\n".repeat(1000));
+        assert_eq!(
+            other.by_index(0).expect("entry").compression(),
+            CompressionMethod::Deflated
+        );
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let target = tmp.path().join("out/m");
+        unzip(&target, &version, Cursor::new(&bytes)).expect("unzip");
+        assert_eq!(
+            fs::read_to_string(target.join("sub/sub.go")).expect("read"),
+            "package sub\n".repeat(1000)
+        );
+        assert_eq!(fs::read(target.join("empty")).expect("read"), b"");
+        assert!(!target.join("vendor").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(target.join("m.go"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o444);
+        }
+
+        // The same files give the same bytes.
+        assert_eq!(bytes, create_bytes(&version, &sample_files()));
+    }
+
+    #[test]
+    fn create_rejects_bad_versions_and_files() {
+        let files = sample_files();
+        let err = create(Cursor::new(Vec::new()), &m("example.com/m", "v1.2"), &files).unwrap_err();
+        assert!(
+            matches!(&err, ZipError::NotCanonical { canonical, .. } if canonical == "v1.2.0"),
+            "{err}"
+        );
+        let err = create(
+            Cursor::new(Vec::new()),
+            &m("example.com/m", "v2.0.0"),
+            &files,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ZipError::Module(_)), "{err}");
+        let err = create(Cursor::new(Vec::new()), &m("not a path", "v1.0.0"), &files).unwrap_err();
+        assert!(matches!(err, ZipError::Module(_)), "{err}");
+        // +incompatible is canonical and allowed without /v2.
+        create(
+            Cursor::new(Vec::new()),
+            &m("example.com/m", "v2.0.0+incompatible"),
+            &files,
+        )
+        .expect("incompatible");
+
+        let bad = vec![MemFile::new("a.go", ""), MemFile::new("A.GO", "")];
+        let err = create(Cursor::new(Vec::new()), &m("example.com/m", "v1.0.0"), &bad).unwrap_err();
+        let ZipError::InvalidFiles(list) = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(list.len(), 1);
+        assert!(
+            err.to_string()
+                .starts_with("A.GO: case-insensitive file name collision"),
+            "{err}"
+        );
+    }
+
+    /// A file whose content is longer than its metadata says.
+    struct GrowingFile;
+
+    impl ModuleFile for GrowingFile {
+        fn path(&self) -> &str {
+            "grow.txt"
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            Ok(FileMeta {
+                kind: FileKind::Regular,
+                size: 3,
+            })
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            Ok(Box::new(io::repeat(b'z').take(100_000)))
+        }
+    }
+
+    #[test]
+    fn create_fails_when_a_file_outgrows_its_size() {
+        let err = create(
+            Cursor::new(Vec::new()),
+            &m("example.com/m", "v1.0.0"),
+            &[GrowingFile],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ZipError::LargerThanDeclared { path, declared: 3 } if path == "grow.txt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn create_enforces_total_size() {
+        let limits = Limits {
+            zip_file: 20,
+            go_mod: 20,
+            license: 20,
+        };
+        let files = vec![MemFile::new("a", [0u8; 15]), MemFile::new("b", [0u8; 6])];
+        let err = create_with(
+            Cursor::new(Vec::new()),
+            &m("example.com/m", "v1.0.0"),
+            &files,
+            &limits,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ZipError::SourceTreeTooLarge { max: 20 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn create_from_dir_matches_create() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        fs::write(root.join("go.mod"), "module example.com/m\n").expect("write");
+        fs::create_dir_all(root.join(".git")).expect("mkdir");
+        fs::write(root.join(".git/HEAD"), "ref").expect("write");
+        fs::write(root.join("a.go"), "package m\n").expect("write");
+        let version = m("example.com/m", "v1.0.0");
+        let from_dir = create_from_dir(Cursor::new(Vec::new()), &version, root)
+            .expect("create")
+            .into_inner();
+        let from_files = create_bytes(
+            &version,
+            &[
+                MemFile::new("a.go", "package m\n"),
+                MemFile::new("go.mod", "module example.com/m\n"),
+            ],
+        );
+        assert_eq!(from_dir, from_files);
+    }
+
+    fn zip_of(entries: &[RawEntry]) -> Cursor<Vec<u8>> {
+        Cursor::new(raw_zip(entries))
+    }
+
+    fn invalid_reasons(entries: &[RawEntry]) -> Vec<(String, FileErrorKind)> {
+        let checked = check_zip(&m("example.com/m", "v1.0.0"), zip_of(entries)).expect("readable");
+        checked
+            .invalid
+            .into_iter()
+            .map(|e| (e.path, e.reason))
+            .collect()
+    }
+
+    const P: &str = "example.com/m@v1.0.0/";
+
+    fn entry(name: &str, data: &str) -> RawEntry {
+        RawEntry::new(format!("{P}{name}"), data)
+    }
+
+    #[test]
+    fn check_zip_rejects_hostile_names() {
+        let entries = vec![
+            RawEntry::new("other@v1.0.0/a.go", ""),
+            RawEntry::new("../evil", ""),
+            RawEntry::new("/abs", ""),
+            // Clean, so the file path rules reject it.
+            entry("../escape", ""),
+            entry("a/../b", ""),
+            entry("/abs", ""),
+            entry("back\\slash", ""),
+            entry("nul\0byte", ""),
+            RawEntry::new([P.as_bytes(), b"bad\xffutf8"].concat(), ""),
+            entry("x/go.mod", ""),
+            entry("GO.MOD", ""),
+            entry("ok.go", ""),
+        ];
+        let reasons = invalid_reasons(&entries);
+        let kinds: Vec<String> = reasons
+            .iter()
+            .map(|(path, reason)| format!("{path} => {}", reason_name(reason)))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "other@v1.0.0/a.go => prefix",
+                "../evil => prefix",
+                "/abs => prefix",
+                format!("{P}../escape => path").as_str(),
+                format!("{P}a/../b => clean").as_str(),
+                format!("{P}/abs => path").as_str(),
+                format!("{P}back\\slash => path").as_str(),
+                format!("{P}nul\0byte => path").as_str(),
+                format!("{P}bad\u{FFFD}utf8 => utf8").as_str(),
+                format!("{P}x/go.mod => not-root").as_str(),
+                format!("{P}GO.MOD => case").as_str(),
+            ]
+        );
+    }
+
+    fn reason_name(reason: &FileErrorKind) -> &'static str {
+        match reason {
+            FileErrorKind::MissingPrefix { .. } => "prefix",
+            FileErrorKind::NotClean => "clean",
+            FileErrorKind::InvalidPath(_) => "path",
+            FileErrorKind::InvalidUtf8 => "utf8",
+            FileErrorKind::GoModNotAtRoot => "not-root",
+            FileErrorKind::GoModCase => "case",
+            FileErrorKind::Duplicate { .. } => "duplicate",
+            FileErrorKind::CaseCollision { .. } => "collision",
+            FileErrorKind::FileAndDirectory { .. } => "file-and-dir",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn check_zip_finds_duplicates_collisions_and_directories() {
+        let entries = vec![
+            entry("", ""),
+            entry("dir/", ""),
+            entry("dir/a.go", "1"),
+            entry("dir/a.go", "2"),
+            entry("Dir/b.go", ""),
+            entry("f", ""),
+            entry("f/", ""),
+        ];
+        let reasons: Vec<&str> = invalid_reasons(&entries)
+            .iter()
+            .map(|(_, r)| reason_name(r))
+            .collect();
+        assert_eq!(reasons, ["duplicate", "collision", "file-and-dir"]);
+        let checked = check_zip(&m("example.com/m", "v1.0.0"), zip_of(&entries)).expect("read");
+        assert_eq!(checked.valid, [format!("{P}dir/a.go"), format!("{P}f")]);
+    }
+
+    #[test]
+    fn check_zip_enforces_size_limits() {
+        let limits = Limits {
+            zip_file: 1000,
+            go_mod: 10,
+            license: 5,
+        };
+        let version = m("example.com/m", "v1.0.0");
+        let mut big_go_mod = entry("go.mod", "module example.com/m\n");
+        big_go_mod.declared_size = Some(11);
+        let mut big_license = entry("LICENSE", "abcdef");
+        big_license.declared_size = Some(6);
+        let (_, checked) =
+            check_zip_with(&version, zip_of(&[big_go_mod, big_license]), &limits).expect("read");
+        assert!(matches!(
+            checked.invalid[0].reason,
+            FileErrorKind::GoModTooLarge { max: 10 }
+        ));
+        assert!(matches!(
+            checked.invalid[1].reason,
+            FileErrorKind::LicenseTooLarge { max: 5 }
+        ));
+
+        let mut huge = entry("huge", "x");
+        huge.declared_size = Some(1001);
+        let (_, checked) = check_zip_with(&version, zip_of(&[huge]), &limits).expect("read");
+        assert!(matches!(
+            checked.err(),
+            Err(ZipError::ContentsTooLarge { max: 1000 })
+        ));
+
+        let small = Limits {
+            zip_file: 50,
+            ..limits
+        };
+        let (archive, checked) =
+            check_zip_with(&version, zip_of(&[entry("a", "")]), &small).expect("read");
+        assert!(archive.is_none());
+        assert!(matches!(
+            checked.err(),
+            Err(ZipError::ZipFileTooLarge { max: 50, .. })
+        ));
+        // The same with the real limits is fine.
+        let checked = check_zip(&version, zip_of(&[entry("a", "")])).expect("read");
+        assert!(checked.err().is_ok());
+    }
+
+    #[test]
+    fn check_zip_requires_canonical_valid_module() {
+        let err = check_zip(&m("example.com/m", "v1"), zip_of(&[])).unwrap_err();
+        assert!(matches!(err, ZipError::NotCanonical { .. }));
+        let err = check_zip(&m("example.com/m/v2", "v1.0.0"), zip_of(&[])).unwrap_err();
+        assert!(matches!(err, ZipError::Module(_)));
+    }
+
+    fn unzip_err(entries: &[RawEntry]) -> ZipError {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        unzip(
+            &tmp.path().join("out"),
+            &m("example.com/m", "v1.0.0"),
+            zip_of(entries),
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn unzip_stops_a_zip_bomb_at_the_declared_size() {
+        // 64 MiB of zeros deflates to about 64 KiB; the header claims 100 bytes.
+        let mut bomb = entry("bomb", "");
+        bomb.data = vec![0u8; 64 << 20];
+        bomb.declared_size = Some(100);
+        let err = unzip_err(&[bomb]);
+        assert!(
+            matches!(&err, ZipError::LargerThanDeclared { path, declared: 100 } if path.ends_with("/bomb")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unzip_verifies_sizes_and_checksums() {
+        let mut short = entry("short", "abc");
+        short.declared_size = Some(10);
+        assert!(matches!(
+            unzip_err(&[short]),
+            ZipError::ShorterThanDeclared { declared: 10, .. }
+        ));
+
+        let mut corrupt = entry("corrupt", "abc");
+        corrupt.crc = Some(12345);
+        assert!(matches!(unzip_err(&[corrupt]), ZipError::Checksum { .. }));
+
+        let mut stored_long = entry("stored", "abcdef");
+        stored_long.method = 0;
+        stored_long.declared_size = Some(2);
+        assert!(matches!(
+            unzip_err(&[stored_long]),
+            ZipError::LargerThanDeclared { declared: 2, .. }
+        ));
+
+        let mut descriptor = entry("descriptor", "abc");
+        descriptor.crc = Some(1);
+        descriptor.descriptor_crc = Some(2);
+        assert!(matches!(
+            unzip_err(&[descriptor]),
+            ZipError::Checksum { .. }
+        ));
+
+        let mut odd_method = entry("odd", "abc");
+        odd_method.method = 12;
+        assert!(matches!(
+            unzip_err(&[odd_method]),
+            ZipError::UnsupportedMethod { method: 12, .. }
+        ));
+
+        let mut good_descriptor = entry("descriptor", "abc");
+        let mut crc = flate2::Crc::new();
+        crc.update(b"abc");
+        good_descriptor.descriptor_crc = Some(crc.sum());
+        let tmp = tempfile::tempdir().expect("tempdir");
+        unzip(
+            tmp.path(),
+            &m("example.com/m", "v1.0.0"),
+            zip_of(&[good_descriptor]),
+        )
+        .expect("unzip");
+        assert_eq!(
+            fs::read(tmp.path().join("descriptor")).expect("read"),
+            b"abc"
+        );
+    }
+
+    #[test]
+    fn unzip_refuses_invalid_zips_and_full_directories() {
+        let err = unzip_err(&[entry("a", ""), entry("A", "")]);
+        assert!(matches!(err, ZipError::InvalidFiles(_)), "{err}");
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join("existing"), "").expect("write");
+        let err = unzip(
+            tmp.path(),
+            &m("example.com/m", "v1.0.0"),
+            zip_of(&[entry("a", "")]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ZipError::TargetNotEmpty { .. }), "{err}");
+    }
+
+    #[test]
+    fn malformed_archives_are_errors_not_panics() {
+        let version = m("example.com/m", "v1.0.0");
+        for bytes in [
+            Vec::new(),
+            b"PK".to_vec(),
+            vec![0u8; 5000],
+            b"not a zip at all".to_vec(),
+        ] {
+            let err = check_zip(&version, Cursor::new(bytes)).unwrap_err();
+            assert!(matches!(err, ZipError::Format { .. }), "{err}");
+        }
+        // An end record claiming 65535 entries with a one-entry directory.
+        let lying = raw_zip_with_count(&[entry("a", "")], Some(0xffff));
+        assert!(check_zip(&version, Cursor::new(lying)).is_err());
+        // Counts are compared modulo 65536, as the go command does.
+        let wrapped = raw_zip_with_count(&[entry("a", "")], Some(1));
+        assert!(check_zip(&version, Cursor::new(wrapped)).is_ok());
+
+        let good = raw_zip(&[
+            entry("go.mod", "module example.com/m\n"),
+            entry("a.go", "package m"),
+        ]);
+        for cut in 0..good.len() {
+            let _ = check_zip(&version, Cursor::new(&good[..cut]));
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let _ = unzip(&tmp.path().join("x"), &version, Cursor::new(&good[..cut]));
+        }
+        for at in 0..good.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[at] ^= flip;
+                let _ = check_zip(&version, Cursor::new(&bad));
+                let _ = crate::dirhash::hash_zip(Cursor::new(&bad));
+                let tmp = tempfile::tempdir().expect("tempdir");
+                let _ = unzip(&tmp.path().join("x"), &version, Cursor::new(&bad));
+            }
+        }
+    }
+}
