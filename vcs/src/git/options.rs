@@ -1,0 +1,292 @@
+//! How a [`GitRepo`](super::GitRepo) reaches its remote: which git config
+//! files supply `url.<base>.insteadOf` rewrites, and which credentials to
+//! present to https servers.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use gix::bstr::ByteSlice;
+
+/// A user name and password for one host, as found in a netrc file.
+///
+/// `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostCredentials {
+    /// Host name the credentials belong to (netrc `machine`), without port.
+    pub host: String,
+    /// The login name.
+    pub username: String,
+    /// The password or token.
+    pub password: String,
+}
+
+impl fmt::Debug for HostCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostCredentials")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Settings for opening a git remote.
+#[derive(Debug, Clone, Default)]
+pub struct GitOptions {
+    /// Git configuration files read for `url.<base>.insteadOf`, in the
+    /// order git reads them (system, then global). Missing files are skipped.
+    pub config_files: Vec<PathBuf>,
+    /// Credentials offered to http(s) servers that ask for authentication,
+    /// chosen by the host of the (rewritten) remote URL.
+    pub credentials: Vec<HostCredentials>,
+}
+
+impl GitOptions {
+    /// Options whose config files are the ones git itself would read given
+    /// the environment variables answered by `var` (`GIT_CONFIG_NOSYSTEM`,
+    /// `GIT_CONFIG_SYSTEM`, `GIT_CONFIG_GLOBAL`, `XDG_CONFIG_HOME`, `HOME`).
+    ///
+    /// Taking a lookup function rather than the process environment lets the
+    /// server pass the go environment it was configured with.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> GitOptions {
+        let set = |name: &str| var(name).filter(|v| !v.is_empty());
+        let mut config_files = Vec::new();
+        let no_system = set("GIT_CONFIG_NOSYSTEM").is_some_and(|v| git_bool_true(&v));
+        if !no_system {
+            config_files.push(
+                set("GIT_CONFIG_SYSTEM")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/etc/gitconfig")),
+            );
+        }
+        if let Some(global) = set("GIT_CONFIG_GLOBAL") {
+            config_files.push(PathBuf::from(global));
+        } else {
+            let home = set("HOME").map(PathBuf::from);
+            let xdg = set("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config")));
+            if let Some(xdg) = xdg {
+                config_files.push(xdg.join("git").join("config"));
+            }
+            if let Some(home) = home {
+                config_files.push(home.join(".gitconfig"));
+            }
+        }
+        GitOptions {
+            config_files,
+            credentials: Vec::new(),
+        }
+    }
+
+    /// The credentials to present for `host` (compared case-insensitively).
+    pub(crate) fn credentials_for(&self, host: &str) -> Option<&HostCredentials> {
+        self.credentials
+            .iter()
+            .find(|c| c.host.eq_ignore_ascii_case(host))
+    }
+}
+
+/// Git's boolean spelling for "true" in environment variables.
+fn git_bool_true(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
+/// One `url.<base>.insteadOf = <prefix>` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InsteadOf {
+    pub(crate) base: String,
+    pub(crate) prefix: String,
+}
+
+/// Reads every insteadOf rule from `files`, in file order then line order.
+///
+/// Unreadable or malformed files are skipped: git would refuse to run with a
+/// malformed global config, but one bad file should not stop module serving
+/// when it cannot affect the URL at hand.
+pub(crate) fn read_insteadof_rules(files: &[PathBuf]) -> Vec<InsteadOf> {
+    let mut rules = Vec::new();
+    for path in files {
+        if !path.is_file() {
+            continue;
+        }
+        let Ok(mut file) =
+            gix::config::File::from_path_no_includes(path.clone(), gix::config::Source::User)
+        else {
+            continue;
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let include_opts = gix::config::file::init::Options {
+            includes: gix::config::file::includes::Options::follow_without_conditional(
+                home.as_deref(),
+            ),
+            ..Default::default()
+        };
+        // A broken include leaves the including file's own rules usable.
+        let _ = file.resolve_includes(include_opts);
+        rules.extend(rules_in(&file));
+    }
+    rules
+}
+
+fn rules_in(file: &gix::config::File) -> Vec<InsteadOf> {
+    let mut rules = Vec::new();
+    let Some(sections) = file.sections_by_name("url") else {
+        return rules;
+    };
+    for section in sections {
+        let Some(base) = section.header().subsection_name() else {
+            continue;
+        };
+        let base = base.to_str_lossy().into_owned();
+        for prefix in section.values("insteadOf") {
+            rules.push(InsteadOf {
+                base: base.clone(),
+                prefix: prefix.to_str_lossy().into_owned(),
+            });
+        }
+    }
+    rules
+}
+
+/// Applies the insteadOf rule with the longest matching prefix; among equally
+/// long matches the first one read wins, as in git.
+pub(crate) fn rewrite_url(url: &str, rules: &[InsteadOf]) -> String {
+    let mut best: Option<&InsteadOf> = None;
+    for rule in rules {
+        if !url.starts_with(rule.prefix.as_str()) {
+            continue;
+        }
+        if best.is_none_or(|b| b.prefix.len() < rule.prefix.len()) {
+            best = Some(rule);
+        }
+    }
+    match best {
+        Some(rule) => format!("{}{}", rule.base, &url[rule.prefix.len()..]),
+        None => url.to_string(),
+    }
+}
+
+/// Rewrites `url` with the insteadOf rules found in `files`.
+pub(crate) fn rewrite_with_config(url: &str, files: &[PathBuf]) -> String {
+    rewrite_url(url, &read_insteadof_rules(files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(base: &str, prefix: &str) -> InsteadOf {
+        InsteadOf {
+            base: base.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let rules = vec![
+            rule("file:///short/", "https://example.com/"),
+            rule("file:///long/", "https://example.com/org/"),
+        ];
+        assert_eq!(
+            rewrite_url("https://example.com/org/repo", &rules),
+            "file:///long/repo"
+        );
+        assert_eq!(
+            rewrite_url("https://example.com/other", &rules),
+            "file:///short/other"
+        );
+        assert_eq!(
+            rewrite_url("https://elsewhere.org/x", &rules),
+            "https://elsewhere.org/x"
+        );
+    }
+
+    #[test]
+    fn first_of_equal_length_wins() {
+        let rules = vec![rule("A/", "https://h/"), rule("B/", "https://h/")];
+        assert_eq!(rewrite_url("https://h/x", &rules), "A/x");
+    }
+
+    #[test]
+    fn reads_rules_from_config_files_with_includes() {
+        let dir = tempfile::tempdir().unwrap();
+        let inc = dir.path().join("inc.config");
+        std::fs::write(
+            &inc,
+            "[url \"file:///included/\"]\n\tinsteadOf = https://inc.example/\n",
+        )
+        .unwrap();
+        let main = dir.path().join("gitconfig");
+        std::fs::write(
+            &main,
+            format!(
+                "[url \"file:///srv/git/\"]\n\tInsteadOf = https://example.com/\n\
+                 \tinsteadof = http://example.com/\n[include]\n\tpath = {}\n",
+                inc.display()
+            ),
+        )
+        .unwrap();
+        let missing = dir.path().join("missing");
+        let rules = read_insteadof_rules(&[missing, main]);
+        assert!(rules.contains(&rule("file:///srv/git/", "https://example.com/")));
+        assert!(rules.contains(&rule("file:///srv/git/", "http://example.com/")));
+        assert!(rules.contains(&rule("file:///included/", "https://inc.example/")));
+        assert_eq!(rules.len(), 3);
+    }
+
+    #[test]
+    fn env_selects_git_config_files() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let o = GitOptions::from_env(env(&[("HOME", "/home/u")]));
+        assert_eq!(
+            o.config_files,
+            vec![
+                PathBuf::from("/etc/gitconfig"),
+                PathBuf::from("/home/u/.config/git/config"),
+                PathBuf::from("/home/u/.gitconfig")
+            ]
+        );
+        let o = GitOptions::from_env(env(&[
+            ("HOME", "/home/u"),
+            ("GIT_CONFIG_GLOBAL", "/g"),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
+        ]));
+        assert_eq!(o.config_files, vec![PathBuf::from("/g")]);
+        let o = GitOptions::from_env(env(&[
+            ("XDG_CONFIG_HOME", "/x"),
+            ("GIT_CONFIG_SYSTEM", "/s"),
+        ]));
+        assert_eq!(
+            o.config_files,
+            vec![PathBuf::from("/s"), PathBuf::from("/x/git/config")]
+        );
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let c = HostCredentials {
+            host: "h".into(),
+            username: "u".into(),
+            password: "s3cret".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let o = GitOptions {
+            config_files: vec![],
+            credentials: vec![c],
+        };
+        assert!(o.credentials_for("H").is_some());
+        assert!(o.credentials_for("other").is_none());
+    }
+}
