@@ -1,0 +1,524 @@
+//! The HTTP face of the proxy (axum): the GOPROXY download protocol under
+//! an optional path prefix, plus `/healthz`, `/readyz`, `/version` and
+//! `/catalog`, with per-request logging and graceful shutdown.
+//!
+//! Protocol paths are parsed by hand because module paths contain slashes:
+//! `/{module}/@v/list`, `/{module}/@v/{version}.info|.mod|.zip` and
+//! `/{module}/@latest`, with module and version in the go command's
+//! case-escaped form (`!a` for `A`). Malformed paths or versions get 400
+//! before anything else happens; versions that cannot exist for the module
+//! get 404 so the go command moves on to its next proxy.
+
+mod server;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio_util::io::ReaderStream;
+
+use crate::config::Config;
+use crate::fetch::{is_canonical_version, Fetcher};
+use crate::protocol::{Protocol, ProtocolError};
+use crate::stash::{BaseStasher, PooledStasher, SingleFlightStasher};
+use crate::storage::Storage;
+
+pub use server::{
+    check_supported, init_logging, open_storage, serve, serve_listener, shutdown_signal,
+};
+
+/// Header carrying the request id in and out, as Athens names it.
+pub const REQUEST_ID_HEADER: &str = "Athens-Request-ID";
+/// Cache policy of versioned artifacts: a canonical version never changes.
+pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache policy of listings and resolved queries, which change over time.
+pub const CACHE_SHORT: &str = "public, max-age=60";
+/// Cache policy of errors.
+pub const CACHE_ERROR: &str = "no-cache";
+
+const CONTENT_JSON: &str = "application/json";
+const CONTENT_TEXT: &str = "text/plain; charset=utf-8";
+const CONTENT_ZIP: &str = "application/zip";
+const READINESS_MODULE: &str = "github.com/gomods/athens";
+const DEFAULT_CATALOG_PAGE: usize = 1000;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    protocol: Arc<Protocol>,
+    // Bounds concurrently processed protocol requests (ProtocolWorkers).
+    permits: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State serving `protocol`, processing at most `protocol_workers`
+    /// protocol requests at once (at least one).
+    pub fn new(protocol: Protocol, protocol_workers: usize) -> Self {
+        AppState {
+            protocol: Arc::new(protocol),
+            permits: Arc::new(Semaphore::new(protocol_workers.max(1))),
+        }
+    }
+}
+
+/// The complete router for `state`, served under `path_prefix` (empty for
+/// none). With a prefix, `/` answers 200 for load-balancer health checks,
+/// as Athens does.
+pub fn router(state: AppState, path_prefix: &str) -> Router {
+    let inner = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/version", get(version))
+        .route("/catalog", get(catalog))
+        .fallback(protocol_handler)
+        .with_state(state);
+    let prefix = path_prefix.trim_end_matches('/');
+    let app = if prefix.is_empty() {
+        inner
+    } else {
+        Router::new().route("/", get(healthz)).nest(prefix, inner)
+    };
+    app.layer(middleware::from_fn(log_request))
+}
+
+/// Builds the whole application from the configuration: the stash stack
+/// (single-flight over a `GoGetWorkers` pool over fetch-and-save), the
+/// protocol with its network mode, and the router.
+pub fn build_router(
+    config: &Config,
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+) -> Router {
+    let base = Arc::new(BaseStasher::new(
+        Arc::clone(&fetcher),
+        Arc::clone(&storage),
+        config.stash_timeout_duration(),
+    ));
+    let pooled = Arc::new(PooledStasher::new(base, config.go_get_workers));
+    let stasher = Arc::new(SingleFlightStasher::new(pooled));
+    let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode());
+    router(
+        AppState::new(protocol, config.protocol_workers),
+        &config.path_prefix,
+    )
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A request id that is unique within the process and unlikely to repeat
+/// across restarts.
+fn new_request_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{nanos:016x}-{:08x}-{n:08x}", std::process::id())
+}
+
+/// Accepts a client-supplied id only if it is short printable ASCII, so
+/// it cannot forge log lines.
+fn usable_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+/// Logs one line per request: method, path, status, duration, request id.
+/// Query strings and headers are left out so credentials never reach logs.
+async fn log_request(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(usable_request_id)
+        .unwrap_or_else(new_request_id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %id,
+        "request"
+    );
+    response
+}
+
+async fn healthz() -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_JSON)], StatusCode::OK).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.protocol.storage().list(READINESS_MODULE).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "storage is not ready")
+        }
+    }
+}
+
+async fn version() -> Response {
+    let body = serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }).to_string();
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct CatalogParams {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    pagesize: Option<String>,
+}
+
+async fn catalog(State(state): State<AppState>, Query(params): Query<CatalogParams>) -> Response {
+    let page_size = match params.pagesize.as_deref() {
+        None | Some("") => DEFAULT_CATALOG_PAGE,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad request: pagesize must be a positive integer",
+                )
+            }
+        },
+    };
+    match state
+        .protocol
+        .storage()
+        .catalog(&params.token, page_size)
+        .await
+    {
+        Ok(page) => {
+            let mut body = serde_json::json!({ "modules": page.entries });
+            if let Some(next) = page.next {
+                body["next"] = serde_json::Value::String(next);
+            }
+            (
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Err(crate::storage::StorageError::InvalidToken { .. }) => error_response(
+            StatusCode::BAD_REQUEST,
+            "bad request: invalid catalog token",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "catalog failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: catalog failed",
+            )
+        }
+    }
+}
+
+/// One plain-text line as the body, as the go command shows it to users.
+fn error_response(status: StatusCode, message: &str) -> Response {
+    let line: String = message
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    let mut response = (status, format!("{line}\n")).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TEXT));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_ERROR));
+    response
+}
+
+fn protocol_error_response(err: &ProtocolError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = match status {
+        StatusCode::NOT_FOUND => format!("not found: {err}"),
+        StatusCode::GATEWAY_TIMEOUT => format!("gateway timeout: {err}"),
+        StatusCode::BAD_GATEWAY => format!("bad gateway: {err}"),
+        _ => format!("internal error: {err}"),
+    };
+    if status.is_server_error() {
+        tracing::error!(error = %err, "protocol request failed");
+    } else {
+        tracing::debug!(error = %err, "protocol request answered {status}");
+    }
+    error_response(status, &message)
+}
+
+/// Which protocol endpoint a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    List,
+    Latest,
+    Info(String),
+    Mod(String),
+    Zip(String),
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape or non-UTF-8 result.
+fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses a protocol path into module path and endpoint, unescaping both.
+/// `Err` carries the status and message to answer with.
+fn parse_protocol_path(raw_path: &str) -> Result<(String, Endpoint), (StatusCode, String)> {
+    let path = percent_decode(raw_path).ok_or_else(|| {
+        (
+            StatusCode::BAD_REQUEST,
+            "bad request: invalid percent-encoding in path".to_string(),
+        )
+    })?;
+    let path = path.strip_prefix('/').unwrap_or(&path);
+    let not_found = || (StatusCode::NOT_FOUND, "not found".to_string());
+    let (escaped_module, endpoint) = if let Some(module) = path.strip_suffix("/@latest") {
+        (module, None)
+    } else if let Some((module, rest)) = path.split_once("/@v/") {
+        (module, Some(rest))
+    } else {
+        return Err(not_found());
+    };
+    let endpoint = match endpoint {
+        None => Endpoint::Latest,
+        Some("list") => Endpoint::List,
+        Some(rest) => {
+            let (escaped_version, kind) = rest
+                .strip_suffix(".info")
+                .map(|v| (v, "info"))
+                .or_else(|| rest.strip_suffix(".mod").map(|v| (v, "mod")))
+                .or_else(|| rest.strip_suffix(".zip").map(|v| (v, "zip")))
+                .ok_or_else(not_found)?;
+            let version = modzip::module::unescape_version(escaped_version)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request: {e}")))?;
+            match kind {
+                "info" => Endpoint::Info(version),
+                "mod" => Endpoint::Mod(version),
+                _ => Endpoint::Zip(version),
+            }
+        }
+    };
+    let module = modzip::module::unescape_path(escaped_module)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request: {e}")))?;
+    Ok((module, endpoint))
+}
+
+fn etag_of(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether the client's `If-None-Match` already names `etag`.
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+fn not_modified(etag: &str, cache_control: &'static str) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    response
+}
+
+/// A small body with ETag, cache policy and conditional-request handling;
+/// HEAD gets the headers only.
+fn small_response(
+    method: &Method,
+    request_headers: &HeaderMap,
+    body: Bytes,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
+    let etag = etag_of(&[&body]);
+    if etag_matches(request_headers, &etag) {
+        return not_modified(&etag, cache_control);
+    }
+    let length = body.len();
+    let mut response = if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(body))
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+/// Immutable caching only for a request that named a canonical version
+/// (a branch or partial version may resolve differently tomorrow).
+fn versioned_cache_policy(requested: &str) -> &'static str {
+    if is_canonical_version(requested) {
+        CACHE_IMMUTABLE
+    } else {
+        CACHE_SHORT
+    }
+}
+
+async fn protocol_handler(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let (module, endpoint) = match parse_protocol_path(request.uri().path()) {
+        Ok(parsed) => parsed,
+        Err((status, message)) => return error_response(status, &message),
+    };
+    if let Endpoint::Info(v) | Endpoint::Mod(v) | Endpoint::Zip(v) = &endpoint {
+        // A canonical version that cannot belong to this module path (say
+        // v2.0.0 for a path without /v2) does not exist anywhere.
+        if is_canonical_version(v) {
+            if let Err(e) = modzip::module::check(&module, v) {
+                return error_response(StatusCode::NOT_FOUND, &format!("not found: {e}"));
+            }
+        }
+    }
+    let Ok(_permit) = state.permits.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    };
+    let protocol = &state.protocol;
+    match endpoint {
+        Endpoint::List => match protocol.list(&module).await {
+            Ok(versions) => {
+                let body: String = versions.iter().map(|v| format!("{v}\n")).collect();
+                small_response(
+                    &method,
+                    &headers,
+                    Bytes::from(body),
+                    CONTENT_TEXT,
+                    CACHE_SHORT,
+                )
+            }
+            Err(e) => protocol_error_response(&e),
+        },
+        Endpoint::Latest => match protocol.latest(&module).await {
+            Ok(info) => {
+                small_response(&method, &headers, info.to_json(), CONTENT_JSON, CACHE_SHORT)
+            }
+            Err(e) => protocol_error_response(&e),
+        },
+        Endpoint::Info(version) => match protocol.info(&module, &version).await {
+            Ok((info, _)) => small_response(
+                &method,
+                &headers,
+                info,
+                CONTENT_JSON,
+                versioned_cache_policy(&version),
+            ),
+            Err(e) => protocol_error_response(&e),
+        },
+        Endpoint::Mod(version) => match protocol.go_mod(&module, &version).await {
+            Ok((go_mod, _)) => small_response(
+                &method,
+                &headers,
+                go_mod,
+                CONTENT_TEXT,
+                versioned_cache_policy(&version),
+            ),
+            Err(e) => protocol_error_response(&e),
+        },
+        Endpoint::Zip(version) => match protocol.zip(&module, &version).await {
+            Ok((zip, resolved)) => {
+                let cache_control = versioned_cache_policy(&version);
+                let identity = format!("{module}@{resolved}");
+                let etag = etag_of(&[identity.as_bytes(), &zip.size.to_be_bytes()]);
+                if etag_matches(&headers, &etag) {
+                    return not_modified(&etag, cache_control);
+                }
+                let size = zip.size;
+                // The body streams straight from storage; the zip is never
+                // held in memory whole.
+                let body = if method == Method::HEAD {
+                    Body::empty()
+                } else {
+                    Body::from_stream(ReaderStream::new(zip.reader))
+                };
+                let mut response = Response::new(body);
+                let h = response.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_ZIP));
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                h.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static(cache_control),
+                );
+                if let Ok(value) = HeaderValue::from_str(&etag) {
+                    h.insert(header::ETAG, value);
+                }
+                response
+            }
+            Err(e) => protocol_error_response(&e),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

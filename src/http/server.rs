@@ -1,0 +1,195 @@
+//! Starting and stopping the server.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use axum::Router;
+
+use super::build_router;
+use crate::config::Config;
+use crate::fetch::Fetcher;
+use crate::storage::{DiskStorage, MemoryStorage, Storage};
+
+/// Opens the configured storage backend (`memory` or `disk`).
+pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+    match config.storage_type.as_str() {
+        "memory" => Ok(Arc::new(MemoryStorage::new())),
+        "disk" => {
+            let storage = DiskStorage::new(&config.storage.disk.root_path)
+                .context("opening disk storage (Storage.Disk.RootPath)")?;
+            Ok(Arc::new(storage))
+        }
+        other => {
+            bail!("StorageType {other:?} is not supported by this server yet (use memory or disk)")
+        }
+    }
+}
+
+/// Refuses settings that ask for behaviour this server does not have yet
+/// where ignoring them would be unsafe (open access, wrong download
+/// policy, plain HTTP instead of TLS); returns warnings for settings that
+/// are merely ignored.
+pub fn check_supported(config: &Config) -> anyhow::Result<Vec<String>> {
+    let mut refused = Vec::new();
+    if config.download_mode != "sync" {
+        refused.push(format!(
+            "DownloadMode {:?} (only \"sync\" is implemented)",
+            config.download_mode
+        ));
+    }
+    if !matches!(config.single_flight_type.as_str(), "" | "memory") {
+        refused.push(format!(
+            "SingleFlightType {:?} (only \"memory\" is implemented)",
+            config.single_flight_type
+        ));
+    }
+    if config.basic_auth().is_some() {
+        refused.push("BasicAuthUser/BasicAuthPass (basic auth is not implemented)".into());
+    }
+    if !config.tls_cert_file.is_empty() && !config.tls_key_file.is_empty() {
+        refused.push("TLSCertFile/TLSKeyFile (TLS is not implemented)".into());
+    }
+    if !config.filter_file.is_empty() {
+        refused.push("FilterFile (filtering is not implemented)".into());
+    }
+    if !config.validator_hook.is_empty() {
+        refused.push("ValidatorHook (validation hooks are not implemented)".into());
+    }
+    if !refused.is_empty() {
+        bail!("unsupported settings: {}", refused.join("; "));
+    }
+    let mut warnings = Vec::new();
+    if !matches!(config.index_type.as_str(), "" | "none") {
+        warnings.push(format!(
+            "IndexType {:?} is ignored (no index is kept)",
+            config.index_type
+        ));
+    }
+    if config.enable_pprof {
+        warnings.push("EnablePprof is ignored".into());
+    }
+    if config.force_ssl {
+        warnings.push("ForceSSL is ignored".into());
+    }
+    Ok(warnings)
+}
+
+/// Installs the global tracing subscriber from `LogLevel` and `LogFormat`
+/// (`RUST_LOG`, when set, overrides the level). Logs go to stderr. Fails if
+/// a subscriber is already installed.
+pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let level = match config.log_level.to_ascii_lowercase().as_str() {
+        "panic" | "fatal" | "error" => "error",
+        "warn" | "warning" => "warn",
+        "info" => "info",
+        "trace" => "trace",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if config.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing log subscriber: {e}"))
+}
+
+/// Resolves when the process receives SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// accepting connections and gives in-flight requests up to `grace` to
+/// finish before dropping them.
+pub async fn serve_listener<L>(
+    listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    });
+    let mut task = tokio::spawn(async move { server.await });
+    tokio::select! {
+        finished = &mut task => {
+            return finished.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        }
+        _ = signalled_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(finished) => finished.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+        Err(_) => {
+            tracing::warn!(
+                seconds = grace.as_secs(),
+                "shutdown timeout reached; dropping open connections"
+            );
+            task.abort();
+            Ok(())
+        }
+    }
+}
+
+/// Runs the proxy: opens storage, builds the stash stack and router from
+/// `config`, listens on `UnixSocket` or `Port`, and returns after a
+/// graceful shutdown on SIGTERM/Ctrl-C.
+pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<()> {
+    for warning in check_supported(&config)? {
+        tracing::warn!("{warning}");
+    }
+    let storage = open_storage(&config)?;
+    let app = build_router(&config, storage, fetcher);
+    let grace = config.shutdown_timeout_duration();
+    if !config.unix_socket.is_empty() {
+        #[cfg(unix)]
+        {
+            let listener = tokio::net::UnixListener::bind(&config.unix_socket)
+                .with_context(|| format!("listening on unix socket {}", config.unix_socket))?;
+            tracing::info!(socket = %config.unix_socket, "listening");
+            serve_listener(listener, app, shutdown_signal(), grace).await?;
+            return Ok(());
+        }
+        #[cfg(not(unix))]
+        bail!("UnixSocket is only supported on Unix systems");
+    }
+    let addr = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(address = %addr, "listening");
+    serve_listener(listener, app, shutdown_signal(), grace).await?;
+    Ok(())
+}

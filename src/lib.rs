@@ -1,0 +1,16 @@
+//! A Go module proxy compatible with Athens: configuration, storage
+//! backends, upstream fetching, the stash pipeline (fetch once, store,
+//! serve from storage) and the GOPROXY download protocol over HTTP.
+//!
+//! The binary loads a [`config::Config`], builds a [`fetch::Fetcher`] (for
+//! instance [`fetch::UpstreamProxyFetcher::from_config`]) and calls
+//! [`http::serve`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod fetch;
+pub mod http;
+pub mod protocol;
+pub mod stash;
+pub mod storage;

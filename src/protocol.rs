@@ -1,0 +1,423 @@
+//! The download protocol's logic, independent of HTTP: serve from storage,
+//! stash on a miss, and merge listings per [`NetworkMode`] as Athens does.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::config::NetworkMode;
+use crate::fetch::{FetchError, Fetcher, RevInfo};
+use crate::stash::{StashError, Stasher};
+use crate::storage::{Storage, StorageError, StoredZip};
+
+/// Why a protocol request failed; [`ProtocolError::status`] gives the
+/// HTTP status to answer with.
+#[derive(Debug, Error)]
+pub enum ProtocolError {
+    /// Nothing to serve, and clients should try elsewhere.
+    #[error("{0}")]
+    NotFound(String),
+    /// Listing or resolving upstream failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Fetching and storing failed.
+    #[error(transparent)]
+    Stash(#[from] StashError),
+    /// Reading storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn fetch_status(e: &FetchError) -> u16 {
+    match e {
+        FetchError::NotFound { .. } | FetchError::Disabled { .. } => 404,
+        FetchError::Upstream { .. } | FetchError::InvalidResponse { .. } => 502,
+        FetchError::Other { .. } => 500,
+    }
+}
+
+impl ProtocolError {
+    /// The HTTP status for this error: 404 for anything the go command
+    /// should treat as "not here", 502/504 for upstream trouble, 500 for
+    /// local failures.
+    pub fn status(&self) -> u16 {
+        match self {
+            ProtocolError::NotFound(_) => 404,
+            ProtocolError::Fetch(e) => fetch_status(e),
+            ProtocolError::Stash(StashError::Fetch(e)) => fetch_status(e),
+            ProtocolError::Stash(StashError::Timeout { .. }) => 504,
+            ProtocolError::Stash(StashError::InvalidVersion { .. }) => 502,
+            ProtocolError::Stash(StashError::Storage(e)) if e.is_not_found() => 404,
+            ProtocolError::Stash(_) => 500,
+            ProtocolError::Storage(e) if e.is_not_found() => 404,
+            ProtocolError::Storage(_) => 500,
+        }
+    }
+}
+
+/// Serves module data from storage, stashing from upstream on a miss.
+pub struct Protocol {
+    storage: Arc<dyn Storage>,
+    stasher: Arc<dyn Stasher>,
+    fetcher: Arc<dyn Fetcher>,
+    network_mode: NetworkMode,
+}
+
+/// Drops pseudo-versions, which must not make `/list` non-empty (the go
+/// command would then stop asking `@latest` for newer commits).
+fn without_pseudo_versions(versions: &[String]) -> Vec<String> {
+    versions
+        .iter()
+        .filter(|v| !modzip::pseudo::is_pseudo_version(v))
+        .cloned()
+        .collect()
+}
+
+fn union_sorted(a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    let mut all: Vec<String> = a.into_iter().chain(b).collect();
+    all.sort_by(|x, y| modzip::semver::compare_for_sort(x, y));
+    all.dedup();
+    all
+}
+
+impl Protocol {
+    /// A protocol over `storage`, stashing through `stasher` and listing
+    /// through `fetcher`.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        stasher: Arc<dyn Stasher>,
+        fetcher: Arc<dyn Fetcher>,
+        network_mode: NetworkMode,
+    ) -> Self {
+        Protocol {
+            storage,
+            stasher,
+            fetcher,
+            network_mode,
+        }
+    }
+
+    /// The storage served from.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// `/@v/list`: versions from storage and upstream, combined per
+    /// network mode, sorted.
+    pub async fn list(&self, module: &str) -> Result<Vec<String>, ProtocolError> {
+        if self.network_mode == NetworkMode::Offline {
+            let mut stored = self.storage.list(module).await?;
+            stored.sort_by(|x, y| modzip::semver::compare_for_sort(x, y));
+            return Ok(stored);
+        }
+        let (stored, upstream) = tokio::join!(self.storage.list(module), self.fetcher.list(module));
+        // Without the full storage listing the answer could silently miss
+        // versions, so a storage failure always fails the request.
+        let stored = stored?;
+        let upstream = match upstream {
+            Ok(list) => list,
+            Err(e) if e.is_not_found() => {
+                // The repository is gone or never existed upstream.
+                if stored.is_empty() {
+                    return Err(ProtocolError::Fetch(e));
+                }
+                let tagged = without_pseudo_versions(&stored);
+                // Only pseudo-versions stored: serve them, so the go
+                // command can still pick the newest saved commit.
+                if tagged.is_empty() {
+                    return Ok(union_sorted(stored, Vec::new()));
+                }
+                return Ok(union_sorted(tagged, Vec::new()));
+            }
+            Err(e) => {
+                return match self.network_mode {
+                    NetworkMode::Fallback => {
+                        tracing::warn!(module, error = %e, "upstream listing failed; serving stored versions");
+                        Ok(union_sorted(stored, Vec::new()))
+                    }
+                    _ => Err(ProtocolError::Fetch(e)),
+                };
+            }
+        };
+        Ok(union_sorted(upstream, without_pseudo_versions(&stored)))
+    }
+
+    /// `/@latest`: upstream's answer; none in offline mode; in fallback
+    /// mode an upstream failure falls back to the newest stored version.
+    pub async fn latest(&self, module: &str) -> Result<RevInfo, ProtocolError> {
+        if self.network_mode == NetworkMode::Offline {
+            // The go command asks /@latest only after /@v/list came back
+            // empty, so offline there is nothing more to say.
+            return Err(ProtocolError::NotFound(format!(
+                "{module}@latest: not available in offline mode, use the /@v/list endpoint"
+            )));
+        }
+        match self.fetcher.latest(module).await {
+            Ok(info) => Ok(info),
+            Err(e) if !e.is_not_found() && self.network_mode == NetworkMode::Fallback => {
+                tracing::warn!(module, error = %e, "upstream latest failed; using storage");
+                self.latest_stored(module)
+                    .await?
+                    .ok_or(ProtocolError::Fetch(e))
+            }
+            Err(e) => Err(ProtocolError::Fetch(e)),
+        }
+    }
+
+    async fn latest_stored(&self, module: &str) -> Result<Option<RevInfo>, ProtocolError> {
+        let stored = self.storage.list(module).await?;
+        let mut best: Option<RevInfo> = None;
+        for version in stored {
+            let Ok(raw) = self.storage.info(module, &version).await else {
+                continue;
+            };
+            let Ok(info) = serde_json::from_slice::<RevInfo>(&raw) else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                // Releases beat prereleases beat pseudo-versions; within a
+                // kind the higher version wins.
+                Some(b) => {
+                    latest_rank(&info.version) > latest_rank(&b.version)
+                        || (latest_rank(&info.version) == latest_rank(&b.version)
+                            && modzip::semver::compare(&info.version, &b.version).is_gt())
+                }
+            };
+            if better {
+                best = Some(info);
+            }
+        }
+        Ok(best)
+    }
+
+    /// `.info`: stored bytes; on a miss the version (possibly a branch,
+    /// hash or partial version) is stashed and the canonical version's
+    /// info served. Returns the bytes and the canonical version.
+    pub async fn info(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<(Bytes, String), ProtocolError> {
+        match self.storage.info(module, version).await {
+            Ok(info) => Ok((info, version.to_string())),
+            Err(e) if e.is_not_found() => {
+                let resolved = self.stasher.stash(module, version).await?;
+                Ok((self.storage.info(module, &resolved).await?, resolved))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `.mod`, stashing on a miss.
+    pub async fn go_mod(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<(Bytes, String), ProtocolError> {
+        match self.storage.go_mod(module, version).await {
+            Ok(m) => Ok((m, version.to_string())),
+            Err(e) if e.is_not_found() => {
+                let resolved = self.stasher.stash(module, version).await?;
+                Ok((self.storage.go_mod(module, &resolved).await?, resolved))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `.zip` as a stream, stashing on a miss.
+    pub async fn zip(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<(StoredZip, String), ProtocolError> {
+        match self.storage.zip(module, version).await {
+            Ok(z) => Ok((z, version.to_string())),
+            Err(e) if e.is_not_found() => {
+                let resolved = self.stasher.stash(module, version).await?;
+                Ok((self.storage.zip(module, &resolved).await?, resolved))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn latest_rank(version: &str) -> u8 {
+    if modzip::pseudo::is_pseudo_version(version) {
+        0
+    } else if !modzip::semver::prerelease(version).is_empty() {
+        1
+    } else {
+        2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::{FetchedModule, FetchedZip};
+    use crate::stash::BaseStasher;
+    use crate::storage::MemoryStorage;
+    use async_trait::async_trait;
+    use std::time::Duration;
+
+    /// Lists a fixed answer; fetches anything.
+    struct ListFetcher {
+        list: Result<Vec<String>, FetchError>,
+        latest: Result<RevInfo, FetchError>,
+    }
+
+    #[async_trait]
+    impl Fetcher for ListFetcher {
+        async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+            let version = if version == "main" {
+                "v0.0.0-20200101000000-abcdefabcdef"
+            } else {
+                version
+            };
+            Ok(FetchedModule {
+                version: version.to_string(),
+                info: Bytes::from(format!(
+                    "{{\"Version\":\"{version}\",\"Time\":\"2020-01-01T00:00:00Z\"}}"
+                )),
+                go_mod: Bytes::from(format!("module {module}\n")),
+                zip: FetchedZip::from_bytes(b"zip", None).unwrap(),
+            })
+        }
+        async fn list(&self, _module: &str) -> Result<Vec<String>, FetchError> {
+            self.list.clone()
+        }
+        async fn latest(&self, _module: &str) -> Result<RevInfo, FetchError> {
+            self.latest.clone()
+        }
+        async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+            Err(FetchError::not_found(module, rev, "unused"))
+        }
+    }
+
+    fn upstream_down() -> FetchError {
+        FetchError::Upstream {
+            module: "m".into(),
+            version: String::new(),
+            upstream: "https://proxy.example".into(),
+            status: Some(503),
+            message: "unavailable".into(),
+        }
+    }
+
+    async fn protocol(
+        mode: NetworkMode,
+        list: Result<Vec<String>, FetchError>,
+        stored: &[&str],
+    ) -> Protocol {
+        let storage = Arc::new(MemoryStorage::new());
+        for v in stored {
+            let mut zip: &[u8] = b"z";
+            storage
+                .save(
+                    "example.com/m",
+                    v,
+                    Bytes::new(),
+                    &mut zip,
+                    Bytes::from(format!(
+                        "{{\"Version\":\"{v}\",\"Time\":\"2020-01-01T00:00:00Z\"}}"
+                    )),
+                )
+                .await
+                .unwrap();
+        }
+        let fetcher = Arc::new(ListFetcher {
+            list,
+            latest: Err(upstream_down()),
+        });
+        let stasher = Arc::new(BaseStasher::new(
+            fetcher.clone(),
+            storage.clone(),
+            Duration::from_secs(5),
+        ));
+        Protocol::new(storage, stasher, fetcher, mode)
+    }
+
+    const PSEUDO: &str = "v0.0.0-20200101000000-abcdefabcdef";
+
+    #[tokio::test]
+    async fn strict_merges_and_drops_stored_pseudo_versions() {
+        let p = protocol(
+            NetworkMode::Strict,
+            Ok(vec!["v1.1.0".into()]),
+            &["v1.0.0", PSEUDO],
+        )
+        .await;
+        assert_eq!(
+            p.list("example.com/m").await.unwrap(),
+            vec!["v1.0.0", "v1.1.0"]
+        );
+    }
+
+    #[tokio::test]
+    async fn strict_fails_when_upstream_fails() {
+        let p = protocol(NetworkMode::Strict, Err(upstream_down()), &["v1.0.0"]).await;
+        assert_eq!(p.list("example.com/m").await.unwrap_err().status(), 502);
+    }
+
+    #[tokio::test]
+    async fn fallback_serves_storage_when_upstream_fails() {
+        let p = protocol(
+            NetworkMode::Fallback,
+            Err(upstream_down()),
+            &["v1.0.0", PSEUDO],
+        )
+        .await;
+        assert_eq!(
+            p.list("example.com/m").await.unwrap(),
+            vec![PSEUDO, "v1.0.0"]
+        );
+        let latest = p.latest("example.com/m").await.unwrap();
+        assert_eq!(latest.version, "v1.0.0");
+    }
+
+    #[tokio::test]
+    async fn offline_uses_storage_only_and_has_no_latest() {
+        let p = protocol(NetworkMode::Offline, Err(upstream_down()), &["v1.0.0"]).await;
+        assert_eq!(p.list("example.com/m").await.unwrap(), vec!["v1.0.0"]);
+        assert_eq!(p.latest("example.com/m").await.unwrap_err().status(), 404);
+    }
+
+    #[tokio::test]
+    async fn missing_repository_with_empty_storage_is_not_found() {
+        let p = protocol(
+            NetworkMode::Strict,
+            Err(FetchError::not_found(
+                "example.com/m",
+                "",
+                "repository not found",
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(p.list("example.com/m").await.unwrap_err().status(), 404);
+    }
+
+    #[tokio::test]
+    async fn missing_repository_serves_stored_versions() {
+        let gone = Err(FetchError::not_found(
+            "example.com/m",
+            "",
+            "repository not found",
+        ));
+        let p = protocol(NetworkMode::Strict, gone.clone(), &[PSEUDO]).await;
+        assert_eq!(p.list("example.com/m").await.unwrap(), vec![PSEUDO]);
+        let p = protocol(NetworkMode::Strict, gone, &[PSEUDO, "v1.0.0"]).await;
+        assert_eq!(p.list("example.com/m").await.unwrap(), vec!["v1.0.0"]);
+    }
+
+    #[tokio::test]
+    async fn info_for_a_branch_resolves_and_stores_canonical_version() {
+        let p = protocol(NetworkMode::Strict, Ok(vec![]), &[]).await;
+        let (info, version) = p.info("example.com/m", "main").await.unwrap();
+        assert_eq!(version, PSEUDO);
+        assert!(String::from_utf8_lossy(&info).contains(PSEUDO));
+        assert!(p.storage().exists("example.com/m", PSEUDO).await.unwrap());
+    }
+}

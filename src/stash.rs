@@ -1,0 +1,444 @@
+//! Stashing: fetch a module version from upstream and save it to storage,
+//! returning the canonical version the request resolved to.
+//!
+//! The plain [`BaseStasher`] is wrapped in layers, outermost first as the
+//! server composes them: [`SingleFlightStasher`] (concurrent requests for
+//! one module@version share a single stash) around [`PooledStasher`] (at
+//! most `GoGetWorkers` stashes run at once) around [`BaseStasher`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+use crate::fetch::{FetchError, Fetcher};
+use crate::storage::{check_storable, Storage, StorageError};
+
+/// Why a stash failed. Clone, so every request sharing a stash gets it.
+#[derive(Debug, Clone, Error)]
+pub enum StashError {
+    /// Fetching failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Saving or checking storage failed.
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+    /// Fetch and save together exceeded `StashTimeout`.
+    #[error("{module}@{version}: fetching and storing took longer than {seconds}s")]
+    Timeout {
+        /// Module path.
+        module: String,
+        /// Requested version.
+        version: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The fetcher resolved the request to something that cannot be stored.
+    #[error("{module}@{version}: fetcher returned unusable version {returned:?}: {reason}")]
+    InvalidVersion {
+        /// Module path.
+        module: String,
+        /// Requested version.
+        version: String,
+        /// What the fetcher returned.
+        returned: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The fetched zip could not be read back.
+    #[error("{module}@{version}: reading fetched zip: {message}")]
+    LocalIo {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// The background stash task died.
+    #[error("{module}@{version}: stash task failed: {message}")]
+    Task {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl From<StorageError> for StashError {
+    fn from(e: StorageError) -> Self {
+        StashError::Storage(Arc::new(e))
+    }
+}
+
+impl StashError {
+    /// Whether the module version does not exist upstream.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            StashError::Fetch(e) => e.is_not_found(),
+            _ => false,
+        }
+    }
+}
+
+/// Takes a module version from upstream into storage.
+#[async_trait]
+pub trait Stasher: Send + Sync + 'static {
+    /// Stashes `module@version` (any query the fetcher understands) and
+    /// returns the canonical version now in storage.
+    async fn stash(&self, module: &str, version: &str) -> Result<String, StashError>;
+}
+
+/// Fetch, then save, within a time limit.
+pub struct BaseStasher {
+    fetcher: Arc<dyn Fetcher>,
+    storage: Arc<dyn Storage>,
+    timeout: Duration,
+}
+
+impl BaseStasher {
+    /// A stasher saving what `fetcher` returns into `storage`, giving up
+    /// after `timeout`.
+    pub fn new(fetcher: Arc<dyn Fetcher>, storage: Arc<dyn Storage>, timeout: Duration) -> Self {
+        BaseStasher {
+            fetcher,
+            storage,
+            timeout,
+        }
+    }
+
+    async fn fetch_and_save(&self, module: &str, version: &str) -> Result<String, StashError> {
+        // A request that lost the race with an earlier stash finds the
+        // version already stored and must not fetch again.
+        if self.storage.exists(module, version).await? {
+            return Ok(version.to_string());
+        }
+        let fetched = self.fetcher.fetch(module, version).await?;
+        if let Err(reason) = check_storable(module, &fetched.version) {
+            return Err(StashError::InvalidVersion {
+                module: module.to_string(),
+                version: version.to_string(),
+                returned: fetched.version,
+                reason,
+            });
+        }
+        if fetched.version != version && self.storage.exists(module, &fetched.version).await? {
+            return Ok(fetched.version);
+        }
+        let mut zip = fetched.zip.open().await.map_err(|e| StashError::LocalIo {
+            module: module.to_string(),
+            version: fetched.version.clone(),
+            message: e.to_string(),
+        })?;
+        self.storage
+            .save(
+                module,
+                &fetched.version,
+                fetched.go_mod.clone(),
+                &mut zip,
+                fetched.info.clone(),
+            )
+            .await?;
+        Ok(fetched.version)
+    }
+}
+
+#[async_trait]
+impl Stasher for BaseStasher {
+    async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
+        tracing::debug!(module, version, "stashing");
+        match tokio::time::timeout(self.timeout, self.fetch_and_save(module, version)).await {
+            Ok(result) => result,
+            Err(_) => Err(StashError::Timeout {
+                module: module.to_string(),
+                version: version.to_string(),
+                seconds: self.timeout.as_secs(),
+            }),
+        }
+    }
+}
+
+/// Lets at most N stashes run at the same time; the rest wait their turn.
+pub struct PooledStasher {
+    inner: Arc<dyn Stasher>,
+    slots: Semaphore,
+}
+
+impl PooledStasher {
+    /// Wraps `inner`, allowing `workers` concurrent stashes (at least one).
+    pub fn new(inner: Arc<dyn Stasher>, workers: usize) -> Self {
+        PooledStasher {
+            inner,
+            slots: Semaphore::new(workers.max(1)),
+        }
+    }
+}
+
+#[async_trait]
+impl Stasher for PooledStasher {
+    async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
+        // The semaphore is never closed, so acquiring only fails if it were.
+        let _slot = self.slots.acquire().await.map_err(|e| StashError::Task {
+            module: module.to_string(),
+            version: version.to_string(),
+            message: e.to_string(),
+        })?;
+        self.inner.stash(module, version).await
+    }
+}
+
+type SharedStash = Shared<BoxFuture<'static, Result<String, StashError>>>;
+
+/// Merges concurrent stashes of the same module@version into one. The
+/// stash runs as its own task, so it completes (and its result is stored)
+/// even when every waiting request has gone away.
+pub struct SingleFlightStasher {
+    inner: Arc<dyn Stasher>,
+    in_flight: Arc<Mutex<HashMap<String, SharedStash>>>,
+}
+
+impl SingleFlightStasher {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Stasher>) -> Self {
+        SingleFlightStasher {
+            inner,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+#[async_trait]
+impl Stasher for SingleFlightStasher {
+    async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
+        let key = format!("{module}@{version}");
+        let flight = {
+            let mut map = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(flight) = map.get(&key) {
+                flight.clone()
+            } else {
+                let inner = Arc::clone(&self.inner);
+                let registry = Arc::clone(&self.in_flight);
+                let (task_key, m, v) = (key.clone(), module.to_string(), version.to_string());
+                // The task's own removal takes the same lock, so it cannot
+                // run before the entry below is inserted.
+                let handle = tokio::spawn(async move {
+                    let result = inner.stash(&m, &v).await;
+                    registry
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .remove(&task_key);
+                    result
+                });
+                let (m, v) = (module.to_string(), version.to_string());
+                let flight = async move {
+                    handle.await.unwrap_or_else(|join| {
+                        Err(StashError::Task {
+                            module: m,
+                            version: v,
+                            message: join.to_string(),
+                        })
+                    })
+                }
+                .boxed()
+                .shared();
+                map.insert(key, flight.clone());
+                flight
+            }
+        };
+        flight.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::{FetchedModule, FetchedZip, RevInfo};
+    use crate::storage::MemoryStorage;
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts fetches; resolves "main" to v1.0.0; fails for "missing".
+    struct CountingFetcher {
+        fetches: AtomicUsize,
+        running: AtomicUsize,
+        max_running: AtomicUsize,
+        delay: Duration,
+    }
+
+    impl CountingFetcher {
+        fn new(delay: Duration) -> Self {
+            CountingFetcher {
+                fetches: AtomicUsize::new(0),
+                running: AtomicUsize::new(0),
+                max_running: AtomicUsize::new(0),
+                delay,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Fetcher for CountingFetcher {
+        async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            let version = match version {
+                "missing" => return Err(FetchError::not_found(module, version, "no such version")),
+                "main" => "v1.0.0".to_string(),
+                "bad" => "master".to_string(),
+                v => v.to_string(),
+            };
+            Ok(FetchedModule {
+                info: Bytes::from(format!("{{\"Version\":\"{version}\"}}")),
+                go_mod: Bytes::from(format!("module {module}\n")),
+                zip: FetchedZip::from_bytes(format!("zip of {module}@{version}").as_bytes(), None)
+                    .unwrap(),
+                version,
+            })
+        }
+        async fn list(&self, _module: &str) -> Result<Vec<String>, FetchError> {
+            Ok(vec![])
+        }
+        async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
+            Err(FetchError::not_found(module, "latest", "none"))
+        }
+        async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+            Err(FetchError::not_found(module, rev, "none"))
+        }
+    }
+
+    fn stack(
+        fetcher: Arc<CountingFetcher>,
+        storage: Arc<MemoryStorage>,
+        workers: usize,
+    ) -> Arc<dyn Stasher> {
+        let base = Arc::new(BaseStasher::new(fetcher, storage, Duration::from_secs(30)));
+        let pooled = Arc::new(PooledStasher::new(base, workers));
+        Arc::new(SingleFlightStasher::new(pooled))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hundred_concurrent_stashes_fetch_once() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(100)));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = stack(fetcher.clone(), storage.clone(), 10);
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let stasher = stasher.clone();
+                tokio::spawn(async move { stasher.stash("example.com/m", "v1.2.3").await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), "v1.2.3");
+        }
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+        // A later request finds it stored and does not fetch either.
+        assert_eq!(
+            stasher.stash("example.com/m", "v1.2.3").await.unwrap(),
+            "v1.2.3"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn query_resolves_to_canonical_version_and_is_not_refetched() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::ZERO));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = stack(fetcher.clone(), storage.clone(), 2);
+        assert_eq!(
+            stasher.stash("example.com/m", "main").await.unwrap(),
+            "v1.0.0"
+        );
+        assert!(storage.exists("example.com/m", "v1.0.0").await.unwrap());
+        assert_eq!(
+            stasher.stash("example.com/m", "v1.0.0").await.unwrap(),
+            "v1.0.0"
+        );
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_reach_every_waiter_and_are_not_cached() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(20)));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = stack(fetcher.clone(), storage, 2);
+        let (a, b) = tokio::join!(
+            stasher.stash("example.com/m", "missing"),
+            stasher.stash("example.com/m", "missing")
+        );
+        assert!(a.unwrap_err().is_not_found());
+        assert!(b.unwrap_err().is_not_found());
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+        assert!(stasher.stash("example.com/m", "missing").await.is_err());
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn unusable_resolved_version_is_rejected() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::ZERO));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = stack(fetcher, storage, 1);
+        let err = stasher.stash("example.com/m", "bad").await.unwrap_err();
+        assert!(matches!(err, StashError::InvalidVersion { .. }), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn pool_bounds_concurrent_fetches() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(50)));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = stack(fetcher.clone(), storage, 3);
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let stasher = stasher.clone();
+                tokio::spawn(
+                    async move { stasher.stash("example.com/m", &format!("v1.0.{i}")).await },
+                )
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 12);
+        assert!(fetcher.max_running.load(Ordering::SeqCst) <= 3);
+        assert!(fetcher.max_running.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test]
+    async fn timeout_is_reported() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_secs(5)));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = BaseStasher::new(fetcher, storage, Duration::from_millis(20));
+        let err = stasher.stash("example.com/m", "v1.0.0").await.unwrap_err();
+        assert!(matches!(err, StashError::Timeout { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn stash_finishes_when_the_requester_goes_away() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(50)));
+        let storage = Arc::new(MemoryStorage::new());
+        let stasher = stack(fetcher.clone(), storage.clone(), 1);
+        let waiting = stasher.clone();
+        let request =
+            tokio::spawn(
+                async move { waiting.stash("example.com/m", "v2.0.0+incompatible").await },
+            );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        request.abort();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(storage
+            .exists("example.com/m", "v2.0.0+incompatible")
+            .await
+            .unwrap());
+    }
+}

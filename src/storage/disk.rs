@@ -1,0 +1,572 @@
+//! Disk storage in Athens' layout, so an existing Athens disk store can be
+//! served as is:
+//!
+//! ```text
+//! ROOT/<module path, not case-escaped>/<version>/go.mod
+//! ROOT/<module path, not case-escaped>/<version>/source.zip
+//! ROOT/<module path, not case-escaped>/<version>/<version>.info
+//! ```
+//!
+//! A save writes the three files into a hidden temporary directory next to
+//! the version directory, syncs them and renames the directory into place,
+//! so a version directory only ever appears complete. Temporary names start
+//! with a dot, which no module path element or version can, so they never
+//! collide with stored data and listings skip them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+use super::{
+    check_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError, StoredZip,
+};
+
+const GO_MOD_FILE: &str = "go.mod";
+const ZIP_FILE: &str = "source.zip";
+/// Deeper trees than this are not walked by the catalog; module paths
+/// this deep do not occur in practice and the cap stops pathological trees.
+const MAX_CATALOG_DEPTH: usize = 64;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Storage under a root directory on the local file system.
+#[derive(Debug, Clone)]
+pub struct DiskStorage {
+    root: PathBuf,
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+fn info_file_name(version: &str) -> String {
+    format!("{version}.info")
+}
+
+/// Whether `dir` holds the three files of `version`.
+fn version_dir_complete(dir: &Path, version: &str) -> bool {
+    [
+        GO_MOD_FILE.to_string(),
+        ZIP_FILE.to_string(),
+        info_file_name(version),
+    ]
+    .iter()
+    .all(|name| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_file()))
+}
+
+fn is_canonical_version(name: &str) -> bool {
+    modzip::semver::is_valid(name) && modzip::module::canonical_version(name) == name
+}
+
+fn unique_suffix() -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// Removes a temporary directory when dropped unless disarmed, so every
+/// early return of a failed save cleans up after itself.
+struct TempDirGuard(Option<PathBuf>);
+
+impl TempDirGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn write_synced(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(io_err("creating", path))?;
+    file.write_all(data)
+        .await
+        .map_err(io_err("writing", path))?;
+    file.sync_all().await.map_err(io_err("syncing", path))
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StorageError::Io {
+                op: "syncing directory",
+                path: dir,
+                source,
+            })
+    })
+    .await
+    .unwrap_or(Ok(()))
+}
+
+impl DiskStorage {
+    /// Opens storage rooted at `root`, which must be an existing directory
+    /// (Athens refuses a missing root too, rather than guess).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        let meta = std::fs::metadata(&root).map_err(io_err("opening storage root", &root))?;
+        if !meta.is_dir() {
+            return Err(StorageError::Io {
+                op: "opening storage root",
+                path: root,
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        Ok(DiskStorage { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The module directory, or `None` for a path that must not become a
+    /// file path.
+    fn module_dir(&self, module: &str) -> Option<PathBuf> {
+        modzip::module::check_path(module).ok()?;
+        Some(self.root.join(module))
+    }
+
+    /// The version directory, or `None` for anything not storable.
+    fn version_dir(&self, module: &str, version: &str) -> Option<PathBuf> {
+        check_storable(module, version).ok()?;
+        Some(self.root.join(module).join(version))
+    }
+
+    async fn read_file(
+        &self,
+        module: &str,
+        version: &str,
+        name: &str,
+    ) -> Result<Bytes, StorageError> {
+        let dir = self
+            .version_dir(module, version)
+            .ok_or_else(|| StorageError::not_found(module, version))?;
+        let path = dir.join(name);
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if is_missing(&e) => Err(StorageError::not_found(module, version)),
+            Err(e) => Err(io_err("reading", &path)(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for DiskStorage {
+    async fn info(&self, module: &str, version: &str) -> Result<Bytes, StorageError> {
+        self.read_file(module, version, &info_file_name(version))
+            .await
+    }
+
+    async fn go_mod(&self, module: &str, version: &str) -> Result<Bytes, StorageError> {
+        self.read_file(module, version, GO_MOD_FILE).await
+    }
+
+    async fn zip(&self, module: &str, version: &str) -> Result<StoredZip, StorageError> {
+        let dir = self
+            .version_dir(module, version)
+            .ok_or_else(|| StorageError::not_found(module, version))?;
+        let path = dir.join(ZIP_FILE);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if is_missing(&e) => return Err(StorageError::not_found(module, version)),
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        let meta = file.metadata().await.map_err(io_err("inspecting", &path))?;
+        Ok(StoredZip {
+            size: meta.len(),
+            reader: Box::pin(file),
+        })
+    }
+
+    async fn exists(&self, module: &str, version: &str) -> Result<bool, StorageError> {
+        let Some(dir) = self.version_dir(module, version) else {
+            return Ok(false);
+        };
+        let version = version.to_string();
+        Ok(
+            tokio::task::spawn_blocking(move || version_dir_complete(&dir, &version))
+                .await
+                .unwrap_or(false),
+        )
+    }
+
+    async fn list(&self, module: &str) -> Result<Vec<String>, StorageError> {
+        let Some(dir) = self.module_dir(module) else {
+            return Ok(Vec::new());
+        };
+        tokio::task::spawn_blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if is_missing(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(io_err("listing", &dir)(e)),
+            };
+            let mut versions = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_err("listing", &dir))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                // A nested module's directory can also sit here; only
+                // complete version directories count.
+                if is_canonical_version(&name)
+                    && entry.file_type().is_ok_and(|t| t.is_dir())
+                    && version_dir_complete(&entry.path(), &name)
+                {
+                    versions.push(name);
+                }
+            }
+            Ok(versions)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(StorageError::Io {
+                op: "listing",
+                path: PathBuf::new(),
+                source: std::io::Error::other(join.to_string()),
+            })
+        })
+    }
+
+    async fn save(
+        &self,
+        module: &str,
+        version: &str,
+        go_mod: Bytes,
+        zip: &mut (dyn AsyncRead + Send + Unpin),
+        info: Bytes,
+    ) -> Result<(), StorageError> {
+        check_storable(module, version).map_err(|reason| StorageError::InvalidInput {
+            module: module.to_string(),
+            version: version.to_string(),
+            reason,
+        })?;
+        let module_dir = self.root.join(module);
+        let final_dir = module_dir.join(version);
+        tokio::fs::create_dir_all(&module_dir)
+            .await
+            .map_err(io_err("creating", &module_dir))?;
+
+        let temp_dir = module_dir.join(format!(".tmp-{version}-{}", unique_suffix()));
+        tokio::fs::create_dir(&temp_dir)
+            .await
+            .map_err(io_err("creating", &temp_dir))?;
+        let mut guard = TempDirGuard(Some(temp_dir.clone()));
+
+        write_synced(&temp_dir.join(GO_MOD_FILE), &go_mod).await?;
+        let zip_path = temp_dir.join(ZIP_FILE);
+        let mut zip_file = tokio::fs::File::create(&zip_path)
+            .await
+            .map_err(io_err("creating", &zip_path))?;
+        tokio::io::copy(zip, &mut zip_file)
+            .await
+            .map_err(|source| StorageError::ZipSource {
+                module: module.to_string(),
+                version: version.to_string(),
+                source,
+            })?;
+        zip_file
+            .sync_all()
+            .await
+            .map_err(io_err("syncing", &zip_path))?;
+        drop(zip_file);
+        write_synced(&temp_dir.join(info_file_name(version)), &info).await?;
+        sync_dir(&temp_dir).await?;
+
+        let version_owned = version.to_string();
+        let (temp, target) = (temp_dir.clone(), final_dir.clone());
+        let renamed =
+            tokio::task::spawn_blocking(move || publish_dir(&temp, &target, &version_owned))
+                .await
+                .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        match renamed {
+            Ok(Published::Renamed) => {
+                guard.disarm();
+                sync_dir(&module_dir).await
+            }
+            Ok(Published::AlreadyComplete) => Ok(()),
+            Err(source) => Err(StorageError::Io {
+                op: "publishing",
+                path: final_dir,
+                source,
+            }),
+        }
+    }
+
+    async fn delete(&self, module: &str, version: &str) -> Result<(), StorageError> {
+        if !self.exists(module, version).await? {
+            return Err(StorageError::not_found(module, version));
+        }
+        let Some(dir) = self.version_dir(module, version) else {
+            return Err(StorageError::not_found(module, version));
+        };
+        let module_dir = self.root.join(module);
+        // Renaming first makes the version vanish at once; the slow
+        // recursive removal then works on a name nobody reads.
+        let doomed = module_dir.join(format!(".del-{version}-{}", unique_suffix()));
+        match tokio::fs::rename(&dir, &doomed).await {
+            Ok(()) => {}
+            Err(e) if is_missing(&e) => return Err(StorageError::not_found(module, version)),
+            Err(e) => return Err(io_err("removing", &dir)(e)),
+        }
+        tokio::fs::remove_dir_all(&doomed)
+            .await
+            .map_err(io_err("removing", &doomed))
+    }
+
+    async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {
+        // Validate the token before walking the tree.
+        super::parse_catalog_token(token)?;
+        let root = self.root.clone();
+        let all = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            walk_catalog(&root, &root, 0, &mut found)?;
+            found.sort();
+            Ok::<_, StorageError>(found)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(StorageError::Io {
+                op: "walking",
+                path: PathBuf::new(),
+                source: std::io::Error::other(join.to_string()),
+            })
+        })?;
+        paginate(all, token, page_size)
+    }
+}
+
+enum Published {
+    Renamed,
+    AlreadyComplete,
+}
+
+/// Moves a finished temporary directory to its final name. A complete copy
+/// already there wins (a concurrent save of the same immutable version); an
+/// incomplete leftover without subdirectories, e.g. from an interrupted
+/// Athens write, is replaced.
+fn publish_dir(temp: &Path, target: &Path, version: &str) -> std::io::Result<Published> {
+    match std::fs::rename(temp, target) {
+        Ok(()) => return Ok(Published::Renamed),
+        Err(e) if target.is_dir() => {
+            if version_dir_complete(target, version) {
+                return Ok(Published::AlreadyComplete);
+            }
+            let has_subdirs = std::fs::read_dir(target)?
+                .filter_map(Result::ok)
+                .any(|entry| entry.file_type().is_ok_and(|t| t.is_dir()));
+            if has_subdirs {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{} exists and holds other data: {e}", target.display()),
+                ));
+            }
+            std::fs::remove_dir_all(target)?;
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::rename(temp, target)?;
+    Ok(Published::Renamed)
+}
+
+fn walk_catalog(
+    root: &Path,
+    dir: &Path,
+    depth: usize,
+    found: &mut Vec<CatalogEntry>,
+) -> Result<(), StorageError> {
+    if depth > MAX_CATALOG_DEPTH {
+        return Ok(());
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if is_missing(&e) => return Ok(()),
+        Err(e) => return Err(io_err("walking", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err("walking", dir))?;
+        // file_type does not follow symlinks, so links out of the root are
+        // never walked.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if is_canonical_version(&name) && version_dir_complete(&path, &name) {
+            let module = dir
+                .strip_prefix(root)
+                .ok()
+                .and_then(|rel| rel.to_str())
+                .map(|rel| rel.replace(std::path::MAIN_SEPARATOR, "/"));
+            if let Some(module) = module {
+                if modzip::module::check_path(&module).is_ok() {
+                    found.push(CatalogEntry {
+                        module,
+                        version: name.clone(),
+                    });
+                }
+            }
+        }
+        walk_catalog(root, &path, depth + 1, found)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn disk_storage_passes_conformance_suite() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        crate::storage::conformance::run(&storage).await;
+    }
+
+    #[tokio::test]
+    async fn uses_athens_layout_with_unescaped_module_path() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        let mut zip: &[u8] = b"zipdata";
+        storage
+            .save(
+                "github.com/Azure/go-x",
+                "v1.2.3",
+                Bytes::from_static(b"module github.com/Azure/go-x\n"),
+                &mut zip,
+                Bytes::from_static(b"{\"Version\":\"v1.2.3\"}"),
+            )
+            .await
+            .unwrap();
+        let dir = root.path().join("github.com/Azure/go-x/v1.2.3");
+        assert_eq!(std::fs::read(dir.join("source.zip")).unwrap(), b"zipdata");
+        assert!(dir.join("go.mod").is_file());
+        assert!(dir.join("v1.2.3.info").is_file());
+        let leftovers: Vec<_> = std::fs::read_dir(root.path().join("github.com/Azure/go-x"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("v1.2.3")]);
+    }
+
+    #[tokio::test]
+    async fn reads_a_tree_written_by_athens() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("example.com/m/v0.1.0");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("go.mod"), "module example.com/m\n").unwrap();
+        std::fs::write(dir.join("source.zip"), "z").unwrap();
+        std::fs::write(dir.join("v0.1.0.info"), "{}").unwrap();
+        // An incomplete version directory (interrupted write) is not listed.
+        std::fs::create_dir_all(root.path().join("example.com/m/v0.2.0")).unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        assert_eq!(storage.list("example.com/m").await.unwrap(), vec!["v0.1.0"]);
+        assert!(!storage.exists("example.com/m", "v0.2.0").await.unwrap());
+        // Saving over the incomplete leftover replaces it.
+        let mut zip: &[u8] = b"z2";
+        storage
+            .save(
+                "example.com/m",
+                "v0.2.0",
+                Bytes::new(),
+                &mut zip,
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
+        assert!(storage.exists("example.com/m", "v0.2.0").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn save_refuses_a_version_dir_holding_a_nested_module() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        let mut zip: &[u8] = b"z";
+        // "a.com/x/v1.0.0-pre" is a valid module path whose directory is
+        // where version v1.0.0-pre of a.com/x would go.
+        storage
+            .save(
+                "a.com/x/v1.0.0-pre",
+                "v1.0.0",
+                Bytes::new(),
+                &mut zip,
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
+        let mut zip: &[u8] = b"z";
+        let err = storage
+            .save(
+                "a.com/x",
+                "v1.0.0-pre",
+                Bytes::new(),
+                &mut zip,
+                Bytes::new(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Io { .. }), "{err}");
+        assert!(storage
+            .exists("a.com/x/v1.0.0-pre", "v1.0.0")
+            .await
+            .unwrap());
+        assert!(storage.list("a.com/x").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn escape_attempts_touch_nothing_on_disk() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let storage = DiskStorage::new(&root).unwrap();
+        crate::storage::conformance::escape_attempts(&storage).await;
+        let names = |dir: &Path| -> Vec<std::ffi::OsString> {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect()
+        };
+        assert_eq!(names(parent.path()), vec![std::ffi::OsString::from("root")]);
+        assert!(names(&root).is_empty());
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let err = DiskStorage::new(root.path().join("absent")).unwrap_err();
+        assert!(err.to_string().contains("absent"), "{err}");
+    }
+}

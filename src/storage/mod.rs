@@ -1,0 +1,219 @@
+//! Where fetched modules are kept: an async [`Storage`] trait with an
+//! in-memory backend and a disk backend using Athens' directory layout.
+//!
+//! Every backend stores only canonical versions of valid module paths;
+//! reads of anything else answer [`StorageError::NotFound`] (nothing of
+//! the sort can have been saved), saves of anything else are refused.
+
+pub mod disk;
+pub mod memory;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::io::AsyncRead;
+
+pub use disk::DiskStorage;
+pub use memory::MemoryStorage;
+
+/// A readable zip stream.
+pub type ZipReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A module zip read from storage: its length and a stream of its bytes.
+pub struct StoredZip {
+    /// Length of the zip in bytes.
+    pub size: u64,
+    /// The bytes; the zip is never loaded whole by the disk backend.
+    pub reader: ZipReader,
+}
+
+impl std::fmt::Debug for StoredZip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredZip")
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+/// One module version in a catalog page.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct CatalogEntry {
+    /// Module path.
+    pub module: String,
+    /// Canonical version.
+    pub version: String,
+}
+
+/// A page of the catalog of stored module versions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CatalogPage {
+    /// Entries in (module, version) byte order.
+    pub entries: Vec<CatalogEntry>,
+    /// Token for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The module version is not stored.
+    #[error("{module}@{version}: not found in storage")]
+    NotFound {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+    },
+    /// A save was asked for something that can never be stored.
+    #[error("cannot store {module}@{version}: {reason}")]
+    InvalidInput {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A catalog token that this backend did not issue.
+    #[error("invalid catalog token {token:?}")]
+    InvalidToken {
+        /// The token.
+        token: String,
+    },
+    /// A file-system operation failed.
+    #[error("storage: {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the zip to be saved failed.
+    #[error("reading zip of {module}@{version} to store it: {source}")]
+    ZipSource {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// Whether the error means "not stored" rather than a failure.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+
+    pub(crate) fn not_found(module: &str, version: &str) -> Self {
+        StorageError::NotFound {
+            module: module.to_string(),
+            version: version.to_string(),
+        }
+    }
+}
+
+/// A store of module versions (`.info`, `go.mod` and zip), keyed by
+/// module path and canonical version.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// The stored `.info` JSON.
+    async fn info(&self, module: &str, version: &str) -> Result<Bytes, StorageError>;
+    /// The stored `go.mod`.
+    async fn go_mod(&self, module: &str, version: &str) -> Result<Bytes, StorageError>;
+    /// A stream of the stored zip with its size.
+    async fn zip(&self, module: &str, version: &str) -> Result<StoredZip, StorageError>;
+    /// Whether all three files of the version are stored.
+    async fn exists(&self, module: &str, version: &str) -> Result<bool, StorageError>;
+    /// Stored versions of `module`, in no particular order; empty when
+    /// none are stored.
+    async fn list(&self, module: &str) -> Result<Vec<String>, StorageError>;
+    /// Stores a version atomically: readers see all of it or nothing. An
+    /// already complete copy is kept (canonical versions are immutable).
+    async fn save(
+        &self,
+        module: &str,
+        version: &str,
+        go_mod: Bytes,
+        zip: &mut (dyn AsyncRead + Send + Unpin),
+        info: Bytes,
+    ) -> Result<(), StorageError>;
+    /// Removes a stored version; `NotFound` if it is not stored.
+    async fn delete(&self, module: &str, version: &str) -> Result<(), StorageError>;
+    /// Up to `page_size` stored versions after `token` (empty for the
+    /// first page); a `page_size` of 0 returns everything.
+    async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError>;
+}
+
+/// Checks that `module@version` is something a backend may store: a valid
+/// module path and a canonical semantic version. Valid module paths have no
+/// `..`, leading `/`, backslash or leading-dot elements, so they are safe
+/// as relative file paths.
+pub fn check_storable(module: &str, version: &str) -> Result<(), String> {
+    modzip::module::check_path(module).map_err(|e| e.to_string())?;
+    if !modzip::semver::is_valid(version) || modzip::module::canonical_version(version) != version {
+        return Err(format!(
+            "version {version:?} is not a canonical semantic version"
+        ));
+    }
+    Ok(())
+}
+
+const TOKEN_SEPARATOR: char = '|';
+
+pub(crate) fn catalog_token(entry: &CatalogEntry) -> String {
+    format!("{}{TOKEN_SEPARATOR}{}", entry.module, entry.version)
+}
+
+/// Splits a catalog token into the (module, version) it points after.
+pub(crate) fn parse_catalog_token(token: &str) -> Result<Option<CatalogEntry>, StorageError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let (module, version) =
+        token
+            .split_once(TOKEN_SEPARATOR)
+            .ok_or_else(|| StorageError::InvalidToken {
+                token: token.to_string(),
+            })?;
+    Ok(Some(CatalogEntry {
+        module: module.to_string(),
+        version: version.to_string(),
+    }))
+}
+
+/// Cuts one page out of a sorted list of all entries.
+pub(crate) fn paginate(
+    sorted: Vec<CatalogEntry>,
+    token: &str,
+    page_size: usize,
+) -> Result<CatalogPage, StorageError> {
+    let after = parse_catalog_token(token)?;
+    let mut rest = sorted
+        .into_iter()
+        .filter(|e| after.as_ref().is_none_or(|a| e > a));
+    let limit = if page_size == 0 {
+        usize::MAX
+    } else {
+        page_size
+    };
+    let entries: Vec<CatalogEntry> = rest.by_ref().take(limit).collect();
+    let next = if rest.next().is_some() {
+        entries.last().map(catalog_token)
+    } else {
+        None
+    };
+    Ok(CatalogPage { entries, next })
+}
