@@ -10,9 +10,11 @@
 //!   meta tags, GOPRIVATE/GOINSECURE/GOVCS policy).
 //! - [`resolve`]: the go command's rules for versions, pseudo-versions,
 //!   major-version layouts, go.mod synthesis and module zips.
+//! - [`fetcher`]: the three composed behind one async entry point.
 
 pub mod codehost;
 pub mod discovery;
+pub mod fetcher;
 pub mod git;
 pub mod goenv;
 pub mod resolve;

@@ -60,7 +60,7 @@ pub enum ResolveError {
         version: String,
         /// What the zip writer rejected.
         #[source]
-        source: modzip::zip::ZipError,
+        source: Box<modzip::zip::ZipError>,
     },
 }
 
@@ -74,7 +74,13 @@ impl ResolveError {
             | ResolveError::InvalidVersion(_)
             | ResolveError::BadModulePath { .. } => 404,
             ResolveError::Upstream { .. } => 502,
-            ResolveError::Zip { .. } => 500,
+            // Bad names, collisions or sizes are permanent: that version can
+            // never exist, so the client may fall through. Only a failure to
+            // write the zip is the server's fault.
+            ResolveError::Zip { source, .. } => match **source {
+                modzip::zip::ZipError::Io { .. } | modzip::zip::ZipError::Writer { .. } => 500,
+                _ => 404,
+            },
         }
     }
 

@@ -759,7 +759,7 @@ impl ModuleRepo {
         modzip::zip::create(w, &m, &entries).map_err(|source| ResolveError::Zip {
             module: self.module_path.clone(),
             version: version.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 

@@ -284,11 +284,8 @@ fn zip_names(m: &ModuleRepo, version: &str) -> Vec<String> {
     )
     .unwrap();
     assert!(checked.invalid.is_empty(), "{:?}", checked.invalid);
-    let mut names: Vec<String> = checked
-        .valid
-        .iter()
-        .map(|name| format!("{}@{}/{}", m.module_path(), version, name))
-        .collect();
+    // Like Go's CheckZip, `valid` holds full entry names, prefix included.
+    let mut names: Vec<String> = checked.valid.clone();
     names.sort();
     names
 }
@@ -592,7 +589,7 @@ fn license_is_copied_only_into_subdirectory_modules_without_one() {
     .unwrap();
     let mut valid = checked.valid.clone();
     valid.sort();
-    assert_eq!(valid, ["LICENSE", "go.mod"]);
+    assert_eq!(valid, ["example.com/repo/a@v1.0.0/LICENSE", "example.com/repo/a@v1.0.0/go.mod"]);
     // The copied LICENSE carries the root's contents.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a");
@@ -616,7 +613,7 @@ fn license_is_copied_only_into_subdirectory_modules_without_one() {
     .unwrap();
     let mut valid = checked.valid;
     valid.sort();
-    assert_eq!(valid, ["LICENSE", "go.mod"]);
+    assert_eq!(valid, ["example.com/repo/b@v1.0.0/LICENSE", "example.com/repo/b@v1.0.0/go.mod"]);
 
     let root = ModuleRepo::new("example.com/repo", r, "example.com/repo", None).unwrap();
     let names = zip_names(&root, "v1.0.0");
