@@ -1,22 +1,103 @@
 //! The `athens` binary. `pack` and `hash` are offline helpers handled by
-//! [`cli`]; every other invocation belongs to the proxy server.
+//! [`cli`]; every other invocation runs the proxy server, configured the
+//! way Athens is: `-config_file=PATH` (or `athens.toml` in the working
+//! directory, or defaults) overridden by `ATHENS_*` environment variables.
 
 mod cli;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use athens::config::{help_text, Config};
+use athens::fetch::{Fetcher, NativeFetcher, UpstreamProxyFetcher};
+
+const USAGE: &str = "usage: athens [-config_file=PATH] | athens pack DIR --module PATH --version VER --out DIR | athens hash ZIP";
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if !cli::is_subcommand(&args) {
-        eprintln!("athens: unrecognised invocation; supported subcommands are `pack` and `hash`");
-        return ExitCode::from(cli::EXIT_USAGE);
+    if cli::is_subcommand(&args) {
+        let mut stdout = std::io::stdout().lock();
+        return match cli::run(&args, &mut stdout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("athens {}: {err}", args[0].to_string_lossy());
+                ExitCode::from(err.exit_code())
+            }
+        };
     }
-    let mut stdout = std::io::stdout().lock();
-    match cli::run(&args, &mut stdout) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("athens {}: {err}", args[0].to_string_lossy());
-            ExitCode::from(err.exit_code())
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match server_args(&args) {
+        Ok(ServerArgs::Help) => {
+            println!("{USAGE}\n\n{}", help_text());
+            ExitCode::SUCCESS
+        }
+        Ok(ServerArgs::Version) => {
+            println!("athens {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(ServerArgs::Serve(config_file)) => match run_server(config_file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("athens: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(message) => {
+            eprintln!("athens: {message}\n{USAGE}");
+            ExitCode::from(cli::EXIT_USAGE)
         }
     }
+}
+
+enum ServerArgs {
+    Help,
+    Version,
+    Serve(Option<PathBuf>),
+}
+
+/// Athens' flag package accepts `-config_file=X`, `--config_file=X` and the
+/// value as the next argument; we accept the same.
+fn server_args(args: &[String]) -> Result<ServerArgs, String> {
+    let mut config_file = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].trim_start_matches('-');
+        if !args[i].starts_with('-') {
+            return Err(format!("unexpected argument {:?}", args[i]));
+        }
+        match arg.split_once('=') {
+            Some(("config_file", value)) => config_file = Some(PathBuf::from(value)),
+            None if arg == "config_file" => {
+                i += 1;
+                let value = args.get(i).ok_or("-config_file needs a value")?;
+                config_file = Some(PathBuf::from(value));
+            }
+            None if arg == "help" || arg == "h" => return Ok(ServerArgs::Help),
+            None if arg == "version" => return Ok(ServerArgs::Version),
+            _ => return Err(format!("unknown flag {:?}", args[i])),
+        }
+        i += 1;
+    }
+    Ok(ServerArgs::Serve(config_file))
+}
+
+fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let loaded = Config::load(config_file.as_deref())?;
+    athens::http::init_logging(&loaded.config)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    let native = NativeFetcher::from_config(&config).map_err(anyhow::Error::msg)?;
+    let direct: Arc<dyn Fetcher> = Arc::new(native);
+    let fetcher =
+        UpstreamProxyFetcher::from_config(&config, Some(direct)).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(athens::http::serve(config, Arc::new(fetcher)))
 }

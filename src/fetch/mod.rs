@@ -2,6 +2,7 @@
 //! GOPROXY-speaking [`UpstreamProxyFetcher`] and, through it, by whatever
 //! "direct" fetcher is plugged in (the native VCS fetcher).
 
+pub mod native;
 pub mod upstream;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use native::NativeFetcher;
 pub use upstream::{ProxyEntry, UpstreamOptions, UpstreamProxyFetcher};
 
 /// The JSON of `.info` and `@latest` responses.

@@ -1,0 +1,174 @@
+//! The native VCS fetcher (`vcs::fetcher::DirectFetcher`) behind the
+//! server's [`Fetcher`] trait: what `direct` means in our GOPROXY list, and
+//! what Athens did by running `go mod download`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use vcs::fetcher::{DirectFetcher, FailureKind, FetchError as VcsError};
+use vcs::goenv::GoEnv;
+use vcs::resolve::Info;
+
+use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
+use crate::config::Config;
+
+/// Fetches modules from their origin repositories, natively.
+#[derive(Debug, Clone)]
+pub struct NativeFetcher {
+    direct: DirectFetcher,
+    temp_dir: Option<PathBuf>,
+}
+
+impl NativeFetcher {
+    /// Wraps a prepared direct fetcher; zips are staged in `temp_dir` (the
+    /// system temp dir when `None`).
+    pub fn new(direct: DirectFetcher, temp_dir: Option<PathBuf>) -> NativeFetcher {
+        NativeFetcher { direct, temp_dir }
+    }
+
+    /// Builds the fetcher the configuration describes: the go environment
+    /// from the process plus `GoBinaryEnvVars`, credentials from
+    /// `NETRCPath` and `GithubToken`, repositories cached under
+    /// `GoGetDir/vcs` (or the system temp dir).
+    pub fn from_config(config: &Config) -> Result<NativeFetcher, String> {
+        let base = if config.go_get_dir.is_empty() {
+            std::env::temp_dir().join("athens")
+        } else {
+            PathBuf::from(&config.go_get_dir)
+        };
+        std::fs::create_dir_all(&base)
+            .map_err(|e| format!("creating GoGetDir {}: {e}", base.display()))?;
+        let mut overrides: Vec<String> = config.go_binary_env_vars.0.clone();
+        if let Some(netrc) = netrc_file(config, &base)? {
+            overrides.push(format!("NETRC={}", netrc.display()));
+        }
+        let env = GoEnv::from_process(&overrides).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
+        let direct = DirectFetcher::new(env, base.join("vcs")).map_err(|e| e.to_string())?;
+        let temp_dir = (!config.go_get_dir.is_empty()).then_some(base);
+        Ok(NativeFetcher::new(direct, temp_dir))
+    }
+
+    fn staging_file(&self) -> std::io::Result<tempfile::NamedTempFile> {
+        let builder = {
+            let mut b = tempfile::Builder::new();
+            b.prefix(".athens-fetch-").suffix(".zip");
+            b
+        };
+        match &self.temp_dir {
+            Some(dir) => builder.tempfile_in(dir),
+            None => builder.tempfile(),
+        }
+    }
+}
+
+/// Athens gives its go command a netrc from `NETRCPath` and, for
+/// `GithubToken`, a github.com entry; we hand the same credentials to our
+/// fetcher through one private file (mode 0600, never logged).
+fn netrc_file(config: &Config, dir: &Path) -> Result<Option<PathBuf>, String> {
+    let token = config.github_token.expose();
+    if config.netrc_path.is_empty() && token.is_empty() {
+        return Ok(None);
+    }
+    if token.is_empty() {
+        return Ok(Some(PathBuf::from(&config.netrc_path)));
+    }
+    let mut text = if config.netrc_path.is_empty() {
+        String::new()
+    } else {
+        std::fs::read_to_string(&config.netrc_path)
+            .map_err(|e| format!("reading NETRCPath {}: {e}", config.netrc_path))?
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "machine github.com login {token} password x-oauth-basic\n"
+    ));
+    let path = dir.join("netrc");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(Some(path))
+}
+
+fn convert(module: &str, version: &str, err: VcsError) -> FetchError {
+    let message = err.to_string();
+    match err.kind() {
+        // A forbidden VCS is as final for the client as a missing module:
+        // the go command would refuse it too, so let GOPROXY fall through.
+        FailureKind::NotFound | FailureKind::Forbidden => {
+            FetchError::not_found(module, version, message)
+        }
+        FailureKind::Upstream => FetchError::Upstream {
+            module: module.to_string(),
+            version: version.to_string(),
+            upstream: "direct".to_string(),
+            status: None,
+            message,
+        },
+        FailureKind::Internal => FetchError::other(module, version, message),
+    }
+}
+
+fn rev_info(module: &str, version: &str, info: &Info) -> Result<RevInfo, FetchError> {
+    serde_json::from_slice(&info.to_json())
+        .map_err(|e| FetchError::other(module, version, format!("encoding .info: {e}")))
+}
+
+#[async_trait]
+impl Fetcher for NativeFetcher {
+    async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+        let staging = self
+            .staging_file()
+            .map_err(|e| FetchError::other(module, version, format!("staging zip: {e}")))?;
+        let file = staging
+            .reopen()
+            .map_err(|e| FetchError::other(module, version, format!("staging zip: {e}")))?;
+        let downloaded = self
+            .direct
+            .download(module, version, file)
+            .await
+            .map_err(|e| convert(module, version, e))?;
+        let zip = FetchedZip::from_temp_path(staging.into_temp_path())
+            .map_err(|e| FetchError::other(module, version, format!("staged zip: {e}")))?;
+        Ok(FetchedModule {
+            version: downloaded.info.version.clone(),
+            info: Bytes::from(downloaded.info.to_json()),
+            go_mod: Bytes::from(downloaded.go_mod),
+            zip,
+        })
+    }
+
+    async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
+        self.direct
+            .list(module)
+            .await
+            .map_err(|e| convert(module, "", e))
+    }
+
+    async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
+        let info = self
+            .direct
+            .latest(module)
+            .await
+            .map_err(|e| convert(module, "latest", e))?;
+        rev_info(module, "latest", &info)
+    }
+
+    async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+        let info = self
+            .direct
+            .query(module, rev)
+            .await
+            .map_err(|e| convert(module, rev, e))?;
+        rev_info(module, rev, &info)
+    }
+}
