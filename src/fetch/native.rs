@@ -14,6 +14,23 @@ use vcs::resolve::Info;
 use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
 use crate::config::Config;
 
+/// The process variables Athens passes on to its go command; everything
+/// else the fetcher honours (GOPRIVATE, GOINSECURE, GOVCS, ...) must come
+/// from `GoBinaryEnvVars`, so a stray variable on the host changes nothing.
+const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "GOROOT",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
 /// Fetches modules from their origin repositories, natively.
 #[derive(Debug, Clone)]
 pub struct NativeFetcher {
@@ -29,7 +46,8 @@ impl NativeFetcher {
     }
 
     /// Builds the fetcher the configuration describes: the go environment
-    /// from the process plus `GoBinaryEnvVars`, credentials from
+    /// Athens would give its go command (a few process variables plus
+    /// `GoBinaryEnvVars`, later entries winning), credentials from
     /// `NETRCPath` and `GithubToken`, repositories cached under
     /// `GoGetDir/vcs` (or the system temp dir).
     pub fn from_config(config: &Config) -> Result<NativeFetcher, String> {
@@ -40,11 +58,19 @@ impl NativeFetcher {
         };
         std::fs::create_dir_all(&base)
             .map_err(|e| format!("creating GoGetDir {}: {e}", base.display()))?;
-        let mut overrides: Vec<String> = config.go_binary_env_vars.0.clone();
-        if let Some(netrc) = netrc_file(config, &base)? {
-            overrides.push(format!("NETRC={}", netrc.display()));
+        let mut vars: Vec<(String, String)> = INHERITED
+            .iter()
+            .filter_map(|key| Some((key.to_string(), std::env::var(key).ok()?)))
+            .collect();
+        for entry in &config.go_binary_env_vars.0 {
+            if let Some((key, value)) = entry.split_once('=') {
+                vars.push((key.to_string(), value.to_string()));
+            }
         }
-        let env = GoEnv::from_process(&overrides).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
+        if let Some(netrc) = netrc_file(config, &base)? {
+            vars.push(("NETRC".to_string(), netrc.display().to_string()));
+        }
+        let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
         let direct = DirectFetcher::new(env, base.join("vcs")).map_err(|e| e.to_string())?;
         let temp_dir = (!config.go_get_dir.is_empty()).then_some(base);
         Ok(NativeFetcher::new(direct, temp_dir))
