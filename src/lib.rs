@@ -9,8 +9,11 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod download_mode;
 pub mod fetch;
+pub mod filter;
 pub mod http;
+pub mod pathmatch;
 pub mod protocol;
 pub mod stash;
 pub mod storage;

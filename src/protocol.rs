@@ -7,6 +7,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::config::NetworkMode;
+use crate::download_mode::{DownloadMode, DownloadPolicy};
 use crate::fetch::{FetchError, Fetcher, RevInfo};
 use crate::stash::{StashError, Stasher};
 use crate::storage::{Storage, StorageError, StoredZip};
@@ -27,6 +28,17 @@ pub enum ProtocolError {
     /// Reading storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The version is not stored and the download mode sends clients to
+    /// `base_url` (the request path is appended to it).
+    #[error("{module}@{version}: not stored; redirecting to {base_url}")]
+    Redirect {
+        /// Module path.
+        module: String,
+        /// Requested version.
+        version: String,
+        /// Where to send the client.
+        base_url: String,
+    },
 }
 
 fn fetch_status(e: &FetchError) -> u16 {
@@ -52,6 +64,7 @@ impl ProtocolError {
             ProtocolError::Stash(_) => 500,
             ProtocolError::Storage(e) if e.is_not_found() => 404,
             ProtocolError::Storage(_) => 500,
+            ProtocolError::Redirect { .. } => 301,
         }
     }
 }
@@ -62,6 +75,7 @@ pub struct Protocol {
     stasher: Arc<dyn Stasher>,
     fetcher: Arc<dyn Fetcher>,
     network_mode: NetworkMode,
+    download_policy: Arc<DownloadPolicy>,
 }
 
 /// Drops pseudo-versions, which must not make `/list` non-empty (the go
@@ -95,7 +109,45 @@ impl Protocol {
             stasher,
             fetcher,
             network_mode,
+            download_policy: Arc::new(DownloadPolicy::default()),
         }
+    }
+
+    /// Uses `policy` for versions missing from storage (the default is
+    /// to fetch them synchronously).
+    pub fn with_download_policy(mut self, policy: DownloadPolicy) -> Self {
+        self.download_policy = Arc::new(policy);
+        self
+    }
+
+    /// Handles a version missing from storage per the download policy:
+    /// returns the canonical version once stored (sync), or the error
+    /// that tells the client to look elsewhere.
+    async fn on_miss(&self, module: &str, version: &str) -> Result<String, ProtocolError> {
+        let mode = self.download_policy.mode_for(module);
+        if mode == DownloadMode::Sync {
+            return Ok(self.stasher.stash(module, version).await?);
+        }
+        if mode.fetches_in_background() {
+            let stasher = Arc::clone(&self.stasher);
+            let (module, version) = (module.to_string(), version.to_string());
+            // Detached on purpose: the client has its answer already.
+            tokio::spawn(async move {
+                if let Err(e) = stasher.stash(&module, &version).await {
+                    tracing::warn!(module, version, error = %e, "background stash failed");
+                }
+            });
+        }
+        if mode.redirects() {
+            return Err(ProtocolError::Redirect {
+                module: module.to_string(),
+                version: version.to_string(),
+                base_url: self.download_policy.url_for(module).to_string(),
+            });
+        }
+        Err(ProtocolError::NotFound(format!(
+            "{module}@{version}: not stored and DownloadMode does not fetch it now"
+        )))
     }
 
     /// The storage served from.
@@ -203,7 +255,7 @@ impl Protocol {
         match self.storage.info(module, version).await {
             Ok(info) => Ok((info, version.to_string())),
             Err(e) if e.is_not_found() => {
-                let resolved = self.stasher.stash(module, version).await?;
+                let resolved = self.on_miss(module, version).await?;
                 Ok((self.storage.info(module, &resolved).await?, resolved))
             }
             Err(e) => Err(e.into()),
@@ -219,7 +271,7 @@ impl Protocol {
         match self.storage.go_mod(module, version).await {
             Ok(m) => Ok((m, version.to_string())),
             Err(e) if e.is_not_found() => {
-                let resolved = self.stasher.stash(module, version).await?;
+                let resolved = self.on_miss(module, version).await?;
                 Ok((self.storage.go_mod(module, &resolved).await?, resolved))
             }
             Err(e) => Err(e.into()),
@@ -235,7 +287,7 @@ impl Protocol {
         match self.storage.zip(module, version).await {
             Ok(z) => Ok((z, version.to_string())),
             Err(e) if e.is_not_found() => {
-                let resolved = self.stasher.stash(module, version).await?;
+                let resolved = self.on_miss(module, version).await?;
                 Ok((self.storage.zip(module, &resolved).await?, resolved))
             }
             Err(e) => Err(e.into()),

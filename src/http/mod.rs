@@ -1,6 +1,9 @@
 //! The HTTP face of the proxy (axum): the GOPROXY download protocol under
 //! an optional path prefix, plus `/healthz`, `/readyz`, `/version` and
-//! `/catalog`, with per-request logging and graceful shutdown.
+//! `/catalog`, with per-request logging and graceful shutdown. Built from
+//! a configuration ([`try_build_router`]) it also has the home page, the
+//! `/sumdb/` proxy, the filter file, the validator hook, basic auth and
+//! the HTTPS redirect (see [`Features`]); [`tls`] serves HTTPS.
 //!
 //! Protocol paths are parsed by hand because module paths contain slashes:
 //! `/{module}/@v/list`, `/{module}/@v/{version}.info|.mod|.zip` and
@@ -9,7 +12,9 @@
 //! before anything else happens; versions that cannot exist for the module
 //! get 404 so the go command moves on to its next proxy.
 
+mod features;
 mod server;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,8 +39,9 @@ use crate::protocol::{Protocol, ProtocolError};
 use crate::stash::{BaseStasher, PooledStasher, SingleFlightStasher};
 use crate::storage::Storage;
 
+pub use features::Features;
 pub use server::{
-    check_supported, init_logging, open_storage, serve, serve_listener, shutdown_signal,
+    check_supported, tls_enabled, init_logging, open_storage, serve, serve_listener, shutdown_signal,
 };
 
 /// Header carrying the request id in and out, as Athens names it.
@@ -76,30 +82,67 @@ impl AppState {
 /// none). With a prefix, `/` answers 200 for load-balancer health checks,
 /// as Athens does.
 pub fn router(state: AppState, path_prefix: &str) -> Router {
-    let inner = Router::new()
+    assemble_router(state, path_prefix, None)
+}
+
+/// [`router`] plus the optional layers of `features`: home page, sumdb
+/// proxy, filter, validator hook, basic auth and HTTPS redirect.
+pub fn router_with_features(state: AppState, path_prefix: &str, features: Features) -> Router {
+    assemble_router(state, path_prefix, Some(Arc::new(features)))
+}
+
+fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Features>>) -> Router {
+    let mut inner = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/version", get(version))
         .route("/catalog", get(catalog))
         .fallback(protocol_handler)
         .with_state(state);
+    if let Some(f) = &features {
+        inner = inner
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(f),
+                features::module_gate,
+            ))
+            .merge(
+                Router::new()
+                    .route("/", get(features::home))
+                    .route("/sumdb/{*rest}", axum::routing::any(features::sumdb_handler))
+                    .with_state(Arc::clone(f)),
+            );
+    }
     let prefix = path_prefix.trim_end_matches('/');
-    let app = if prefix.is_empty() {
+    let mut app = if prefix.is_empty() {
         inner
     } else {
         Router::new().route("/", get(healthz)).nest(prefix, inner)
     };
+    if let Some(f) = &features {
+        app = app
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(f),
+                features::basic_auth,
+            ))
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(f),
+                features::force_ssl,
+            ));
+    }
     app.layer(middleware::from_fn(log_request))
 }
 
 /// Builds the whole application from the configuration: the stash stack
 /// (single-flight over a `GoGetWorkers` pool over fetch-and-save), the
-/// protocol with its network mode, and the router.
-pub fn build_router(
+/// protocol with its network and download modes, the router and the
+/// optional layers. Fails when a setting or a file it names (download
+/// mode file, filter file) is malformed.
+pub fn try_build_router(
     config: &Config,
     storage: Arc<dyn Storage>,
     fetcher: Arc<dyn Fetcher>,
-) -> Router {
+) -> anyhow::Result<Router> {
+    let features = Features::from_config(config)?;
     let base = Arc::new(BaseStasher::new(
         Arc::clone(&fetcher),
         Arc::clone(&storage),
@@ -107,11 +150,35 @@ pub fn build_router(
     ));
     let pooled = Arc::new(PooledStasher::new(base, config.go_get_workers));
     let stasher = Arc::new(SingleFlightStasher::new(pooled));
-    let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode());
-    router(
+    let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
+        .with_download_policy(features.download_policy.clone());
+    Ok(router_with_features(
         AppState::new(protocol, config.protocol_workers),
         &config.path_prefix,
-    )
+        features,
+    ))
+}
+
+/// [`try_build_router`] for callers that cannot handle an error: a
+/// configuration it cannot use yields a router answering every request
+/// with 500 and the reason, so a broken filter or download mode never
+/// serves modules unfiltered.
+pub fn build_router(
+    config: &Config,
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+) -> Router {
+    match try_build_router(config, storage, fetcher) {
+        Ok(router) => router,
+        Err(e) => {
+            let message = format!("internal error: server misconfigured: {e:#}");
+            tracing::error!("{message}");
+            Router::new().fallback(move || {
+                let message = message.clone();
+                async move { error_response(StatusCode::INTERNAL_SERVER_ERROR, &message) }
+            })
+        }
+    }
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -446,6 +513,24 @@ async fn protocol_handler(
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
     };
     let protocol = &state.protocol;
+    // Redirects carry the path the client asked for, prefix included, as
+    // Athens builds them.
+    let original_path = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let protocol_error_response = |e: &ProtocolError| match e {
+        ProtocolError::Redirect { base_url, .. } => {
+            let location = crate::download_mode::redirect_location(base_url, &original_path);
+            let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        other => protocol_error_response(other),
+    };
     match endpoint {
         Endpoint::List => match protocol.list(&module).await {
             Ok(versions) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use axum::Router;
 
-use super::build_router;
+use super::try_build_router;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::storage::{DiskStorage, MemoryStorage, Storage};
@@ -27,35 +27,26 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
     }
 }
 
+/// Whether HTTPS is configured: like Athens, only when both the
+/// certificate and the key file are set.
+pub fn tls_enabled(config: &Config) -> bool {
+    !config.tls_cert_file.is_empty() && !config.tls_key_file.is_empty()
+}
+
 /// Refuses settings that ask for behaviour this server does not have yet
 /// where ignoring them would be unsafe (open access, wrong download
 /// policy, plain HTTP instead of TLS); returns warnings for settings that
 /// are merely ignored.
 pub fn check_supported(config: &Config) -> anyhow::Result<Vec<String>> {
     let mut refused = Vec::new();
-    if config.download_mode != "sync" {
-        refused.push(format!(
-            "DownloadMode {:?} (only \"sync\" is implemented)",
-            config.download_mode
-        ));
-    }
     if !matches!(config.single_flight_type.as_str(), "" | "memory") {
         refused.push(format!(
             "SingleFlightType {:?} (only \"memory\" is implemented)",
             config.single_flight_type
         ));
     }
-    if config.basic_auth().is_some() {
-        refused.push("BasicAuthUser/BasicAuthPass (basic auth is not implemented)".into());
-    }
-    if !config.tls_cert_file.is_empty() && !config.tls_key_file.is_empty() {
-        refused.push("TLSCertFile/TLSKeyFile (TLS is not implemented)".into());
-    }
-    if !config.filter_file.is_empty() {
-        refused.push("FilterFile (filtering is not implemented)".into());
-    }
-    if !config.validator_hook.is_empty() {
-        refused.push("ValidatorHook (validation hooks are not implemented)".into());
+    if tls_enabled(config) && !config.unix_socket.is_empty() {
+        refused.push("TLSCertFile/TLSKeyFile with UnixSocket (TLS is served on TCP only)".into());
     }
     if !refused.is_empty() {
         bail!("unsupported settings: {}", refused.join("; "));
@@ -69,9 +60,6 @@ pub fn check_supported(config: &Config) -> anyhow::Result<Vec<String>> {
     }
     if config.enable_pprof {
         warnings.push("EnablePprof is ignored".into());
-    }
-    if config.force_ssl {
-        warnings.push("ForceSSL is ignored".into());
     }
     Ok(warnings)
 }
@@ -89,9 +77,13 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colour codes only help a human at a terminal; in files and log
+    // collectors they are noise around every field.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let installed = if config.log_format == "json" {
         builder.json().try_init()
     } else {
@@ -171,7 +163,7 @@ pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<
         tracing::warn!("{warning}");
     }
     let storage = open_storage(&config)?;
-    let app = build_router(&config, storage, fetcher);
+    let app = try_build_router(&config, storage, fetcher)?;
     let grace = config.shutdown_timeout_duration();
     if !config.unix_socket.is_empty() {
         #[cfg(unix)]
@@ -186,10 +178,27 @@ pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<
         bail!("UnixSocket is only supported on Unix systems");
     }
     let addr = config.listen_addr();
+    let acceptor = if tls_enabled(&config) {
+        Some(super::tls::load_acceptor(
+            std::path::Path::new(&config.tls_cert_file),
+            std::path::Path::new(&config.tls_key_file),
+        )?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(address = %addr, "listening");
-    serve_listener(listener, app, shutdown_signal(), grace).await?;
+    match acceptor {
+        Some(acceptor) => {
+            tracing::info!(address = %addr, "listening (TLS)");
+            let listener = super::tls::TlsListener::new(listener, acceptor)?;
+            serve_listener(listener, app, shutdown_signal(), grace).await?;
+        }
+        None => {
+            tracing::info!(address = %addr, "listening");
+            serve_listener(listener, app, shutdown_signal(), grace).await?;
+        }
+    }
     Ok(())
 }

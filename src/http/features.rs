@@ -1,0 +1,563 @@
+//! Optional request handling around the download protocol, as Athens has
+//! it: the module filter, the validator hook, the checksum database proxy,
+//! the home page, basic auth and the HTTPS redirect.
+//!
+//! Layering, outermost first: request log, HTTPS redirect (`ForceSSL`),
+//! basic auth, then inside the (possibly prefixed) router the filter and
+//! validator gate, which look only at download-protocol paths.
+//!
+//! The home page template (`HomeTemplatePath`) is not a full Go template:
+//! `{{ .Host }}` and `{{ .NoSumPatterns }}` are replaced by the (HTML
+//! escaped) values, a `{{ if .NoSumPatterns }}...{{ end }}` section is
+//! kept only when patterns are configured, and any other text is sent as
+//! written. Spaces inside the braces are optional.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use axum::body::Body;
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+use super::{error_response, parse_protocol_path, Endpoint};
+use crate::config::Config;
+use crate::download_mode::DownloadPolicy;
+use crate::filter::{Filter, FilterRule};
+use crate::pathmatch::matches_any_path_prefix;
+
+/// One proxied checksum database.
+#[derive(Debug, Clone)]
+pub(crate) struct SumDb {
+    /// The name clients use: the database URL's host.
+    pub(crate) name: String,
+    /// `scheme://host[:port]` requests are forwarded to.
+    pub(crate) origin: String,
+}
+
+/// Everything the optional layers need, read from the configuration once
+/// at start-up.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub(crate) download_policy: DownloadPolicy,
+    pub(crate) filter: Option<Arc<Filter>>,
+    pub(crate) global_endpoint: String,
+    pub(crate) validator_hook: Option<String>,
+    pub(crate) sumdbs: Vec<SumDb>,
+    pub(crate) no_sum_patterns: Vec<String>,
+    pub(crate) home_template_path: String,
+    pub(crate) basic_auth: Option<(String, String)>,
+    pub(crate) force_ssl: bool,
+    pub(crate) tls: bool,
+    pub(crate) client: reqwest::Client,
+}
+
+impl Features {
+    /// Reads `DownloadMode`/`DownloadURL`, the `FilterFile`, `SumDBs` and
+    /// the other settings the layers use; fails on anything malformed,
+    /// naming the setting (and file line where there is one).
+    pub fn from_config(config: &Config) -> anyhow::Result<Features> {
+        let download_policy =
+            DownloadPolicy::from_setting(&config.download_mode, &config.download_url)?;
+        let filter = if config.filter_file.is_empty() {
+            None
+        } else {
+            let filter = Filter::from_file(std::path::Path::new(&config.filter_file))?;
+            if filter.uses_direct() && config.global_endpoint.is_empty() {
+                bail!(
+                    "FilterFile {} has D rules but GlobalEndpoint is empty",
+                    config.filter_file
+                );
+            }
+            Some(Arc::new(filter))
+        };
+        let mut sumdbs = Vec::new();
+        for url in &config.sum_dbs {
+            let rest = url
+                .strip_prefix("https://")
+                .with_context(|| format!("SumDBs entry {url:?} must be an https:// URL"))?;
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if host.is_empty() {
+                bail!("SumDBs entry {url:?} has no host");
+            }
+            sumdbs.push(SumDb {
+                name: host.to_string(),
+                origin: format!("https://{host}"),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout_duration())
+            .build()
+            .context("building the HTTP client for the sumdb proxy and validator hook")?;
+        Ok(Features {
+            download_policy,
+            filter,
+            global_endpoint: config.global_endpoint.clone(),
+            validator_hook: (!config.validator_hook.is_empty())
+                .then(|| config.validator_hook.clone()),
+            sumdbs,
+            no_sum_patterns: config.no_sum_patterns.clone(),
+            home_template_path: config.home_template_path.clone(),
+            basic_auth: config
+                .basic_auth()
+                .map(|(u, p)| (u.to_string(), p.to_string())),
+            // Behind our own TLS every request is already HTTPS.
+            force_ssl: config.force_ssl && !super::tls_enabled(config),
+            tls: super::tls_enabled(config),
+            client,
+        })
+    }
+}
+
+/// Refuses filtered modules and asks the validator hook about versioned
+/// requests; other paths pass untouched.
+pub(crate) async fn module_gate(
+    State(features): State<Arc<Features>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok((module, endpoint)) = parse_protocol_path(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let version = match &endpoint {
+        Endpoint::Info(v) | Endpoint::Mod(v) | Endpoint::Zip(v) => v.as_str(),
+        Endpoint::List | Endpoint::Latest => "",
+    };
+    if let Some(filter) = &features.filter {
+        match filter.rule(&module, version) {
+            FilterRule::Exclude => {
+                return error_response(
+                    StatusCode::FORBIDDEN,
+                    &format!("forbidden: {module} is excluded by the filter file"),
+                )
+            }
+            FilterRule::Direct => {
+                let full_path = request
+                    .extensions()
+                    .get::<OriginalUri>()
+                    .map(|u| u.0.path().to_string())
+                    .unwrap_or_else(|| request.uri().path().to_string());
+                let location = format!(
+                    "{}{}",
+                    features.global_endpoint.trim_end_matches('/'),
+                    full_path
+                );
+                return redirect(StatusCode::SEE_OTHER, &location);
+            }
+            FilterRule::Include | FilterRule::Default => {}
+        }
+    }
+    if let (Some(hook), false) = (&features.validator_hook, version.is_empty()) {
+        match validate(&features.client, hook, &module, version).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return error_response(
+                    StatusCode::FORBIDDEN,
+                    &format!("forbidden: {module}@{version} was refused by the validator hook"),
+                )
+            }
+            Err(e) => {
+                tracing::error!(module, version, error = %e, "validator hook failed");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: validator hook failed",
+                );
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Asks the hook about `module@version`: 200 accepts, 403 refuses,
+/// anything else is an error (as in Athens).
+async fn validate(
+    client: &reqwest::Client,
+    hook: &str,
+    module: &str,
+    version: &str,
+) -> Result<bool, String> {
+    let body = serde_json::json!({ "Module": module, "Version": version });
+    let response = client
+        .post(hook)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("POST {hook}: {e}"))?;
+    let status = response.status();
+    let message = response.text().await.unwrap_or_default();
+    if !message.trim().is_empty() {
+        tracing::warn!(module, version, message = %message.trim(), "validator hook message");
+    }
+    match status.as_u16() {
+        200 => Ok(true),
+        403 => Ok(false),
+        other => Err(format!("POST {hook}: unexpected status {other}")),
+    }
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response {
+    let mut response = status.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// `/sumdb/{name}/supported` and the proxied `/sumdb/{name}/...` reads.
+pub(crate) async fn sumdb_handler(
+    State(features): State<Arc<Features>>,
+    method: Method,
+    request: Request,
+) -> Response {
+    let path = request.uri().path();
+    let Some(rest) = path.strip_prefix("/sumdb/") else {
+        return error_response(StatusCode::NOT_FOUND, "not found");
+    };
+    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(db) = features.sumdbs.iter().find(|db| db.name == name) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!("not found: no sumdb {name:?}"),
+        );
+    };
+    if tail == "supported" {
+        return StatusCode::OK.into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    if let Some(target) = tail.strip_prefix("lookup/") {
+        if is_no_sum(&features.no_sum_patterns, target) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                &format!("forbidden: {target} matches the GONOSUMDB patterns"),
+            );
+        }
+    }
+    let mut url = format!("{}/{}", db.origin, tail);
+    if let Some(query) = request.uri().query() {
+        url.push('?');
+        url.push_str(query);
+    }
+    let upstream = match features.client.request(method.clone(), &url).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(url, error = %e, "sumdb request failed");
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "bad gateway: checksum database unreachable",
+            );
+        }
+    };
+    let status =
+        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response_headers = Vec::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CACHE_CONTROL,
+    ] {
+        if let Some(value) = upstream.headers().get(name.as_str()) {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                response_headers.push((name, value));
+            }
+        }
+    }
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from_stream(upstream.bytes_stream())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    for (name, value) in response_headers {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// Whether a lookup target (`module@version`, case-escaped) is private.
+/// Athens matches the raw target; the module path alone is matched too,
+/// so a pattern naming a whole module (not only a prefix) also applies.
+fn is_no_sum(patterns: &[String], target: &str) -> bool {
+    if matches_any_path_prefix(patterns, target) {
+        return true;
+    }
+    let escaped_module = target.split('@').next().unwrap_or(target);
+    let module = modzip::module::unescape_path(escaped_module)
+        .unwrap_or_else(|_| escaped_module.to_string());
+    matches_any_path_prefix(patterns, &module)
+}
+
+/// Scheme and host the client used, for the home page.
+fn client_host(request: &Request, tls: bool) -> String {
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    if host.starts_with("http://") || host.starts_with("https://") {
+        return host;
+    }
+    let https = tls
+        || request.uri().scheme_str() == Some("https")
+        || request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            == Some("https");
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const DEFAULT_HOME: &str = r#"<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Go module proxy</title></head>
+<body>
+<h1>Go module proxy</h1>
+<p>Point the go command at this proxy:</p>
+<pre>go env -w GOPROXY={{ .Host }},direct</pre>
+{{ if .NoSumPatterns }}<p>Modules matching these patterns are private and must not be checked against the public checksum database:</p>
+<pre>go env -w GONOSUMDB={{ .NoSumPatterns }}</pre>
+{{ end }}<p>The <a href="catalog">catalog</a> lists the stored modules.</p>
+</body>
+</html>
+"#;
+
+/// Fills in the supported template actions (see the module docs).
+pub(crate) fn render_home(template: &str, host: &str, no_sum_patterns: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    // Whether text is currently being kept (false inside a skipped
+    // `if .NoSumPatterns` section).
+    let mut keeping = true;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let action: String = rest[start + 2..start + len]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let replacement = match action.as_str() {
+            ".Host" => Some(html_escape(host)),
+            ".NoSumPatterns" => Some(html_escape(no_sum_patterns)),
+            "if.NoSumPatterns" => {
+                if keeping {
+                    out.push_str(&rest[..start]);
+                }
+                keeping = keeping && !no_sum_patterns.is_empty();
+                rest = &rest[start + len + 2..];
+                continue;
+            }
+            "end" => {
+                if keeping {
+                    out.push_str(&rest[..start]);
+                }
+                keeping = true;
+                rest = &rest[start + len + 2..];
+                continue;
+            }
+            _ => None,
+        };
+        let end = start + len + 2;
+        if keeping {
+            out.push_str(&rest[..start]);
+            match replacement {
+                Some(text) => out.push_str(&text),
+                None => out.push_str(&rest[start..end]),
+            }
+        }
+        rest = &rest[end..];
+    }
+    if keeping {
+        out.push_str(rest);
+    }
+    out
+}
+
+/// The home page: the template file when it exists, else the built-in
+/// page, with the client's host and the GONOSUMDB patterns filled in.
+pub(crate) async fn home(State(features): State<Arc<Features>>, request: Request) -> Response {
+    let template = match tokio::fs::read_to_string(&features.home_template_path).await {
+        Ok(text) => text,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound && !features.home_template_path.is_empty() {
+                tracing::error!(path = %features.home_template_path, error = %e, "reading home template");
+            }
+            DEFAULT_HOME.to_string()
+        }
+    };
+    let page = render_home(
+        &template,
+        &client_host(&request, features.tls),
+        &features.no_sum_patterns.join(","),
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// Compares without an early exit, so timing does not reveal how much of
+/// a secret was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= (x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+fn credentials_match(request: &Request, user: &str, pass: &str) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let user_ok = constant_time_eq(&decoded[..colon], user.as_bytes());
+    let pass_ok = constant_time_eq(&decoded[colon + 1..], pass.as_bytes());
+    user_ok & pass_ok
+}
+
+/// Basic auth on everything except `/healthz` and `/readyz`.
+pub(crate) async fn basic_auth(
+    State(features): State<Arc<Features>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some((user, pass)) = &features.basic_auth else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/readyz" || credentials_match(&request, user, pass) {
+        return next.run(request).await;
+    }
+    let mut response = error_response(StatusCode::UNAUTHORIZED, "unauthorized");
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"basic auth required\""),
+    );
+    response
+}
+
+/// With `ForceSSL`, plain-HTTP requests (no TLS and no
+/// `X-Forwarded-Proto: https` from a fronting proxy) are sent to the
+/// https:// URL with 301.
+pub(crate) async fn force_ssl(
+    State(features): State<Arc<Features>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let forwarded_https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        == Some("https");
+    let direct_https = request.uri().scheme_str() == Some("https");
+    if !features.force_ssl || forwarded_https || direct_https {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    redirect(
+        StatusCode::MOVED_PERMANENTLY,
+        &format!("https://{host}{path_and_query}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_template_actions_are_filled_in() {
+        let page = render_home(
+            "a {{ .Host }} b {{.NoSumPatterns}} {{ if .NoSumPatterns }}X{{ end }}Y {{ .Other }}",
+            "http://h<1>",
+            "p/*,q",
+        );
+        assert_eq!(page, "a http://h&lt;1&gt; b p/*,q XY {{ .Other }}");
+        let page = render_home("{{ if .NoSumPatterns }}X {{ .Host }}{{ end }}Y", "h", "");
+        assert_eq!(page, "Y");
+        let default = render_home(DEFAULT_HOME, "https://proxy.example", "");
+        assert!(default.contains("GOPROXY=https://proxy.example,direct"));
+        assert!(!default.contains("GONOSUMDB"));
+        assert!(!default.contains("{{"));
+        let with_patterns = render_home(DEFAULT_HOME, "h", "corp.example/*");
+        assert!(with_patterns.contains("GONOSUMDB=corp.example/*"));
+    }
+
+    #[test]
+    fn no_sum_patterns_match_lookup_targets() {
+        let patterns = vec![
+            "github.com/private".to_string(),
+            "corp.example/!team".to_string(),
+        ];
+        assert!(is_no_sum(&patterns, "github.com/private/repo@v1.0.0"));
+        assert!(!is_no_sum(&patterns, "github.com/public/repo@v1.0.0"));
+        let whole = vec![
+            "github.com/!acme/tool".to_string(),
+            "github.com/Acme/tool".to_string(),
+        ];
+        assert!(is_no_sum(&whole, "github.com/!acme/tool@v1.2.3"));
+    }
+
+    #[test]
+    fn constant_time_comparison_is_equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret1"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}
+
+#[cfg(test)]
+#[path = "features_tests.rs"]
+mod http_tests;
