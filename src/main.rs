@@ -12,7 +12,7 @@ use std::sync::Arc;
 use athens::config::{help_text, Config};
 use athens::fetch::{Fetcher, NativeFetcher, UpstreamProxyFetcher};
 
-const USAGE: &str = "usage: athens [-config_file=PATH] | athens pack DIR --module PATH --version VER --out DIR | athens hash ZIP";
+const USAGE: &str = "usage: athens [-config_file=PATH] | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

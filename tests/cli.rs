@@ -338,7 +338,7 @@ fn bad_input_is_one_line_exit_2_and_writes_nothing() {
             "/nonexistent/file.zip",
         ),
         (vec!["hash", &not_zip], "a.go"),
-        (vec![], "pack"),
+        (vec!["--no-such-flag"], "unknown flag"),
     ];
     for (args, needle) in cases {
         let result = athens(&args);

@@ -1,8 +1,10 @@
 //! Offline subcommands of the `athens` binary:
 //!
-//! - `athens pack DIR --module PATH --version VER --out OUTDIR [--time T]`
-//!   turns a directory into `.info`, `.mod` and `.zip` files laid out as a
-//!   GOPROXY tree under OUTDIR (so `GOPROXY=file:///OUTDIR` serves them);
+//! - `athens pack DIR --module PATH --version VER --out OUTDIR [--time T]
+//!   [--layout goproxy|athens]` turns a directory into `.info`, `.mod` and
+//!   `.zip` files laid out as a GOPROXY tree under OUTDIR (so
+//!   `GOPROXY=file:///OUTDIR` serves them) or, with `--layout athens`, as
+//!   an entry of the Athens disk store rooted at OUTDIR (to pre-fill it);
 //! - `athens hash ZIP` prints a module zip's `h1:` hash.
 //!
 //! Anything else is not a subcommand and is left to the proxy server.
@@ -14,7 +16,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-pub use pack::{PackError, PackRequest};
+pub use pack::{Layout, PackError, PackRequest};
 
 /// Exit status for bad input: unknown flags, invalid module path or version,
 /// a directory that cannot become a module zip.
@@ -22,7 +24,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit status for failures that are not the caller's fault (I/O).
 pub const EXIT_FAILURE: u8 = 1;
 
-const USAGE: &str = "usage: athens pack DIR --module PATH --version VER --out OUTDIR [--time RFC3339] | athens hash ZIP";
+const USAGE: &str = "usage: athens pack DIR --module PATH --version VER --out OUTDIR [--time RFC3339] [--layout goproxy|athens] | athens hash ZIP";
 
 /// A subcommand failure, reported as one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,7 @@ fn parse_pack(args: &[OsString]) -> Result<PackRequest, CliError> {
     let mut version = None;
     let mut out = None;
     let mut time = None;
+    let mut layout = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let Some(text) = arg.to_str() else {
@@ -125,6 +128,7 @@ fn parse_pack(args: &[OsString]) -> Result<PackRequest, CliError> {
                 "version" => &mut version,
                 "out" => &mut out,
                 "time" => &mut time,
+                "layout" => &mut layout,
                 _ => return Err(CliError::Usage(format!("unknown flag {text:?}"))),
             };
             let value = match inline {
@@ -151,12 +155,19 @@ fn parse_pack(args: &[OsString]) -> Result<PackRequest, CliError> {
         .transpose()
     };
     let missing = |what: &str| CliError::Usage(format!("pack needs {what}"));
+    let layout = match utf8("layout", layout)? {
+        None => Layout::default(),
+        Some(name) => Layout::from_name(&name).ok_or_else(|| {
+            CliError::Usage(format!("--layout {name:?} is not goproxy or athens"))
+        })?,
+    };
     Ok(PackRequest {
         dir: dir.ok_or_else(|| missing("a source directory"))?,
         module: utf8("module", module)?.ok_or_else(|| missing("--module"))?,
         version: utf8("version", version)?.ok_or_else(|| missing("--version"))?,
         out: out.map(PathBuf::from).ok_or_else(|| missing("--out"))?,
         time: utf8("time", time)?,
+        layout,
     })
 }
 
@@ -194,6 +205,17 @@ mod tests {
         .unwrap();
         assert_eq!(later_dir.dir, PathBuf::from("d"));
         assert_eq!(later_dir.time, None);
+        assert_eq!(later_dir.layout, Layout::GoProxy);
+        let athens = parse_pack(&args(&[
+            "d",
+            "--module=m.com/x",
+            "--version=v1.0.0",
+            "--out=o",
+            "--layout",
+            "athens",
+        ]))
+        .unwrap();
+        assert_eq!(athens.layout, Layout::Athens);
     }
 
     #[test]
@@ -215,6 +237,13 @@ mod tests {
                 "--out=o",
             ],
             &["d", "--colour=red"],
+            &[
+                "d",
+                "--module=m.com/x",
+                "--version=v1.0.0",
+                "--out=o",
+                "--layout=disk",
+            ],
             &["d", "--module"],
         ];
         for case in bad {

@@ -1,20 +1,47 @@
-//! `athens pack`: a source directory in, GOPROXY files out.
+//! `athens pack`: a source directory in, GOPROXY files (or an Athens disk
+//! store entry) out.
 //!
 //! Everything that can be wrong with the input is checked before anything
 //! is written; the three files are then produced in a private staging
-//! directory inside OUTDIR and only renamed into place once all of them
+//! directory inside OUTDIR and only moved into place once all of them
 //! exist, so a failure never leaves a partial version behind.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use athens::storage::{DiskStorage, Storage, StorageError};
+use bytes::Bytes;
 use modzip::module::{self, EscapeError, ModuleError};
 use modzip::zip::ZipError;
 use modzip::{dirhash, gomod, Version};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
+
+/// How the packed files are laid out under OUTDIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// A GOPROXY tree, `OUT/<escaped module>/@v/VER.{info,mod,zip}` plus
+    /// `@v/list`, which `GOPROXY=file:///OUT` serves.
+    #[default]
+    GoProxy,
+    /// Athens' disk storage, `OUT/<module>/<version>/{go.mod,source.zip,
+    /// <version>.info}`, so a server with `StorageType = "disk"` and
+    /// `RootPath = OUT` serves the version without fetching it.
+    Athens,
+}
+
+impl Layout {
+    /// The layout named `name` on the command line (`goproxy`, `athens`).
+    pub fn from_name(name: &str) -> Option<Layout> {
+        match name {
+            "goproxy" => Some(Layout::GoProxy),
+            "athens" => Some(Layout::Athens),
+            _ => None,
+        }
+    }
+}
 
 /// What to pack and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +52,12 @@ pub struct PackRequest {
     pub module: String,
     /// Canonical semantic version to publish as.
     pub version: String,
-    /// GOPROXY root: files go to `OUT/<escaped module>/@v/`.
+    /// Output root: a GOPROXY tree or an Athens disk store, per `layout`.
     pub out: PathBuf,
     /// RFC 3339 time for the `.info` file; now when absent.
     pub time: Option<String>,
+    /// How files are laid out under `out`.
+    pub layout: Layout,
 }
 
 /// The result of a successful pack.
@@ -119,6 +148,27 @@ pub enum PackError {
         /// The failure.
         source: dirhash::HashError,
     },
+    /// The Athens store already holds this version with other content;
+    /// stored versions are immutable, so it is left as it is.
+    #[error("{module}@{version} is already stored under {root} with a different {file}")]
+    AlreadyStored {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// The storage root.
+        root: String,
+        /// Which stored file differs.
+        file: &'static str,
+    },
+    /// Saving into the Athens store failed.
+    #[error("storing into {root}: {source}")]
+    Store {
+        /// The storage root.
+        root: String,
+        /// The failure.
+        source: Box<StorageError>,
+    },
     /// A filesystem operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -136,7 +186,10 @@ impl PackError {
     pub fn is_bad_input(&self) -> bool {
         !matches!(
             self,
-            PackError::Io { .. } | PackError::Zip { .. } | PackError::Hash { .. }
+            PackError::Io { .. }
+                | PackError::Zip { .. }
+                | PackError::Hash { .. }
+                | PackError::Store { .. }
         )
     }
 }
@@ -263,7 +316,8 @@ impl Drop for CreatedDir {
 }
 
 /// Validates the request, then writes `VER.info`, `VER.mod` and `VER.zip`
-/// under `OUT/<escaped module>/@v/` and records the version in `@v/list`.
+/// under `OUT/<escaped module>/@v/` and records the version in `@v/list`
+/// or, for [`Layout::Athens`], stores the version in the disk store at OUT.
 pub fn pack(req: &PackRequest) -> Result<Packed, PackError> {
     let plan = plan(req)?;
 
@@ -293,6 +347,18 @@ pub fn pack(req: &PackRequest) -> Result<Packed, PackError> {
         source,
     })?;
     let mod_hash = dirhash::hash_go_mod(&plan.go_mod);
+
+    if req.layout == Layout::Athens {
+        let (mod_path, zip_path, info_path) = store_in_athens(req, &plan, &zip_tmp)?;
+        created.path = None;
+        return Ok(Packed {
+            zip_hash,
+            mod_hash,
+            info_path,
+            mod_path,
+            zip_path,
+        });
+    }
 
     let mod_tmp = staging.path().join("mod");
     write_file(&mod_tmp, &plan.go_mod)?;
@@ -339,6 +405,80 @@ pub fn pack(req: &PackRequest) -> Result<Packed, PackError> {
     })
 }
 
+/// Saves the version through the disk storage backend itself, so the
+/// entry is exactly what the server would have stored (and appears
+/// atomically). Packing the same content again is a no-op; different
+/// content for a stored version is refused. Returns the go.mod, zip and
+/// info paths.
+fn store_in_athens(
+    req: &PackRequest,
+    plan: &Plan,
+    zip_tmp: &Path,
+) -> Result<(PathBuf, PathBuf, PathBuf), PackError> {
+    let root = req.out.display().to_string();
+    let store_err = |source: StorageError| PackError::Store {
+        root: root.clone(),
+        source: Box::new(source),
+    };
+    let storage = DiskStorage::new(&req.out).map_err(&store_err)?;
+    let (module, version) = (&plan.module.path, &plan.module.version);
+    let version_dir = req.out.join(module).join(version);
+    let paths = (
+        version_dir.join("go.mod"),
+        version_dir.join("source.zip"),
+        version_dir.join(format!("{version}.info")),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("starting the storage runtime for", &req.out))?;
+    let stored = runtime
+        .block_on(storage.exists(module, version))
+        .map_err(&store_err)?;
+    if stored {
+        for (file, ours, theirs) in [
+            ("go.mod", plan.go_mod.clone(), &paths.0),
+            (
+                "source.zip",
+                std::fs::read(zip_tmp).map_err(io_err("reading", zip_tmp))?,
+                &paths.1,
+            ),
+        ] {
+            if std::fs::read(theirs).map_err(io_err("reading", theirs))? != ours {
+                return Err(PackError::AlreadyStored {
+                    module: module.clone(),
+                    version: version.clone(),
+                    root,
+                    file,
+                });
+            }
+        }
+        return Ok(paths);
+    }
+    runtime
+        .block_on(async {
+            let mut zip =
+                tokio::fs::File::open(zip_tmp)
+                    .await
+                    .map_err(|source| StorageError::ZipSource {
+                        module: module.clone(),
+                        version: version.clone(),
+                        source,
+                    })?;
+            storage
+                .save(
+                    module,
+                    version,
+                    Bytes::from(plan.go_mod.clone()),
+                    &mut zip,
+                    Bytes::from(plan.info.clone()),
+                )
+                .await
+        })
+        .map_err(&store_err)?;
+    Ok(paths)
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
     let mut file = File::create(path).map_err(io_err("creating", path))?;
     file.write_all(bytes).map_err(io_err("writing", path))?;
@@ -356,6 +496,7 @@ mod tests {
             version: version.into(),
             out: out.to_path_buf(),
             time: Some("2023-04-05T06:07:08+02:00".into()),
+            layout: Layout::GoProxy,
         }
     }
 
@@ -410,6 +551,59 @@ mod tests {
             "v2.0.0-RC1\n"
         );
         assert_eq!(entries(out.path()), ["example.com"]);
+    }
+
+    #[test]
+    fn packs_into_athens_disk_store() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("go.mod"), "module example.com/Up/m\n").unwrap();
+        std::fs::write(src.path().join("a.go"), "package m\n").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let req = PackRequest {
+            layout: Layout::Athens,
+            ..request(src.path(), root.path(), "example.com/Up/m", "v1.2.0")
+        };
+        let packed = pack(&req).unwrap();
+        // Athens keeps module paths unescaped and has no list file.
+        let vdir = root.path().join("example.com/Up/m/v1.2.0");
+        assert_eq!(packed.mod_path, vdir.join("go.mod"));
+        assert_eq!(packed.zip_path, vdir.join("source.zip"));
+        assert_eq!(packed.info_path, vdir.join("v1.2.0.info"));
+        assert_eq!(entries(&vdir), ["go.mod", "source.zip", "v1.2.0.info"]);
+        assert_eq!(
+            std::fs::read_to_string(&packed.info_path).unwrap(),
+            r#"{"Version":"v1.2.0","Time":"2023-04-05T04:07:08Z"}"#
+        );
+        let zip = File::open(&packed.zip_path).unwrap();
+        assert_eq!(dirhash::hash_zip(zip).unwrap(), packed.zip_hash);
+        assert_eq!(entries(root.path()), ["example.com"]);
+
+        // The same content again is accepted; other content is refused and
+        // the stored copy kept.
+        assert_eq!(pack(&req).unwrap(), packed);
+        std::fs::write(src.path().join("b.go"), "package m\n").unwrap();
+        let err = pack(&req).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PackError::AlreadyStored {
+                    file: "source.zip",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let zip = File::open(&packed.zip_path).unwrap();
+        assert_eq!(dirhash::hash_zip(zip).unwrap(), packed.zip_hash);
+        assert_eq!(entries(root.path()), ["example.com"]);
+
+        // A new store root is created, ready for the server.
+        let fresh = PackRequest {
+            out: root.path().join("fresh"),
+            ..req.clone()
+        };
+        pack(&fresh).unwrap();
+        assert!(fresh.out.join("example.com/Up/m/v1.2.0/go.mod").is_file());
     }
 
     #[test]

@@ -1,0 +1,532 @@
+//! Helpers for the end-to-end tests: the real `athens` binary as a child
+//! process, a git smart-HTTP server that counts fetches, git configurations
+//! that point module repositories at local copies, and go commands run
+//! through the proxy or directly.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fixtures::{Download, FixtureRepo, GoOracle};
+
+/// Where unreachable repositories are sent: a file URL that never exists,
+/// so a fetch fails locally ("not found") instead of leaving the machine.
+pub const NOWHERE: &str = "file:///nonexistent-athens-e2e/";
+
+/// How much of the server's log a failing test prints.
+const LOG_TAIL_LINES: usize = 40;
+
+/// Builds the fixture repository `testdata/repos/NAME.tree`.
+pub fn build_repo(name: &str) -> FixtureRepo {
+    let tree = fixtures::load_repo_tree(name).unwrap_or_else(|e| panic!("{name}.tree: {e}"));
+    FixtureRepo::build(&tree).unwrap_or_else(|e| panic!("building {name}: {e}"))
+}
+
+/// A git configuration file for the proxy: each `(repository name,
+/// target URL)` pair serves `https://github.com/acme/NAME` from the target;
+/// every other `github.com/acme` repository is sent to [`NOWHERE`].
+pub fn write_gitconfig(path: &Path, remotes: &[(&str, String)]) {
+    let mut text = String::from("[protocol \"file\"]\n\tallow = always\n");
+    text.push_str(&format!(
+        "[url \"{NOWHERE}\"]\n\tinsteadOf = https://github.com/acme/\n"
+    ));
+    for (name, target) in remotes {
+        text.push_str(&format!(
+            "[url \"{target}\"]\n\tinsteadOf = https://github.com/acme/{name}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// A `file://` URL for a local repository.
+pub fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct ServerSetup {
+    /// Disk storage root; memory storage when `None`.
+    pub disk_root: Option<PathBuf>,
+    /// The git configuration the server's fetcher reads.
+    pub gitconfig: PathBuf,
+    /// More `ATHENS_*` variables.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl ServerSetup {
+    /// Disk storage under `root`, repositories as `gitconfig` says.
+    pub fn disk(root: &Path, gitconfig: &Path) -> ServerSetup {
+        ServerSetup {
+            disk_root: Some(root.to_path_buf()),
+            gitconfig: gitconfig.to_path_buf(),
+            extra_env: Vec::new(),
+        }
+    }
+
+    /// Memory storage, repositories as `gitconfig` says.
+    pub fn memory(gitconfig: &Path) -> ServerSetup {
+        ServerSetup {
+            disk_root: None,
+            gitconfig: gitconfig.to_path_buf(),
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// A running `athens` binary, killed when dropped (also while a failing
+/// test unwinds, when its log is printed to help diagnose the failure).
+pub struct Server {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+    // Private HOME, working directory and GoGetDir; removed after the kill.
+    _scratch: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl Server {
+    /// Starts the binary and waits until `/healthz` answers. A port taken
+    /// between choosing and binding it makes the child exit; then another
+    /// port is tried.
+    pub fn start(setup: &ServerSetup) -> Server {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            match Server::try_start(setup) {
+                Ok(server) => return server,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("athens did not start; last log:\n{last_log}");
+    }
+
+    fn try_start(setup: &ServerSetup) -> Result<Server, String> {
+        let scratch = tempfile::Builder::new()
+            .prefix("athens-e2e-server-")
+            .tempdir()
+            .expect("server scratch dir");
+        let home = scratch.path().join("home");
+        let goget = scratch.path().join("goget");
+        for dir in [&home, &goget] {
+            std::fs::create_dir_all(dir).expect("server dirs");
+        }
+        let log = scratch.path().join("athens.log");
+        let log_file = std::fs::File::create(&log).expect("server log");
+        let port = free_port();
+        let go_env = format!(
+            "GIT_CONFIG_GLOBAL={}; GIT_CONFIG_NOSYSTEM=1; GOPROXY=direct; GOSUMDB=off",
+            setup.gitconfig.display()
+        );
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_athens"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("ATHENS_PORT", format!("127.0.0.1:{port}"))
+            .env("ATHENS_GOGET_DIR", &goget)
+            .env("ATHENS_GO_BINARY_ENV_VARS", go_env)
+            .env("ATHENS_LOG_LEVEL", "info")
+            .current_dir(scratch.path())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log handle"))
+            .stderr(log_file);
+        match &setup.disk_root {
+            Some(root) => cmd
+                .env("ATHENS_STORAGE_TYPE", "disk")
+                .env("ATHENS_DISK_STORAGE_ROOT", root),
+            None => cmd.env("ATHENS_STORAGE_TYPE", "memory"),
+        };
+        if let Some(tmp) = std::env::var_os("TMPDIR") {
+            cmd.env("TMPDIR", tmp);
+        }
+        for (key, value) in &setup.extra_env {
+            cmd.env(key, value);
+        }
+        let child = cmd.spawn().expect("spawning athens");
+        let mut server = Server {
+            child: Some(child),
+            port,
+            log,
+            _scratch: scratch,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http_get(port, "/healthz") {
+                return Ok(server);
+            }
+            let exited = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() {
+                return Err(server.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(format!("no /healthz answer in 20s\n{}", server.log_text()))
+    }
+
+    /// The proxy's base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the server and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- end of athens log ---\n{}", tail.join("\n"));
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1: status and body (as received; the
+/// tests only read bodies of short, unchunked answers).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let status_line_end = raw.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
+    let status_line = String::from_utf8_lossy(&raw[..status_line_end]).to_string();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let body_start = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(raw.len());
+    Ok((status, raw[body_start..].to_vec()))
+}
+
+/// A go client with fresh caches whose only module source is `proxy`; its
+/// git configuration knows no repositories, so nothing bypasses the proxy.
+pub fn proxy_client(proxy: &str) -> GoOracle {
+    let mut client = GoOracle::new().expect("go client");
+    client.set_proxy(proxy);
+    client
+}
+
+/// A go client in direct mode reading `repos` (repository name and local
+/// path) in place of `https://github.com/acme/NAME`.
+pub fn direct_client(repos: &[(&str, &Path)]) -> GoOracle {
+    let mut client = GoOracle::new().expect("go client");
+    for (name, path) in repos {
+        client
+            .add_remote(&format!("https://github.com/acme/{name}"), path)
+            .expect("gitconfig");
+    }
+    client
+}
+
+/// `go mod download -json MODULE@QUERY`, which must succeed.
+pub fn download_ok(client: &GoOracle, module: &str, query: &str) -> Download {
+    let got = client
+        .download(module, query)
+        .unwrap_or_else(|e| panic!("go mod download {module}@{query}: {e}"));
+    assert!(
+        got.is_ok(),
+        "go mod download {module}@{query} failed: {}",
+        got.error
+    );
+    got
+}
+
+/// What the go command reports for one download, for comparisons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Resolved version.
+    pub version: String,
+    /// `h1:` of the zip.
+    pub sum: String,
+    /// `h1:` of the go.mod.
+    pub go_mod_sum: String,
+}
+
+impl From<&Download> for Answer {
+    fn from(d: &Download) -> Answer {
+        Answer {
+            version: d.version.clone(),
+            sum: d.sum.clone(),
+            go_mod_sum: d.go_mod_sum.clone(),
+        }
+    }
+}
+
+/// Compares answers query by query and lists every difference at once.
+pub fn assert_same_answers(
+    context: &str,
+    want: &BTreeMap<String, Answer>,
+    got: &BTreeMap<String, Answer>,
+) {
+    let mut diffs = Vec::new();
+    for (query, w) in want {
+        match got.get(query) {
+            Some(g) if g == w => {}
+            Some(g) => diffs.push(format!("{query}: want {w:?}, got {g:?}")),
+            None => diffs.push(format!("{query}: no answer")),
+        }
+    }
+    assert!(diffs.is_empty(), "{context}:\n{}", diffs.join("\n"));
+}
+
+/// A git smart-HTTP server (`git http-backend` as CGI) over the bare
+/// repositories in a directory, counting what clients ask for.
+pub struct GitHttpServer {
+    port: u16,
+    ref_listings: Arc<AtomicUsize>,
+    pack_fetches: Arc<AtomicUsize>,
+}
+
+type HttpRequest = (String, String, BTreeMap<String, String>, Vec<u8>);
+
+fn read_http_request(stream: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
+    let mut line = String::new();
+    if stream.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        stream.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (key, value) = header.split_once(':')?;
+        headers.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    let mut body = Vec::new();
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        loop {
+            let mut size = String::new();
+            stream.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            stream.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = headers.get("content-length") {
+        body.resize(len.parse().ok()?, 0);
+        stream.read_exact(&mut body).ok()?;
+    }
+    Some((method, target, headers, body))
+}
+
+fn serve_git(
+    mut stream: TcpStream,
+    root: PathBuf,
+    refs: Arc<AtomicUsize>,
+    packs: Arc<AtomicUsize>,
+) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let Some((method, target, headers, body)) = read_http_request(&mut reader) else {
+        return;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if path.ends_with("/info/refs") {
+        refs.fetch_add(1, Ordering::SeqCst);
+    }
+    // Protocol v2 asks for objects with a `command=fetch` request; v0/v1
+    // clients post to git-upload-pack with "want" lines.
+    let v2_fetch = body.windows(13).any(|w| w == b"command=fetch");
+    let v0_fetch = path.ends_with("/git-upload-pack") && body.windows(5).any(|w| w == b"want ");
+    if v2_fetch || v0_fetch {
+        packs.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut cmd = Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_PROJECT_ROOT", &root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (header, var) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("git-protocol", "GIT_PROTOCOL"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+    ] {
+        if let Some(value) = headers.get(header) {
+            cmd.env(var, value);
+        }
+    }
+    let Ok(mut child) = cmd.spawn() else {
+        return;
+    };
+    let Some(mut stdin) = child.stdin.take() else {
+        return;
+    };
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&body);
+    });
+    let Ok(out) = child.wait_with_output() else {
+        return;
+    };
+    let _ = writer.join();
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| (p, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)));
+    let Some((end, sep)) = split else { return };
+    let cgi_head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let cgi_body = &raw[end + sep..];
+    let mut status = "200 OK".to_string();
+    let mut headers_out = String::new();
+    for line in cgi_head.lines().map(str::trim_end) {
+        if let Some(s) = line.strip_prefix("Status:") {
+            status = s.trim().to_string();
+        } else if !line.is_empty() {
+            headers_out.push_str(line);
+            headers_out.push_str("\r\n");
+        }
+    }
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{headers_out}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        cgi_body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(cgi_body);
+}
+
+impl GitHttpServer {
+    /// Serves the bare repositories under `root` at `/NAME.git`. The
+    /// accept thread lives as long as the test process, which is short.
+    pub fn start(root: PathBuf) -> GitHttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding git server");
+        let port = listener.local_addr().expect("local address").port();
+        let ref_listings = Arc::new(AtomicUsize::new(0));
+        let pack_fetches = Arc::new(AtomicUsize::new(0));
+        let (refs, packs) = (Arc::clone(&ref_listings), Arc::clone(&pack_fetches));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (root, refs, packs) = (root.clone(), Arc::clone(&refs), Arc::clone(&packs));
+                std::thread::spawn(move || serve_git(stream, root, refs, packs));
+            }
+        });
+        GitHttpServer {
+            port,
+            ref_listings,
+            pack_fetches,
+        }
+    }
+
+    /// The URL of the repository `NAME.git`.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}.git", self.port)
+    }
+
+    /// `info/refs` requests served so far (one per connection to a
+    /// repository).
+    pub fn ref_listings(&self) -> usize {
+        self.ref_listings.load(Ordering::SeqCst)
+    }
+
+    /// Requests for a pack (object transfers) served so far.
+    pub fn pack_fetches(&self) -> usize {
+        self.pack_fetches.load(Ordering::SeqCst)
+    }
+}
+
+/// A bare clone of `repo` at `dir/NAME.git`, for [`GitHttpServer`].
+pub fn bare_clone(repo: &FixtureRepo, dir: &Path, name: &str) -> PathBuf {
+    let target = dir.join(format!("{name}.git"));
+    let out = Command::new("git")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["clone", "-q", "--bare"])
+        .arg(repo.path())
+        .arg(&target)
+        .output()
+        .expect("running git clone");
+    assert!(
+        out.status.success(),
+        "git clone --bare: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target
+}
+
+/// Runs a go command (arguments after `go`) in `dir` with `client`'s
+/// environment plus `env`; returns its combined output, panicking on
+/// failure.
+pub fn go_ok(client: &GoOracle, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = client.command();
+    cmd.current_dir(dir).args(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = cmd.output().expect("running go");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "go {} failed:\n{text}",
+        args.join(" ")
+    );
+    text
+}
