@@ -32,6 +32,35 @@ const MAX_CATALOG_DEPTH: usize = 64;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Zips up to this size are read whole in the same blocking call that opens
+/// them: for files this small the thread-pool hops of a streamed read (open,
+/// stat, read, read to EOF) cost more than the bytes, and the cap keeps the
+/// memory held per request small.
+const SMALL_ZIP_BYTES: u64 = 64 * 1024;
+
+/// Opens a stored zip in one blocking call; small ones come back in memory,
+/// larger ones as a file to stream.
+fn open_zip(path: &Path) -> std::io::Result<StoredZip> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size <= SMALL_ZIP_BYTES {
+        // Stored files are renamed into place complete and never rewritten,
+        // so the length read is the length stat reported; `take` bounds the
+        // buffer regardless.
+        let mut data = Vec::with_capacity(size as usize);
+        file.take(SMALL_ZIP_BYTES).read_to_end(&mut data)?;
+        return Ok(StoredZip {
+            size: data.len() as u64,
+            reader: Box::pin(std::io::Cursor::new(data)),
+        });
+    }
+    Ok(StoredZip {
+        size,
+        reader: Box::pin(tokio::fs::File::from_std(file)),
+    })
+}
+
 /// Storage under a root directory on the local file system.
 #[derive(Debug, Clone)]
 pub struct DiskStorage {
@@ -195,16 +224,16 @@ impl Storage for DiskStorage {
             .version_dir(module, version)
             .ok_or_else(|| StorageError::not_found(module, version))?;
         let path = dir.join(ZIP_FILE);
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if is_missing(&e) => return Err(StorageError::not_found(module, version)),
-            Err(e) => return Err(io_err("opening", &path)(e)),
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open_zip(&path)).await
         };
-        let meta = file.metadata().await.map_err(io_err("inspecting", &path))?;
-        Ok(StoredZip {
-            size: meta.len(),
-            reader: Box::pin(file),
-        })
+        match opened {
+            Ok(Ok(zip)) => Ok(zip),
+            Ok(Err(e)) if is_missing(&e) => Err(StorageError::not_found(module, version)),
+            Ok(Err(e)) => Err(io_err("opening", &path)(e)),
+            Err(join) => Err(io_err("opening", &path)(std::io::Error::other(join))),
+        }
     }
 
     async fn exists(&self, module: &str, version: &str) -> Result<bool, StorageError> {
@@ -454,6 +483,37 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(root.path()).unwrap();
         crate::storage::conformance::run(&storage).await;
+    }
+
+    #[tokio::test]
+    async fn zips_either_side_of_the_in_memory_threshold_read_back_whole() {
+        use tokio::io::AsyncReadExt;
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        let small = SMALL_ZIP_BYTES as usize;
+        for (version, len) in [
+            ("v1.0.0", small),
+            ("v1.0.1", small + 1),
+            ("v1.0.2", 3 * small + 7),
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut reader: &[u8] = &data;
+            storage
+                .save(
+                    "example.com/m",
+                    version,
+                    Bytes::from_static(b"module example.com/m\n"),
+                    &mut reader,
+                    Bytes::from_static(b"{}"),
+                )
+                .await
+                .unwrap();
+            let mut zip = storage.zip("example.com/m", version).await.unwrap();
+            assert_eq!(zip.size, len as u64, "{version}");
+            let mut back = Vec::new();
+            zip.reader.read_to_end(&mut back).await.unwrap();
+            assert!(back == data, "{version}: {} bytes read back", back.len());
+        }
     }
 
     #[tokio::test]

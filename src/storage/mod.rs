@@ -30,7 +30,8 @@ pub type ZipReader = Pin<Box<dyn AsyncRead + Send>>;
 pub struct StoredZip {
     /// Length of the zip in bytes.
     pub size: u64,
-    /// The bytes; the zip is never loaded whole by the disk backend.
+    /// The bytes; the disk backend loads only small zips (64 KiB at most)
+    /// whole and streams the rest.
     pub reader: ZipReader,
 }
 

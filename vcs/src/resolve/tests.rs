@@ -589,7 +589,13 @@ fn license_is_copied_only_into_subdirectory_modules_without_one() {
     .unwrap();
     let mut valid = checked.valid.clone();
     valid.sort();
-    assert_eq!(valid, ["example.com/repo/a@v1.0.0/LICENSE", "example.com/repo/a@v1.0.0/go.mod"]);
+    assert_eq!(
+        valid,
+        [
+            "example.com/repo/a@v1.0.0/LICENSE",
+            "example.com/repo/a@v1.0.0/go.mod"
+        ]
+    );
     // The copied LICENSE carries the root's contents.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a");
@@ -613,7 +619,13 @@ fn license_is_copied_only_into_subdirectory_modules_without_one() {
     .unwrap();
     let mut valid = checked.valid;
     valid.sort();
-    assert_eq!(valid, ["example.com/repo/b@v1.0.0/LICENSE", "example.com/repo/b@v1.0.0/go.mod"]);
+    assert_eq!(
+        valid,
+        [
+            "example.com/repo/b@v1.0.0/LICENSE",
+            "example.com/repo/b@v1.0.0/go.mod"
+        ]
+    );
 
     let root = ModuleRepo::new("example.com/repo", r, "example.com/repo", None).unwrap();
     let names = zip_names(&root, "v1.0.0");

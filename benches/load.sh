@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# HTTP load benchmark: athens (disk storage) against nginx serving the same
+# files from the same directory, mapped to the same proxy URLs.
+#
+#   benches/load.sh                  # 10 s per run, 64 connections
+#   DURATION=5s CONNS=64 benches/load.sh
+#
+# Needs wrk and nginx (apt-get install wrk nginx). Everything binds
+# 127.0.0.1 and lives in a temporary directory removed at exit; both
+# servers are stopped by their own pids. Figures are kept in
+# benches/RESULTS.md.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+ATHENS_PORT=${ATHENS_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+for tool in wrk nginx; do
+    command -v "$tool" >/dev/null || { echo "load.sh: $tool not found (apt-get install $tool)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/athens-load.XXXXXX)
+ATHENS_PID=
+NGINX_PID=
+cleanup() {
+    [ -n "$ATHENS_PID" ] && kill "$ATHENS_PID" 2>/dev/null && wait "$ATHENS_PID" 2>/dev/null
+    [ -n "$NGINX_PID" ] && kill -QUIT "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building athens (release)" >&2
+(cd "$REPO" && cargo build --release --bin athens 2>&1 | tail -1) >&2
+ATHENS="$REPO/target/release/athens"
+
+# --- modules -----------------------------------------------------------------
+STORE="$WORK/storage"
+mkdir -p "$STORE" "$WORK/src/small" "$WORK/src/large/data"
+printf 'module example.com/small\n\ngo 1.21\n' >"$WORK/src/small/go.mod"
+for i in 1 2 3; do
+    printf 'package small\n\n// F%d returns its argument doubled.\nfunc F%d(x int) int { return 2 * x }\n' "$i" "$i" \
+        >"$WORK/src/small/f$i.go"
+done
+# An embedded random constant brings the small zip to ~2 KB.
+printf 'package small\n\nconst Blob = "%s"\n' "$(head -c 1200 /dev/urandom | base64 -w0)" >"$WORK/src/small/blob.go"
+printf 'module example.com/large\n\ngo 1.21\n' >"$WORK/src/large/go.mod"
+printf 'package large\n' >"$WORK/src/large/large.go"
+# Incompressible data, so the zip is ~20 MB whatever deflate does.
+for i in $(seq -w 1 20); do
+    head -c 1048576 /dev/urandom >"$WORK/src/large/data/blob$i.bin"
+done
+for m in small large; do
+    "$ATHENS" pack "$WORK/src/$m" --module "example.com/$m" --version v1.0.0 \
+        --out "$STORE" --layout athens --time 2024-01-01T00:00:00Z >/dev/null
+done
+chmod -R a+rX "$WORK"
+size() { stat -c %s "$1"; }
+echo "== small zip $(size "$STORE/example.com/small/v1.0.0/source.zip") bytes," \
+    "large zip $(size "$STORE/example.com/large/v1.0.0/source.zip") bytes" >&2
+
+# --- servers -----------------------------------------------------------------
+# No per-request logging on either side: athens at LogLevel=error, nginx
+# with access_log off.
+ATHENS_STORAGE_TYPE=disk ATHENS_DISK_STORAGE_ROOT="$STORE" \
+    ATHENS_PORT="127.0.0.1:$ATHENS_PORT" ATHENS_LOG_LEVEL=error \
+    "$ATHENS" >"$WORK/athens.log" 2>&1 &
+ATHENS_PID=$!
+
+mkdir -p "$WORK/nginx-tmp"
+cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx-tmp/body;
+    proxy_temp_path $WORK/nginx-tmp/proxy;
+    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+    scgi_temp_path $WORK/nginx-tmp/scgi;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $STORE;
+        location ~ ^/(.+)/@v/(.+)\.info\$ { default_type application/json; rewrite ^/(.+)/@v/(.+)\.info\$ /\$1/\$2/\$2.info break; }
+        location ~ ^/(.+)/@v/(.+)\.mod\$  { default_type text/plain; rewrite ^/(.+)/@v/(.+)\.mod\$ /\$1/\$2/go.mod break; }
+        location ~ ^/(.+)/@v/(.+)\.zip\$  { default_type application/zip; rewrite ^/(.+)/@v/(.+)\.zip\$ /\$1/\$2/source.zip break; }
+    }
+}
+EOF
+nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log" &
+NGINX_PID=$!
+
+wait_up() {
+    for _ in $(seq 100); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "load.sh: $1 did not come up" >&2
+    cat "$WORK/athens.log" "$WORK/nginx-error.log" >&2 2>/dev/null || true
+    exit 1
+}
+wait_up "http://127.0.0.1:$ATHENS_PORT/example.com/small/@v/v1.0.0.info"
+wait_up "http://127.0.0.1:$NGINX_PORT/example.com/small/@v/v1.0.0.info"
+
+# Same bytes from both servers, or the comparison means nothing.
+for path in small/@v/v1.0.0.info small/@v/v1.0.0.mod small/@v/v1.0.0.zip large/@v/v1.0.0.zip; do
+    a=$(curl -fsS "http://127.0.0.1:$ATHENS_PORT/example.com/$path" | sha256sum)
+    n=$(curl -fsS "http://127.0.0.1:$NGINX_PORT/example.com/$path" | sha256sum)
+    [ "$a" = "$n" ] || { echo "load.sh: $path differs between athens and nginx" >&2; exit 1; }
+done
+
+# --- load ----------------------------------------------------------------------
+# wrk prints "Requests/sec: N", "Transfer/sec: N{B,KB,MB,GB}" and, with
+# --latency, a "99% T{us,ms,s}" line; normalise to req/s, MB/s and ms.
+run_wrk() {
+    local url=$1
+    timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 30s --latency "$url" | awk '
+        /Requests\/sec:/ { rps = $2 }
+        /Transfer\/sec:/ {
+            v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
+            f = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1/1024 : 1/1048576
+            mbs = v * f
+        }
+        $1 == "99%" {
+            v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+            f = (u == "s") ? 1000 : (u == "ms") ? 1 : (u == "us") ? 0.001 : 1
+            p99 = v * f
+        }
+        /Non-2xx|Socket errors/ { errors = errors " " $0 }
+        END { printf "%s %.2f %.3f%s\n", rps, mbs, p99, (errors == "" ? "" : " ERR:" errors) }'
+}
+
+printf '%-10s %12s %12s %10s %10s %8s %8s %9s %9s\n' \
+    target athens_rps nginx_rps athens_MBs nginx_MBs rps_pct MBs_pct a_p99_ms n_p99_ms
+for target in small/@v/v1.0.0.info small/@v/v1.0.0.mod small/@v/v1.0.0.zip large/@v/v1.0.0.zip; do
+    read -r a_rps a_mbs a_p99 a_err <<<"$(run_wrk "http://127.0.0.1:$ATHENS_PORT/example.com/$target")"
+    read -r n_rps n_mbs n_p99 n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
+    name=${target#*/@v/v1.0.0}
+    name=${target%%/*}$name
+    awk -v t="$name" -v ar="$a_rps" -v nr="$n_rps" -v am="$a_mbs" -v nm="$n_mbs" -v ap="$a_p99" -v np="$n_p99" \
+        'BEGIN { printf "%-10s %12.1f %12.1f %10.1f %10.1f %7.0f%% %7.0f%% %9.2f %9.2f\n", t, ar, nr, am, nm, 100*ar/nr, 100*am/nm, ap, np }'
+    [ -z "${a_err:-}${n_err:-}" ] || echo "  errors: athens:${a_err:-} nginx:${n_err:-}"
+done
+
+echo "athens peak RSS (VmHWM): $(awk '/VmHWM/ { print $2, $3 }' "/proc/$ATHENS_PID/status")"
+echo "nginx worker peak RSS (VmHWM): $(for p in $(pgrep -P "$NGINX_PID"); do awk '/VmHWM/ { printf "%s %s ", $2, $3 }' "/proc/$p/status"; done)"
+echo "load: wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores shared by client and servers"
