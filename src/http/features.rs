@@ -47,6 +47,9 @@ pub struct Features {
     pub(crate) validator_hook: Option<String>,
     pub(crate) sumdbs: Vec<SumDb>,
     pub(crate) no_sum_patterns: Vec<String>,
+    /// GONOSUMDB (defaulting to GOPRIVATE) from `GoBinaryEnvVars`: private
+    /// modules, whose lookups must not leave the server either.
+    pub(crate) private_patterns: Vec<String>,
     pub(crate) home_template_path: String,
     pub(crate) basic_auth: Option<(String, String)>,
     pub(crate) force_ssl: bool,
@@ -99,6 +102,7 @@ impl Features {
                 .then(|| config.validator_hook.clone()),
             sumdbs,
             no_sum_patterns: config.no_sum_patterns.clone(),
+            private_patterns: private_patterns(config),
             home_template_path: config.home_template_path.clone(),
             basic_auth: config
                 .basic_auth()
@@ -230,7 +234,9 @@ pub(crate) async fn sumdb_handler(
         return error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
     if let Some(target) = tail.strip_prefix("lookup/") {
-        if is_no_sum(&features.no_sum_patterns, target) {
+        if is_no_sum(&features.no_sum_patterns, target)
+            || is_no_sum(&features.private_patterns, target)
+        {
             return error_response(
                 StatusCode::FORBIDDEN,
                 &format!("forbidden: {target} matches the GONOSUMDB patterns"),
@@ -277,6 +283,23 @@ pub(crate) async fn sumdb_handler(
         response.headers_mut().insert(name, value);
     }
     response
+}
+
+/// The go command's private-module patterns for checksum lookups, from the
+/// go environment the configuration gives the fetcher.
+fn private_patterns(config: &Config) -> Vec<String> {
+    let env = &config.go_binary_env_vars;
+    let patterns = env
+        .get("GONOSUMDB")
+        .filter(|v| !v.is_empty())
+        .or_else(|| env.get("GOPRIVATE"))
+        .unwrap_or("");
+    patterns
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Whether a lookup target (`module@version`, case-escaped) is private.

@@ -373,6 +373,10 @@ async fn sumdb_requests_are_proxied_and_private_lookups_refused() {
     .await;
     let config = Config {
         no_sum_patterns: vec!["corp.example".into(), "github.com/private/*".into()],
+        go_binary_env_vars: crate::config::EnvList(vec![
+            "GOPROXY=direct".into(),
+            "GOPRIVATE=git.internal.example,*.corp.test".into(),
+        ]),
         ..Config::default()
     };
     let base = db.base.clone();
@@ -402,6 +406,8 @@ async fn sumdb_requests_are_proxied_and_private_lookups_refused() {
     for private in [
         "/sumdb/sum.golang.org/lookup/corp.example/team/x@v1.0.0",
         "/sumdb/sum.golang.org/lookup/github.com/private/tool@v0.1.0",
+        "/sumdb/sum.golang.org/lookup/git.internal.example/lib@v1.0.0",
+        "/sumdb/sum.golang.org/lookup/build.corp.test/x/y@v2.0.0",
     ] {
         let response = send(&app.router, private, &[]).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{private}");
@@ -636,11 +642,7 @@ async fn go_download(
 /// on to the next GOPROXY entry.
 #[tokio::test]
 async fn go_command_falls_through_none_mode_to_the_next_proxy() {
-    let go = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/go");
-    if !go.exists() {
-        eprintln!("skipping: no go binary at {}", go.display());
-        return;
-    }
+    let go = fixtures::locate_go().expect("the go toolchain (scripts/test.sh installs it)");
     let dir = tempfile::tempdir().unwrap();
     file_proxy(dir.path());
     let requests = Arc::new(AtomicUsize::new(0));
@@ -670,6 +672,59 @@ async fn go_command_falls_through_none_mode_to_the_next_proxy() {
     assert!(!ok, "{output}");
     assert_eq!(test_app.fetches(), 0);
     server.abort();
+}
+
+/// `redirect` mode sends the go client to a second instance of ours (here
+/// fed by a file-system GOPROXY), which serves the module; the first one
+/// never fetches anything.
+#[tokio::test]
+async fn go_command_follows_redirect_mode_to_a_second_instance() {
+    let go = fixtures::locate_go().expect("the go toolchain (scripts/test.sh installs it)");
+    let dir = tempfile::tempdir().unwrap();
+    file_proxy(dir.path());
+    let file_url = format!("file://{}", dir.path().join("proxy").display());
+
+    let second_config = Config::default();
+    let upstream = crate::fetch::UpstreamProxyFetcher::new(
+        &file_url,
+        None,
+        crate::fetch::UpstreamOptions::default(),
+    )
+    .unwrap();
+    let second_storage = Arc::new(MemoryStorage::new());
+    let second =
+        try_build_router(&second_config, second_storage.clone(), Arc::new(upstream)).unwrap();
+    let second_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second_url = format!("http://{}", second_listener.local_addr().unwrap());
+    let second_server = tokio::spawn(async move {
+        let _ = axum::serve(second_listener, second).await;
+    });
+
+    let first = app_for(&with_mode("redirect", &second_url));
+    let first_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let first_url = format!("http://{}", first_listener.local_addr().unwrap());
+    let router = first.router.clone();
+    let first_server = tokio::spawn(async move {
+        let _ = axum::serve(first_listener, router).await;
+    });
+
+    let (ok, output) = go_download(&go, dir.path(), &format!("{first_url},off")).await;
+    assert!(ok, "{output}");
+    assert!(output.contains("\"Version\": \"v1.0.0\""), "{output}");
+    assert_eq!(
+        first.fetches(),
+        0,
+        "the redirecting instance must not fetch"
+    );
+    assert!(
+        second_storage
+            .exists("example.com/hello", "v1.0.0")
+            .await
+            .unwrap(),
+        "the second instance stored what it served"
+    );
+    first_server.abort();
+    second_server.abort();
 }
 
 #[tokio::test]
