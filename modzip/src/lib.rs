@@ -4,6 +4,8 @@
 //! Nothing here touches the network or needs an async runtime: the crate is
 //! the pure core that the fetcher (`vcs`) and the proxy server build on.
 
+#![warn(missing_docs)]
+
 pub mod dirhash;
 pub mod gomod;
 pub mod gover;

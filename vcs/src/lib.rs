@@ -12,6 +12,8 @@
 //!   major-version layouts, go.mod synthesis and module zips.
 //! - [`fetcher`]: the three composed behind one async entry point.
 
+#![warn(missing_docs)]
+
 pub mod codehost;
 pub mod discovery;
 pub mod fetcher;
