@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             }
         },
         Err(message) => {
-            eprintln!("athens: {message}\n{USAGE}");
+            eprintln!("athens: {message} (see athens --help)");
             ExitCode::from(cli::EXIT_USAGE)
         }
     }
