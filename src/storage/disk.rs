@@ -32,14 +32,13 @@ const MAX_CATALOG_DEPTH: usize = 64;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Zips up to this size are read whole in the same blocking call that opens
-/// them: for files this small the thread-pool hops of a streamed read (open,
-/// stat, read, read to EOF) cost more than the bytes, and the cap keeps the
-/// memory held per request small.
+/// Zips up to this size are read whole when opened: for files this small
+/// the thread-pool hops of a streamed read (stat, read, read to EOF) cost
+/// more than the bytes, and the cap keeps the memory held per request small.
 const SMALL_ZIP_BYTES: u64 = 64 * 1024;
 
-/// Opens a stored zip in one blocking call; small ones come back in memory,
-/// larger ones as a file to stream.
+/// Opens a stored zip; small ones come back in memory, larger ones as a
+/// file to stream.
 fn open_zip(path: &Path) -> std::io::Result<StoredZip> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
@@ -50,14 +49,12 @@ fn open_zip(path: &Path) -> std::io::Result<StoredZip> {
         // buffer regardless.
         let mut data = Vec::with_capacity(size as usize);
         file.take(SMALL_ZIP_BYTES).read_to_end(&mut data)?;
-        return Ok(StoredZip {
-            size: data.len() as u64,
-            reader: Box::pin(std::io::Cursor::new(data)),
-        });
+        return Ok(StoredZip::from_bytes(Bytes::from(data)));
     }
     Ok(StoredZip {
         size,
         reader: Box::pin(tokio::fs::File::from_std(file)),
+        in_memory: None,
     })
 }
 
@@ -200,7 +197,12 @@ impl DiskStorage {
             .version_dir(module, version)
             .ok_or_else(|| StorageError::not_found(module, version))?;
         let path = dir.join(name);
-        match tokio::fs::read(&path).await {
+        // Read in place rather than on the blocking pool: `.info` and
+        // `go.mod` are a few hundred bytes, written once and then served
+        // from the page cache, so open+read+close costs a few microseconds,
+        // while a blocking-pool round trip (two thread wake-ups and context
+        // switches) cost more than the whole request under load.
+        match std::fs::read(&path) {
             Ok(data) => Ok(Bytes::from(data)),
             Err(e) if is_missing(&e) => Err(StorageError::not_found(module, version)),
             Err(e) => Err(io_err("reading", &path)(e)),
@@ -224,15 +226,14 @@ impl Storage for DiskStorage {
             .version_dir(module, version)
             .ok_or_else(|| StorageError::not_found(module, version))?;
         let path = dir.join(ZIP_FILE);
-        let opened = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || open_zip(&path)).await
-        };
-        match opened {
-            Ok(Ok(zip)) => Ok(zip),
-            Ok(Err(e)) if is_missing(&e) => Err(StorageError::not_found(module, version)),
-            Ok(Err(e)) => Err(io_err("opening", &path)(e)),
-            Err(join) => Err(io_err("opening", &path)(std::io::Error::other(join))),
+        // Opened (and, when small, read) in place for the same reason as
+        // `read_file`: the work is a few system calls on a cached file,
+        // cheaper than a hop to the blocking pool. Large zips are then
+        // streamed through tokio's file, off the worker threads.
+        match open_zip(&path) {
+            Ok(zip) => Ok(zip),
+            Err(e) if is_missing(&e) => Err(StorageError::not_found(module, version)),
+            Err(e) => Err(io_err("opening", &path)(e)),
         }
     }
 
@@ -373,13 +374,16 @@ impl Storage for DiskStorage {
 
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {
         // Validate the token before walking the tree.
-        super::parse_catalog_token(token)?;
+        let after = super::parse_catalog_token(token)?;
         let root = self.root.clone();
+        // One entry more than a page tells whether another page follows.
+        let limit = if page_size == 0 {
+            usize::MAX
+        } else {
+            page_size.saturating_add(1)
+        };
         let all = tokio::task::spawn_blocking(move || {
-            let mut found = Vec::new();
-            walk_catalog(&root, &root, 0, &mut found)?;
-            found.sort();
-            Ok::<_, StorageError>(found)
+            CatalogWalk::run(&root, after, limit).map(|walk| walk.found)
         })
         .await
         .unwrap_or_else(|join| {
@@ -426,52 +430,109 @@ fn publish_dir(temp: &Path, target: &Path, version: &str) -> std::io::Result<Pub
     Ok(Published::Renamed)
 }
 
-fn walk_catalog(
-    root: &Path,
-    dir: &Path,
-    depth: usize,
-    found: &mut Vec<CatalogEntry>,
-) -> Result<(), StorageError> {
-    if depth > MAX_CATALOG_DEPTH {
-        return Ok(());
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if is_missing(&e) => return Ok(()),
-        Err(e) => return Err(io_err("walking", dir)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err("walking", dir))?;
-        // file_type does not follow symlinks, so links out of the root are
-        // never walked.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
+/// A sorted walk of the store that reads one catalog page: subtrees that lie
+/// wholly before the token are skipped unread, and the walk stops once it
+/// has `limit` entries, so a page costs the same however large the store.
+struct CatalogWalk {
+    /// The token's components (path elements, then version).
+    after: Option<Vec<String>>,
+    after_entry: Option<CatalogEntry>,
+    limit: usize,
+    found: Vec<CatalogEntry>,
+    /// Path elements of the directory being visited, below the root.
+    path: Vec<String>,
+    /// Directories read so far: what a page costs.
+    reads: usize,
+}
+
+impl CatalogWalk {
+    fn run(root: &Path, after: Option<CatalogEntry>, limit: usize) -> Result<Self, StorageError> {
+        let mut walk = CatalogWalk {
+            after: after
+                .as_ref()
+                .map(|a| a.components().map(str::to_string).collect()),
+            after_entry: after,
+            limit,
+            found: Vec::new(),
+            path: Vec::new(),
+            reads: 0,
         };
-        if name.starts_with('.') {
-            continue;
+        walk.visit(root)?;
+        Ok(walk)
+    }
+
+    fn visit(&mut self, dir: &Path) -> Result<(), StorageError> {
+        if self.path.len() > MAX_CATALOG_DEPTH {
+            return Ok(());
         }
-        let path = entry.path();
-        if is_canonical_version(&name) && version_dir_complete(&path, &name) {
-            let module = dir
-                .strip_prefix(root)
-                .ok()
-                .and_then(|rel| rel.to_str())
-                .map(|rel| rel.replace(std::path::MAIN_SEPARATOR, "/"));
-            if let Some(module) = module {
-                if modzip::module::check_path(&module).is_ok() {
-                    found.push(CatalogEntry {
-                        module,
-                        version: name.clone(),
-                    });
+        self.reads += 1;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) => return Err(io_err("walking", dir)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("walking", dir))?;
+            // file_type does not follow symlinks, so links out of the root
+            // are never walked.
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if let Ok(name) = entry.file_name().into_string() {
+                if !name.starts_with('.') {
+                    names.push(name);
                 }
             }
         }
-        walk_catalog(root, &path, depth + 1, found)?;
+        names.sort();
+        for name in names {
+            if self.found.len() >= self.limit {
+                break;
+            }
+            self.path.push(name);
+            if !self.before_token() {
+                let child = dir.join(self.path.last().map(String::as_str).unwrap_or_default());
+                self.record(&child);
+                self.visit(&child)?;
+            }
+            self.path.pop();
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Whether everything under the current path sorts before the token.
+    fn before_token(&self) -> bool {
+        let Some(after) = &self.after else {
+            return false;
+        };
+        let n = self.path.len().min(after.len());
+        self.path[..n] < after[..n]
+    }
+
+    /// Adds the current directory as an entry when it is a complete
+    /// version directory of a valid module path after the token.
+    fn record(&mut self, dir: &Path) {
+        let Some((version, module)) = self.path.split_last() else {
+            return;
+        };
+        if module.is_empty()
+            || !is_canonical_version(version)
+            || !version_dir_complete(dir, version)
+        {
+            return;
+        }
+        let entry = CatalogEntry {
+            module: module.join("/"),
+            version: version.clone(),
+        };
+        if modzip::module::check_path(&entry.module).is_err() {
+            return;
+        }
+        if self.after_entry.as_ref().is_none_or(|a| &entry > a) {
+            self.found.push(entry);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -483,6 +544,63 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(root.path()).unwrap();
         crate::storage::conformance::run(&storage).await;
+    }
+
+    #[tokio::test]
+    async fn catalog_pages_cost_the_same_however_large_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStorage::new(dir.path()).unwrap();
+        let mut modules: Vec<String> = Vec::new();
+        for owner in 0..20 {
+            for repo in 0..10 {
+                modules.push(format!("example.com/o{owner:02}/r{repo:02}"));
+            }
+        }
+        // Nested and look-alike paths sort by element: inside a/b/ the
+        // nested module c sorts before the version v1.0.0, and a/b-c after.
+        for module in ["example.com/a/b", "example.com/a/b-c", "example.com/a/b/c"] {
+            modules.push(module.to_string());
+        }
+        for module in &modules {
+            let mut zip: &[u8] = b"zip";
+            store
+                .save(
+                    module,
+                    "v1.0.0",
+                    Bytes::from_static(b"module x\n"),
+                    &mut zip,
+                    Bytes::from_static(b"{}"),
+                )
+                .await
+                .unwrap();
+        }
+        let first = store.catalog("", 3).await.unwrap();
+        let names: Vec<&str> = first.entries.iter().map(|e| e.module.as_str()).collect();
+        assert_eq!(
+            names,
+            ["example.com/a/b/c", "example.com/a/b", "example.com/a/b-c"]
+        );
+
+        // A page late in the store reads only the directories on the way to
+        // its token and the page itself, not the 200 modules before it.
+        let after = CatalogEntry {
+            module: "example.com/o19/r05".into(),
+            version: "v1.0.0".into(),
+        };
+        let walk = CatalogWalk::run(dir.path(), Some(after), 3).unwrap();
+        let found: Vec<&str> = walk.found.iter().map(|e| e.module.as_str()).collect();
+        assert_eq!(
+            found,
+            [
+                "example.com/o19/r06",
+                "example.com/o19/r07",
+                "example.com/o19/r08"
+            ]
+        );
+        assert!(walk.reads < 15, "a page read {} directories", walk.reads);
+        let whole = CatalogWalk::run(dir.path(), None, usize::MAX).unwrap();
+        assert_eq!(whole.found.len(), 203);
+        assert!(whole.reads > 400, "the whole walk read {}", whole.reads);
     }
 
     #[tokio::test]
@@ -510,6 +628,11 @@ mod tests {
                 .unwrap();
             let mut zip = storage.zip("example.com/m", version).await.unwrap();
             assert_eq!(zip.size, len as u64, "{version}");
+            // Small zips come whole as well; large ones only as a stream.
+            match &zip.in_memory {
+                Some(whole) => assert!(len <= small && whole.as_ref() == data, "{version}"),
+                None => assert!(len > small, "{version}: small zip not in memory"),
+            }
             let mut back = Vec::new();
             zip.reader.read_to_end(&mut back).await.unwrap();
             assert!(back == data, "{version}: {} bytes read back", back.len());

@@ -33,6 +33,21 @@ pub struct StoredZip {
     /// The bytes; the disk backend loads only small zips (64 KiB at most)
     /// whole and streams the rest.
     pub reader: ZipReader,
+    /// The same bytes when the backend already holds the whole zip in
+    /// memory, so a server can send them in one piece instead of copying
+    /// them through `reader`; `None` for a zip that must be streamed.
+    pub in_memory: Option<Bytes>,
+}
+
+impl StoredZip {
+    /// A zip held in memory whole: `reader` and `in_memory` both give `data`.
+    pub fn from_bytes(data: Bytes) -> Self {
+        StoredZip {
+            size: data.len() as u64,
+            reader: Box::pin(std::io::Cursor::new(data.clone())),
+            in_memory: Some(data),
+        }
+    }
 }
 
 impl std::fmt::Debug for StoredZip {
@@ -44,7 +59,13 @@ impl std::fmt::Debug for StoredZip {
 }
 
 /// One module version in a catalog page.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+///
+/// Entries are ordered by their path components (the module path's
+/// elements, then the version), compared element by element. That is the
+/// order in which a sorted walk of Athens' disk layout meets them, so the
+/// disk backend can resume at a token and read one page without walking
+/// the whole store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CatalogEntry {
     /// Module path.
     pub module: String,
@@ -52,10 +73,31 @@ pub struct CatalogEntry {
     pub version: String,
 }
 
+impl CatalogEntry {
+    /// The entry's position in catalog order: path elements, then version.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.module
+            .split('/')
+            .chain(std::iter::once(self.version.as_str()))
+    }
+}
+
+impl Ord for CatalogEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.components().cmp(other.components())
+    }
+}
+
+impl PartialOrd for CatalogEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// A page of the catalog of stored module versions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CatalogPage {
-    /// Entries in (module, version) byte order.
+    /// Entries in catalog order (see [`CatalogEntry`]).
     pub entries: Vec<CatalogEntry>,
     /// Token for the next page; `None` on the last page.
     pub next: Option<String>,
@@ -202,6 +244,8 @@ pub(crate) fn paginate(
     page_size: usize,
 ) -> Result<CatalogPage, StorageError> {
     let after = parse_catalog_token(token)?;
+    let mut sorted = sorted;
+    sorted.sort();
     let mut rest = sorted
         .into_iter()
         .filter(|e| after.as_ref().is_none_or(|a| e > a));
