@@ -24,9 +24,6 @@
 //! HTTP request with the time the server spent on it). Figures are kept in
 //! benches/RESULTS.md.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -144,152 +141,6 @@ fn build_repo(dir: &Path) -> Result<(), Error> {
     }
     Ok(())
 }
-
-// ---------------------------------------------------------------------------
-// git http-backend behind a minimal HTTP/1.1 server (one connection, one
-// request, one CGI process), as vcs/tests/git.rs does.
-
-type Request = (String, String, BTreeMap<String, String>, Vec<u8>);
-
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if stream.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        stream.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-    }
-    let mut body = Vec::new();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            stream.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            stream.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(len) = headers.get("content-length") {
-        body.resize(len.parse().ok()?, 0);
-        stream.read_exact(&mut body).ok()?;
-    }
-    Some((method, target, headers, body))
-}
-
-fn serve(mut stream: TcpStream, root: PathBuf) -> Option<()> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let (method, target, headers, body) = read_request(&mut reader)?;
-    let started = Instant::now();
-    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    let command = if has(b"command=fetch") {
-        "fetch"
-    } else if has(b"command=ls-refs") {
-        "ls-refs"
-    } else if method == "POST" {
-        "v0"
-    } else {
-        ""
-    };
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut cmd = Command::new("git");
-    cmd.arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_PROJECT_ROOT", &root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("REQUEST_METHOD", &method)
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (header, var) in [
-        ("content-type", "CONTENT_TYPE"),
-        ("git-protocol", "GIT_PROTOCOL"),
-        ("content-encoding", "HTTP_CONTENT_ENCODING"),
-    ] {
-        if let Some(value) = headers.get(header) {
-            cmd.env(var, value);
-        }
-    }
-    let mut child = cmd.spawn().ok()?;
-    let mut stdin = child.stdin.take()?;
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let out = child.wait_with_output().ok()?;
-    writer.join().ok()?;
-    let raw = out.stdout;
-    let (end, sep) = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| (p, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)))?;
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let body = &raw[end + sep..];
-    let mut status = "200 OK".to_string();
-    let mut response = String::new();
-    for line in head.lines().map(str::trim_end) {
-        if let Some(s) = line.strip_prefix("Status:") {
-            status = s.trim().to_string();
-        } else if !line.is_empty() {
-            response.push_str(line);
-            response.push_str("\r\n");
-        }
-    }
-    let head = format!(
-        "HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
-    if std::env::var_os("FETCH_BENCH_TRACE").is_some() {
-        eprintln!(
-            "  http {method} {target} {command} {:?} -> {} bytes in {:.1} ms",
-            headers.get("git-protocol"),
-            body.len(),
-            started.elapsed().as_secs_f64() * 1e3
-        );
-    }
-    Some(())
-}
-
-/// Serves the bare repositories under `root` at `/NAME`; returns the port.
-fn start_http(root: PathBuf) -> Result<u16, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let root = root.clone();
-            std::thread::spawn(move || serve(stream, root));
-        }
-    });
-    Ok(port)
-}
-
-// ---------------------------------------------------------------------------
-// The two contenders.
 
 struct Transport {
     name: &'static str,
@@ -442,13 +293,14 @@ fn main() -> Result<(), Error> {
         ],
         None,
     )?;
-    let port = start_http(served)?;
+    let git_server = fixtures::GitHttpServer::start(served);
+    git_server.trace(std::env::var_os("FETCH_BENCH_TRACE").is_some());
     let scratch = root.path().join("scratch");
 
     let mut transports = Vec::new();
     for (name, target) in [
         ("file", format!("file://{}", repo.display())),
-        ("http", format!("http://127.0.0.1:{port}/bench")),
+        ("http", git_server.url("bench")),
     ] {
         let gitconfig = root.path().join(format!("gitconfig-{name}"));
         write_gitconfig(&gitconfig, &target)?;

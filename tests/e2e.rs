@@ -333,7 +333,7 @@ async fn hundred_concurrent_zip_requests_fetch_once() {
     bare_clone(&repo, &served, "e2e-lib");
     let git = GitHttpServer::start(served);
     let gitconfig = scratch.path().join("gitconfig");
-    write_gitconfig(&gitconfig, &[("e2e-lib", git.url("e2e-lib"))]);
+    write_gitconfig(&gitconfig, &[("e2e-lib", git.url("e2e-lib.git"))]);
     let server = Server::start(&ServerSetup::memory(&gitconfig));
     assert_eq!((git.ref_listings(), git.pack_fetches()), (0, 0));
 

@@ -3,13 +3,11 @@
 //! through `git http-backend` behind a small server on 127.0.0.1.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
+use fixtures::GitHttpServer;
 use vcs::codehost::{read_all, CodeError, CodeRepo};
 use vcs::git::{GitOptions, GitRepo, HostCredentials};
 
@@ -798,183 +796,7 @@ fn insteadof_rewrites_to_file_url() {
 }
 
 // ---------------------------------------------------------------------------
-// http: git http-backend as CGI behind a minimal HTTP/1.1 server.
-
-struct HttpServer {
-    port: u16,
-    /// Requests served so far that asked for a pack (protocol v2 `fetch`).
-    fetches: Arc<AtomicUsize>,
-}
-
-/// Method, target, lower-cased headers and (de-chunked) body.
-type Request = (String, String, BTreeMap<String, String>, Vec<u8>);
-
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if stream.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        stream.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-    }
-    let mut body = Vec::new();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            stream.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            stream.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(len) = headers.get("content-length") {
-        body.resize(len.parse().ok()?, 0);
-        stream.read_exact(&mut body).ok()?;
-    }
-    Some((method, target, headers, body))
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn serve(mut stream: TcpStream, root: PathBuf, fetches: Arc<AtomicUsize>, auth: Option<String>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let Some((method, target, headers, body)) = read_request(&mut reader) else {
-        return;
-    };
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    if path.starts_with("/private/") {
-        let expected = auth.as_ref().map(|a| format!("Basic {a}"));
-        if headers.get("authorization") != expected.as_ref() {
-            let _ = stream.write_all(
-                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            return;
-        }
-    }
-    if body.windows(13).any(|w| w == b"command=fetch") {
-        fetches.fetch_add(1, Ordering::SeqCst);
-    }
-    let mut cmd = Command::new("git");
-    cmd.arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_PROJECT_ROOT", &root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("REQUEST_METHOD", &method)
-        .env("PATH_INFO", path.strip_prefix("/private").unwrap_or(path))
-        .env("QUERY_STRING", query)
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(ct) = headers.get("content-type") {
-        cmd.env("CONTENT_TYPE", ct);
-    }
-    if let Some(p) = headers.get("git-protocol") {
-        cmd.env("GIT_PROTOCOL", p);
-    }
-    if let Some(enc) = headers.get("content-encoding") {
-        cmd.env("HTTP_CONTENT_ENCODING", enc);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    let raw = out.stdout;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| (p, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)));
-    let Some((end, sep)) = split else { return };
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let body = &raw[end + sep..];
-    let mut status = "200 OK".to_string();
-    let mut response = String::new();
-    for line in head.lines() {
-        let line = line.trim_end();
-        if let Some(s) = line.strip_prefix("Status:") {
-            status = s.trim().to_string();
-        } else if !line.is_empty() {
-            response.push_str(line);
-            response.push_str("\r\n");
-        }
-    }
-    let head = format!(
-        "HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-}
-
-impl HttpServer {
-    /// Serves the bare repositories under `root` at `/NAME` and, requiring
-    /// basic authentication with `credentials`, at `/private/NAME`.
-    fn start(root: PathBuf, credentials: Option<(&str, &str)>) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&fetches);
-        let auth = credentials.map(|(u, p)| base64(format!("{u}:{p}").as_bytes()));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let root = root.clone();
-                let counter = Arc::clone(&counter);
-                let auth = auth.clone();
-                std::thread::spawn(move || serve(stream, root, counter, auth));
-            }
-        });
-        HttpServer { port, fetches }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
+// http: a git http-backend server from the fixtures crate.
 
 /// A served bare repository fed by pushes from a working fixture.
 fn served_fixture(root: &Path) -> (Fixture, PathBuf) {
@@ -1016,7 +838,7 @@ fn push(f: &mut Fixture, served: &Path) {
 fn http_remote_is_cached_and_refetched() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut f, served) = served_fixture(tmp.path());
-    let server = HttpServer::start(served.clone(), None);
+    let server = GitHttpServer::start(served.clone());
     let cache = tmp.path().join("cache");
     let url = server.url("repo.git");
 
@@ -1044,7 +866,7 @@ fn http_remote_is_cached_and_refetched() {
         repo.recent_tag("main", "", &|_| true).unwrap().as_deref(),
         Some("v1.2.0-pre")
     );
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(server.pack_fetches(), 1);
     // The cache holds the mirrored refs, as the git CLI sees them.
     let cached = git(
         repo.git_dir(),
@@ -1059,7 +881,7 @@ fn http_remote_is_cached_and_refetched() {
 
     // Nothing changed upstream: the refs are listed but nothing is fetched.
     let repo = GitRepo::open(&url, &cache, GitOptions::default()).unwrap();
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(server.pack_fetches(), 1);
     assert_eq!(repo.stat("feature").unwrap().hash, f.rev("feature"));
     drop(repo);
 
@@ -1070,7 +892,7 @@ fn http_remote_is_cached_and_refetched() {
     f.run(&["tag", "-f", "v0.1.0", &new]);
     push(&mut f, &served);
     let repo = GitRepo::open(&url, &cache, GitOptions::default()).unwrap();
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(server.pack_fetches(), 2);
     assert_eq!(repo.stat("v1.3.0").unwrap().hash, new);
     assert_eq!(repo.stat("v0.1.0").unwrap().hash, new);
     assert_eq!(repo.latest().unwrap().hash, new);
@@ -1089,7 +911,7 @@ fn http_remote_is_cached_and_refetched() {
 fn http_concurrent_opens_share_one_cache_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let (f, served) = served_fixture(tmp.path());
-    let server = HttpServer::start(served, None);
+    let server = GitHttpServer::start(served);
     let cache = tmp.path().join("cache");
     let url = server.url("repo.git");
     let handles: Vec<_> = (0..4)
@@ -1105,7 +927,7 @@ fn http_concurrent_opens_share_one_cache_entry() {
         assert_eq!(h.join().unwrap(), f.rev("v1.0.0"));
     }
     // Only the first open had anything to fetch.
-    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(server.pack_fetches(), 1);
     let entries: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -1117,7 +939,7 @@ fn http_concurrent_opens_share_one_cache_entry() {
 fn http_credentials_and_missing_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let (f, served) = served_fixture(tmp.path());
-    let server = HttpServer::start(served, Some(("alice", "s3cret")));
+    let server = GitHttpServer::with_credentials(served, "alice", "s3cret");
     let cache = tmp.path().join("cache");
     let url = server.url("private/repo.git");
 
