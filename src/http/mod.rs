@@ -16,6 +16,7 @@ mod features;
 mod server;
 pub mod tls;
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +24,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -103,20 +104,23 @@ fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Feat
         .fallback(protocol_handler)
         .with_state(state);
     if let Some(f) = &features {
-        inner = inner
-            .layer(middleware::from_fn_with_state(
+        // Each layer only when its feature is on: a layer that would let
+        // every request through still costs a boxed future per request.
+        if f.filter.is_some() || f.validator_hook.is_some() {
+            inner = inner.layer(middleware::from_fn_with_state(
                 Arc::clone(f),
                 features::module_gate,
-            ))
-            .merge(
-                Router::new()
-                    .route("/", get(features::home))
-                    .route(
-                        "/sumdb/{*rest}",
-                        axum::routing::any(features::sumdb_handler),
-                    )
-                    .with_state(Arc::clone(f)),
-            );
+            ));
+        }
+        inner = inner.merge(
+            Router::new()
+                .route("/", get(features::home))
+                .route(
+                    "/sumdb/{*rest}",
+                    axum::routing::any(features::sumdb_handler),
+                )
+                .with_state(Arc::clone(f)),
+        );
     }
     let prefix = path_prefix.trim_end_matches('/');
     let mut app = if prefix.is_empty() {
@@ -125,17 +129,20 @@ fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Feat
         Router::new().route("/", get(healthz)).nest(prefix, inner)
     };
     if let Some(f) = &features {
-        app = app
-            .layer(middleware::from_fn_with_state(
+        if f.basic_auth.is_some() {
+            app = app.layer(middleware::from_fn_with_state(
                 Arc::clone(f),
                 features::basic_auth,
-            ))
-            .layer(middleware::from_fn_with_state(
+            ));
+        }
+        if f.force_ssl {
+            app = app.layer(middleware::from_fn_with_state(
                 Arc::clone(f),
                 features::force_ssl,
             ));
+        }
     }
-    app.layer(middleware::from_fn(log_request))
+    app.layer(RequestLogLayer)
 }
 
 /// Builds the whole application from the configuration: the stash stack
@@ -189,52 +196,109 @@ pub fn build_router(
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Appends `n` in lowercase hex, at least `width` digits.
+fn push_hex(out: &mut Vec<u8>, n: u64, width: usize) {
+    let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(width);
+    for shift in (0..digits).rev() {
+        out.push(HEX_DIGITS[((n >> (shift * 4)) & 0xf) as usize]);
+    }
+}
+
 /// A request id that is unique within the process and unlikely to repeat
-/// across restarts.
-fn new_request_id() -> String {
+/// across restarts: time, process id and a counter, in hex. Written by hand
+/// into one buffer because it runs on every request.
+fn new_request_id() -> HeaderValue {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{nanos:016x}-{:08x}-{n:08x}", std::process::id())
+    let mut id = Vec::with_capacity(48);
+    push_hex(&mut id, nanos, 16);
+    id.push(b'-');
+    push_hex(&mut id, u64::from(std::process::id()), 8);
+    id.push(b'-');
+    push_hex(&mut id, n, 8);
+    // Only hex digits and dashes: always a valid header value.
+    HeaderValue::from_maybe_shared(Bytes::from(id))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Accepts a client-supplied id only if it is short printable ASCII, so
 /// it cannot forge log lines.
-fn usable_request_id(value: &HeaderValue) -> Option<String> {
-    let s = value.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| s.to_string())
+fn usable_request_id(value: &HeaderValue) -> Option<HeaderValue> {
+    let bytes = value.as_bytes();
+    (!bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()))
+        .then(|| value.clone())
 }
 
 /// Logs one line per request: method, path, status, duration, request id.
 /// Query strings and headers are left out so credentials never reach logs.
-async fn log_request(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(usable_request_id)
-        .unwrap_or_else(new_request_id);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert(REQUEST_ID_HEADER, value);
+///
+/// A hand-written layer rather than `middleware::from_fn`, because it wraps
+/// every request: `from_fn` clones the whole inner router and boxes it
+/// anew per request, this calls it directly. It allocates as little as it
+/// can too: the id is one header value shared by request and response, and
+/// the path is kept as a (reference-counted) copy of the URI.
+#[derive(Clone, Copy)]
+struct RequestLogLayer;
+
+impl<S> tower::Layer<S> for RequestLogLayer {
+    type Service = RequestLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestLog { inner }
     }
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let started = Instant::now();
-    let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+}
+
+/// The service of [`RequestLogLayer`].
+#[derive(Clone)]
+struct RequestLog<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RequestLog<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id = %id,
-        "request"
-    );
-    response
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(usable_request_id)
+            .unwrap_or_else(new_request_id);
+        request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let started = Instant::now();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let status = response.status().as_u16();
+            tracing::info!(
+                method = %method,
+                path = %uri.path(),
+                status,
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                request_id = %String::from_utf8_lossy(id.as_bytes()),
+                "request"
+            );
+            response.headers_mut().insert(REQUEST_ID_HEADER, id);
+            Ok(response)
+        })
+    }
 }
 
 async fn healthz() -> Response {
@@ -412,34 +476,59 @@ fn parse_protocol_path(raw_path: &str) -> Result<(String, Endpoint), (StatusCode
     Ok((module, endpoint))
 }
 
-fn etag_of(parts: &[&[u8]]) -> String {
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// A strong ETag: the first 16 bytes of the SHA-256 of the parts, each
+/// preceded by its length, in hex and quoted.
+fn etag_of(parts: &[&[u8]]) -> HeaderValue {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    let digest = hasher.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    etag_from_digest(&hasher.finalize())
+}
+
+/// The ETag of a zip: [`etag_of`] over `module@version` and the size,
+/// without building the `module@version` string first.
+fn zip_etag(module: &str, version: &str, size: u64) -> HeaderValue {
+    let identity_len = module.len() + 1 + version.len();
+    let mut hasher = Sha256::new();
+    hasher.update((identity_len as u64).to_be_bytes());
+    hasher.update(module.as_bytes());
+    hasher.update(b"@");
+    hasher.update(version.as_bytes());
+    hasher.update(8u64.to_be_bytes());
+    hasher.update(size.to_be_bytes());
+    etag_from_digest(&hasher.finalize())
+}
+
+fn etag_from_digest(digest: &[u8]) -> HeaderValue {
+    let mut quoted = [b'"'; 34];
+    for (i, byte) in digest.iter().take(16).enumerate() {
+        quoted[1 + 2 * i] = HEX_DIGITS[usize::from(byte >> 4)];
+        quoted[2 + 2 * i] = HEX_DIGITS[usize::from(byte & 0xf)];
+    }
+    // Quotes and hex digits only: always a valid header value.
+    HeaderValue::from_bytes(&quoted).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// Whether the client's `If-None-Match` already names `etag`.
-fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.as_bytes();
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim())
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == etag)
 }
 
-fn not_modified(etag: &str, cache_control: &'static str) -> Response {
+fn not_modified(etag: HeaderValue, cache_control: &'static str) -> Response {
     let mut response = StatusCode::NOT_MODIFIED.into_response();
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        headers.insert(header::ETAG, value);
-    }
+    headers.insert(header::ETAG, etag);
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
@@ -458,7 +547,7 @@ fn small_response(
 ) -> Response {
     let etag = etag_of(&[&body]);
     if etag_matches(request_headers, &etag) {
-        return not_modified(&etag, cache_control);
+        return not_modified(etag, cache_control);
     }
     let length = body.len();
     let mut response = if method == Method::HEAD {
@@ -473,9 +562,7 @@ fn small_response(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, value);
-    }
+    headers.insert(header::ETAG, etag);
     response
 }
 
@@ -580,16 +667,18 @@ async fn protocol_handler(
         Endpoint::Zip(version) => match protocol.zip(&module, &version).await {
             Ok((zip, resolved)) => {
                 let cache_control = versioned_cache_policy(&version);
-                let identity = format!("{module}@{resolved}");
-                let etag = etag_of(&[identity.as_bytes(), &zip.size.to_be_bytes()]);
+                let etag = zip_etag(&module, &resolved, zip.size);
                 if etag_matches(&headers, &etag) {
-                    return not_modified(&etag, cache_control);
+                    return not_modified(etag, cache_control);
                 }
                 let size = zip.size;
-                // The body streams straight from storage; the zip is never
-                // held in memory whole.
+                // Large zips stream straight from storage and are never
+                // held in memory whole; one the backend already holds in
+                // memory goes out as it is.
                 let body = if method == Method::HEAD {
                     Body::empty()
+                } else if let Some(data) = zip.in_memory {
+                    Body::from(data)
                 } else {
                     // 64 KiB reads: with the default 4 KiB every read is a
                     // blocking-pool round trip, which capped large zips at
@@ -604,9 +693,7 @@ async fn protocol_handler(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static(cache_control),
                 );
-                if let Ok(value) = HeaderValue::from_str(&etag) {
-                    h.insert(header::ETAG, value);
-                }
+                h.insert(header::ETAG, etag);
                 response
             }
             Err(e) => protocol_error_response(&e),

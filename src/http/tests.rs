@@ -599,3 +599,65 @@ fn storage_is_opened_from_config() {
     let err = open_storage(&config).err().unwrap();
     assert!(err.to_string().contains("not supported"), "{err}");
 }
+
+/// The ETag as it was first defined (hex of the first 16 SHA-256 bytes
+/// over length-prefixed parts, quoted), so the faster code cannot change
+/// values that clients and caches already hold.
+fn reference_etag(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    let hex: String = hasher.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
+#[test]
+fn etags_keep_their_values() {
+    for body in [&b""[..], b"module example.com/m\n", &[0xffu8; 300][..]] {
+        assert_eq!(etag_of(&[body]).to_str().unwrap(), reference_etag(&[body]));
+    }
+    for (module, version, size) in [
+        ("example.com/m", "v1.0.0", 0u64),
+        ("example.com/Mod/v2", PSEUDO, 123_456_789),
+    ] {
+        let identity = format!("{module}@{version}");
+        assert_eq!(
+            zip_etag(module, version, size).to_str().unwrap(),
+            reference_etag(&[identity.as_bytes(), &size.to_be_bytes()])
+        );
+    }
+    // Unrelated inputs must not collide.
+    assert_ne!(
+        zip_etag("a.com/x", "v1.0.0", 1),
+        zip_etag("a.com/x", "v1.0.0", 2)
+    );
+}
+
+#[test]
+fn generated_request_ids_have_the_documented_shape() {
+    let a = new_request_id();
+    let b = new_request_id();
+    assert_ne!(a, b);
+    let text = a.to_str().unwrap();
+    let fields: Vec<&str> = text.split('-').collect();
+    assert_eq!(fields.len(), 3, "{text}");
+    assert!(
+        fields[0].len() >= 16 && fields[1].len() >= 8 && fields[2].len() >= 8,
+        "{text}"
+    );
+    assert!(text
+        .bytes()
+        .all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert_eq!(
+        u32::from_str_radix(fields[1], 16).unwrap(),
+        std::process::id()
+    );
+    let mut digits = Vec::new();
+    push_hex(&mut digits, 0x1_0000_0000, 8);
+    assert_eq!(digits, b"100000000");
+}

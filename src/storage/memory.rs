@@ -2,7 +2,6 @@
 //! and tests, like Athens' `memory` storage type.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
@@ -56,11 +55,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn zip(&self, module: &str, version: &str) -> Result<StoredZip, StorageError> {
-        let zip = self.get(module, version)?.zip;
-        Ok(StoredZip {
-            size: zip.len() as u64,
-            reader: Box::pin(Cursor::new(zip)),
-        })
+        Ok(StoredZip::from_bytes(self.get(module, version)?.zip))
     }
 
     async fn exists(&self, module: &str, version: &str) -> Result<bool, StorageError> {
