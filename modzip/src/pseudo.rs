@@ -170,8 +170,8 @@ pub fn is_pseudo_version(v: &str) -> bool {
     split(v).is_some()
 }
 
-/// Reports whether `v` is the zero pseudo-version of its major version, the
-/// placeholder `vX.0.0-00010101000000-000000000000`.
+/// Reports whether `v` is the zero pseudo-version of its major version,
+/// `vX.0.0-00010101000000-000000000000` (a version standing for "none yet").
 pub fn is_zero_pseudo_version(v: &str) -> bool {
     v == zero_pseudo_version(semver::major(v))
 }

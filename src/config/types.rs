@@ -54,7 +54,7 @@ impl EnvList {
     }
 }
 
-/// A string that must not appear in logs: `Debug` prints a placeholder.
+/// A string that must not appear in logs: `Debug` prints `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::{
-    check_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError, StoredZip,
+    check_storable, ensure_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError,
+    StoredZip,
 };
 
 const GO_MOD_FILE: &str = "go.mod";
@@ -294,11 +295,7 @@ impl Storage for DiskStorage {
         zip: &mut (dyn AsyncRead + Send + Unpin),
         info: Bytes,
     ) -> Result<(), StorageError> {
-        check_storable(module, version).map_err(|reason| StorageError::InvalidInput {
-            module: module.to_string(),
-            version: version.to_string(),
-            reason,
-        })?;
+        ensure_storable(module, version)?;
         let module_dir = self.root.join(module);
         let final_dir = module_dir.join(version);
         tokio::fs::create_dir_all(&module_dir)

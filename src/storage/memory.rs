@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
-    check_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError, StoredZip,
+    ensure_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError, StoredZip,
 };
 
 #[derive(Clone)]
@@ -86,11 +86,7 @@ impl Storage for MemoryStorage {
         zip: &mut (dyn AsyncRead + Send + Unpin),
         info: Bytes,
     ) -> Result<(), StorageError> {
-        check_storable(module, version).map_err(|reason| StorageError::InvalidInput {
-            module: module.to_string(),
-            version: version.to_string(),
-            reason,
-        })?;
+        ensure_storable(module, version)?;
         // Read everything before touching the map, so a failing stream
         // leaves no trace.
         let mut buf = Vec::new();

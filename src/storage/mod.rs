@@ -214,6 +214,15 @@ pub fn check_storable(module: &str, version: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// [`check_storable`] as the error a backend's `save` answers with.
+pub(crate) fn ensure_storable(module: &str, version: &str) -> Result<(), StorageError> {
+    check_storable(module, version).map_err(|reason| StorageError::InvalidInput {
+        module: module.to_string(),
+        version: version.to_string(),
+        reason,
+    })
+}
+
 const TOKEN_SEPARATOR: char = '|';
 
 pub(crate) fn catalog_token(entry: &CatalogEntry) -> String {
