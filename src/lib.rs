@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backends;
 pub mod config;
 pub mod download_mode;
 pub mod fetch;
@@ -15,5 +16,6 @@ pub mod filter;
 pub mod http;
 pub mod pathmatch;
 pub mod protocol;
+pub mod singleflight;
 pub mod stash;
 pub mod storage;

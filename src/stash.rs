@@ -59,6 +59,16 @@ pub enum StashError {
         /// The I/O error.
         message: String,
     },
+    /// The distributed lock could not be taken or the service failed.
+    #[error("{module}@{version}: single-flight lock: {message}")]
+    Lock {
+        /// Module path.
+        module: String,
+        /// Requested version.
+        version: String,
+        /// What happened.
+        message: String,
+    },
     /// The background stash task died.
     #[error("{module}@{version}: stash task failed: {message}")]
     Task {

@@ -14,6 +14,7 @@
 
 mod features;
 mod server;
+pub mod storage_server;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -34,16 +35,17 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_util::io::ReaderStream;
 
+use crate::backends::SingleFlight;
 use crate::config::Config;
 use crate::fetch::{is_canonical_version, Fetcher};
 use crate::protocol::{Protocol, ProtocolError};
-use crate::stash::{BaseStasher, PooledStasher, SingleFlightStasher};
+use crate::singleflight::DistributedStasher;
+use crate::stash::{BaseStasher, PooledStasher, SingleFlightStasher, Stasher};
 use crate::storage::Storage;
 
 pub use features::Features;
 pub use server::{
-    check_supported, init_logging, open_storage, serve, serve_listener, shutdown_signal,
-    tls_enabled,
+    check_supported, init_logging, serve, serve_listener, shutdown_signal, tls_enabled,
 };
 
 /// Header carrying the request id in and out, as Athens names it.
@@ -155,14 +157,35 @@ pub fn try_build_router(
     storage: Arc<dyn Storage>,
     fetcher: Arc<dyn Fetcher>,
 ) -> anyhow::Result<Router> {
+    try_build_router_with(config, storage, fetcher, None)
+}
+
+/// [`try_build_router`] with a distributed lock: the stash stack becomes
+/// in-process single-flight over the distributed lease over the pool over
+/// fetch-and-save, so instances sharing `storage` fetch each version once.
+pub fn try_build_router_with(
+    config: &Config,
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+    single_flight: Option<SingleFlight>,
+) -> anyhow::Result<Router> {
     let features = Features::from_config(config)?;
     let base = Arc::new(BaseStasher::new(
         Arc::clone(&fetcher),
         Arc::clone(&storage),
         config.stash_timeout_duration(),
     ));
-    let pooled = Arc::new(PooledStasher::new(base, config.go_get_workers));
-    let stasher = Arc::new(SingleFlightStasher::new(pooled));
+    let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
+    let locked: Arc<dyn Stasher> = match single_flight {
+        Some(SingleFlight { locks, policy }) => Arc::new(DistributedStasher::new(
+            pooled,
+            locks,
+            Arc::clone(&storage),
+            policy,
+        )),
+        None => pooled,
+    };
+    let stasher = Arc::new(SingleFlightStasher::new(locked));
     let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
         .with_download_policy(features.download_policy.clone());
     Ok(router_with_features(

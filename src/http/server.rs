@@ -7,25 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use axum::Router;
 
-use super::try_build_router;
+use super::try_build_router_with;
 use crate::config::Config;
 use crate::fetch::Fetcher;
-use crate::storage::{DiskStorage, MemoryStorage, Storage};
-
-/// Opens the configured storage backend (`memory` or `disk`).
-pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
-    match config.storage_type.as_str() {
-        "memory" => Ok(Arc::new(MemoryStorage::new())),
-        "disk" => {
-            let storage = DiskStorage::new(&config.storage.disk.root_path)
-                .context("opening disk storage (Storage.Disk.RootPath)")?;
-            Ok(Arc::new(storage))
-        }
-        other => {
-            bail!("StorageType {other:?} is not supported by this server yet (use memory or disk)")
-        }
-    }
-}
 
 /// Whether HTTPS is configured: like Athens, only when both the
 /// certificate and the key file are set.
@@ -38,12 +22,12 @@ pub fn tls_enabled(config: &Config) -> bool {
 /// policy, plain HTTP instead of TLS); returns warnings for settings that
 /// are merely ignored.
 pub fn check_supported(config: &Config) -> anyhow::Result<Vec<String>> {
-    let mut refused = Vec::new();
-    if !matches!(config.single_flight_type.as_str(), "" | "memory") {
-        refused.push(format!(
-            "SingleFlightType {:?} (only \"memory\" is implemented)",
-            config.single_flight_type
-        ));
+    let mut refused: Vec<String> = Vec::new();
+    if config.single_flight_type == "redis" && config.single_flight.redis.cluster {
+        refused.push("SingleFlight.Redis.Cluster (Redis Cluster is not supported; use one Redis or Sentinel)".into());
+    }
+    if config.storage_type == "mongo" {
+        refused.push("StorageType \"mongo\" (not supported)".into());
     }
     if tls_enabled(config) && !config.unix_socket.is_empty() {
         refused.push("TLSCertFile/TLSKeyFile with UnixSocket (TLS is served on TCP only)".into());
@@ -162,8 +146,8 @@ pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<
     for warning in check_supported(&config)? {
         tracing::warn!("{warning}");
     }
-    let storage = open_storage(&config)?;
-    let app = try_build_router(&config, storage, fetcher)?;
+    let backends = crate::backends::open(&config).await?;
+    let app = try_build_router_with(&config, backends.storage, fetcher, backends.single_flight)?;
     let grace = config.shutdown_timeout_duration();
     if !config.unix_socket.is_empty() {
         #[cfg(unix)]

@@ -561,9 +561,15 @@ async fn real_listener_head_keeps_content_length() {
 #[test]
 fn unsafe_unimplemented_settings_are_refused() {
     assert!(check_supported(&Config::default()).unwrap().is_empty());
+    let mut cluster = Config {
+        single_flight_type: "redis".into(),
+        ..Config::default()
+    };
+    cluster.single_flight.redis.cluster = true;
     for config in [
+        cluster,
         Config {
-            single_flight_type: "redis".into(),
+            storage_type: "mongo".into(),
             ..Config::default()
         },
         Config {
@@ -583,20 +589,22 @@ fn unsafe_unimplemented_settings_are_refused() {
     assert_eq!(warnings.len(), 1);
 }
 
-#[test]
-fn storage_is_opened_from_config() {
-    assert!(open_storage(&Config::default()).is_ok());
+#[tokio::test]
+async fn storage_is_opened_from_config() {
+    let open = |config: Config| async move { crate::backends::open(&config).await };
+    assert!(open(Config::default()).await.is_ok());
     let mut config = Config {
         storage_type: "disk".into(),
         ..Config::default()
     };
     let dir = tempfile::tempdir().unwrap();
     config.storage.disk.root_path = dir.path().join("absent").to_string_lossy().into_owned();
-    assert!(open_storage(&config).is_err());
+    assert!(open(config.clone()).await.is_err());
     config.storage.disk.root_path = dir.path().to_string_lossy().into_owned();
-    assert!(open_storage(&config).is_ok());
-    config.storage_type = "s3".into();
-    let err = open_storage(&config).err().unwrap();
+    let opened = open(config.clone()).await.unwrap();
+    assert!(opened.single_flight.is_none());
+    config.storage_type = "mongo".into();
+    let err = open(config).await.err().unwrap();
     assert!(err.to_string().contains("not supported"), "{err}");
 }
 

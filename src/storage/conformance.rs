@@ -196,3 +196,100 @@ pub(crate) async fn run<S: Storage + ?Sized>(s: &S) {
 
     escape_attempts(s).await;
 }
+
+/// Eight saves of one version at the same time, all with the same bytes
+/// (a version's files are the same whoever fetched them): every save
+/// succeeds and the version is stored once, whole.
+pub(crate) async fn concurrent_saves<S: Storage + ?Sized>(s: &S) {
+    let m = "example.com/concurrent";
+    let zip: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let saves = (0..8).map(|_| save(s, m, "v1.0.0", &zip));
+    for result in futures::future::join_all(saves).await {
+        result.unwrap();
+    }
+    assert!(s.exists(m, "v1.0.0").await.unwrap());
+    assert_eq!(s.list(m).await.unwrap(), vec!["v1.0.0"]);
+    assert_eq!(read_zip(s, m, "v1.0.0").await.1, zip);
+    let catalog = s.catalog("", 0).await.unwrap();
+    let copies = catalog.entries.iter().filter(|e| e.module == m).count();
+    assert_eq!(copies, 1);
+}
+
+/// A pseudo-random stream of `size` bytes, produced as it is read, so the
+/// source itself holds no copy of the zip.
+struct GeneratedZip {
+    left: usize,
+    state: u32,
+}
+
+impl AsyncRead for GeneratedZip {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = buf.remaining().min(self.left).min(64 << 10);
+        let mut chunk = Vec::with_capacity(n);
+        for _ in 0..n {
+            self.state = self.state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            chunk.push((self.state >> 16) as u8);
+        }
+        self.left -= n;
+        buf.put_slice(&chunk);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Saves a `size`-byte zip from a stream and reads it back as a stream;
+/// the bytes must match (compared by SHA-256, not by holding two copies).
+pub(crate) async fn large_zip<S: Storage + ?Sized>(s: &S, size: usize) {
+    use sha2::{Digest, Sha256};
+    let digest_of = |mut source: GeneratedZip| {
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let mut rb = ReadBuf::new(&mut buf);
+            let waker = futures::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            let _ = std::pin::Pin::new(&mut source).poll_read(&mut cx, &mut rb);
+            if rb.filled().is_empty() {
+                break;
+            }
+            hash.update(rb.filled());
+        }
+        hash.finalize()
+    };
+    let want = digest_of(GeneratedZip {
+        left: size,
+        state: 1,
+    });
+    let m = "example.com/large";
+    let mut source = GeneratedZip {
+        left: size,
+        state: 1,
+    };
+    s.save(
+        m,
+        "v1.0.0",
+        Bytes::from_static(b"module example.com/large\n"),
+        &mut source,
+        Bytes::from_static(b"{\"Version\":\"v1.0.0\"}"),
+    )
+    .await
+    .unwrap();
+    let mut zip = s.zip(m, "v1.0.0").await.unwrap();
+    assert_eq!(zip.size, size as u64);
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0usize;
+    loop {
+        let n = zip.reader.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        hash.update(&buf[..n]);
+    }
+    assert_eq!(total, size);
+    assert_eq!(hash.finalize(), want);
+}

@@ -6,7 +6,10 @@
 //! the sort can have been saved), saves of anything else are refused.
 
 pub mod disk;
+pub mod external;
+pub mod gcs;
 pub mod memory;
+pub mod object;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -21,7 +24,9 @@ use thiserror::Error;
 use tokio::io::AsyncRead;
 
 pub use disk::DiskStorage;
+pub use external::ExternalStorage;
 pub use memory::MemoryStorage;
+pub use object::ObjectStorage;
 
 /// A readable zip stream.
 pub type ZipReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -141,6 +146,9 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A storage service failed or could not be reached.
+    #[error(transparent)]
+    Service(Box<ServiceFailure>),
     /// Reading the zip to be saved failed.
     #[error("reading zip of {module}@{version} to store it: {source}")]
     ZipSource {
@@ -152,6 +160,21 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// An error from a storage service (object store, external storage
+/// server): unreachable, refused, or failed.
+#[derive(Debug, Error)]
+#[error("storage ({service}): {op} {key}: {message}")]
+pub struct ServiceFailure {
+    /// Which service (`s3`, `gcp`, `azureblob`, `external`, ...).
+    pub service: &'static str,
+    /// What was being done.
+    pub op: &'static str,
+    /// The object key or URL path concerned.
+    pub key: String,
+    /// What went wrong, without credentials.
+    pub message: String,
 }
 
 impl StorageError {

@@ -1,0 +1,162 @@
+//! Object stores built from Athens' `[Storage.S3]`, `[Storage.Minio]`,
+//! `[Storage.GCP]` and `[Storage.AzureBlob]` settings.
+
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::ObjectStore;
+
+use crate::config::{AzureBlobConfig, GcpConfig, MinioConfig, S3Config};
+
+/// Why an object store could not be set up from the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{service}: {message}")]
+pub struct ObjectStoreConfigError {
+    /// Which backend.
+    pub service: &'static str,
+    /// What is wrong (never a credential).
+    pub message: String,
+}
+
+fn config_error(service: &'static str, e: impl std::fmt::Display) -> ObjectStoreConfigError {
+    ObjectStoreConfigError {
+        service,
+        message: e.to_string(),
+    }
+}
+
+/// Amazon S3 or any S3-compatible service. As with the AWS SDK Athens
+/// uses: `UseDefaultConfiguration` (or no key) takes credentials from the
+/// environment, web identity, the container endpoint or instance metadata;
+/// otherwise Key/Secret/Token are used. `Endpoint` overrides the service
+/// address; without `ForcePathStyle` the bucket becomes part of the host
+/// name, as the SDK does.
+pub fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_region(&c.region)
+        .with_bucket_name(&c.bucket);
+    if !c.use_default_configuration && !c.key.is_empty() {
+        builder = builder
+            .with_access_key_id(&c.key)
+            .with_secret_access_key(c.secret.expose());
+        if !c.token.is_empty() {
+            builder = builder.with_token(c.token.expose());
+        }
+    }
+    if !c.aws_container_credentials_relative_uri.is_empty() {
+        builder = if c.credentials_endpoint.is_empty() {
+            builder.with_config(
+                AmazonS3ConfigKey::ContainerCredentialsRelativeUri,
+                &c.aws_container_credentials_relative_uri,
+            )
+        } else {
+            builder.with_config(
+                AmazonS3ConfigKey::ContainerCredentialsFullUri,
+                format!(
+                    "{}{}",
+                    c.credentials_endpoint.trim_end_matches('/'),
+                    c.aws_container_credentials_relative_uri
+                ),
+            )
+        };
+    }
+    if !c.endpoint.is_empty() {
+        let endpoint = c.endpoint.trim_end_matches('/');
+        builder = builder.with_allow_http(endpoint.starts_with("http://"));
+        if c.force_path_style {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        } else {
+            let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+            builder = builder
+                .with_endpoint(format!("{scheme}://{}.{host}", c.bucket))
+                .with_virtual_hosted_style_request(true);
+        }
+    } else if c.force_path_style {
+        builder = builder.with_virtual_hosted_style_request(false);
+    }
+    builder
+        .build()
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| config_error("s3", e))
+}
+
+/// MinIO and other S3-compatible services reached by `host:port`
+/// (DigitalOcean Spaces, Alibaba OSS): path-style requests, `EnableSSL`
+/// choosing https, region `us-east-1` unless set.
+pub fn minio(c: &MinioConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    let endpoint = c.endpoint.trim_end_matches('/');
+    let endpoint = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else if c.enable_ssl {
+        format!("https://{endpoint}")
+    } else {
+        format!("http://{endpoint}")
+    };
+    let region = if c.region.is_empty() {
+        "us-east-1"
+    } else {
+        c.region.as_str()
+    };
+    AmazonS3Builder::new()
+        .with_allow_http(endpoint.starts_with("http://"))
+        .with_endpoint(endpoint)
+        .with_virtual_hosted_style_request(false)
+        .with_region(region)
+        .with_bucket_name(&c.bucket)
+        .with_access_key_id(&c.key)
+        .with_secret_access_key(c.secret.expose())
+        .build()
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| config_error("minio", e))
+}
+
+/// Azure Blob Storage: the account key when set, otherwise the managed
+/// identity (`ManagedIdentityResourceID`) or the environment's Azure
+/// credentials. The service address can be overridden with
+/// `AZURE_STORAGE_ENDPOINT` (for Azurite, say).
+pub fn azure_blob(c: &AzureBlobConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    let mut builder = MicrosoftAzureBuilder::from_env()
+        .with_account(&c.account_name)
+        .with_container_name(&c.container_name);
+    if !c.account_key.is_empty() {
+        builder = builder.with_access_key(c.account_key.expose());
+    } else if !c.managed_identity_resource_id.is_empty() {
+        builder = builder.with_config(
+            object_store::azure::AzureConfigKey::MsiResourceId,
+            &c.managed_identity_resource_id,
+        );
+    }
+    if let Ok(endpoint) = std::env::var("AZURE_STORAGE_ENDPOINT") {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint);
+    }
+    builder
+        .build()
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| config_error("azureblob", e))
+}
+/// Google Cloud Storage through its JSON API: the base64 `JSONKey`
+/// service-account key when set, otherwise application default
+/// credentials; `STORAGE_EMULATOR_HOST` points it at an emulator, as
+/// Google's own clients do.
+pub fn gcp(c: &GcpConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    let key = if c.json_key.is_empty() {
+        None
+    } else {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(c.json_key.expose().trim())
+            .map_err(|_| config_error("gcp", "Storage.GCP.JSONKey is not valid base64"))?;
+        Some(
+            String::from_utf8(decoded)
+                .map_err(|_| config_error("gcp", "Storage.GCP.JSONKey is not UTF-8 JSON"))?,
+        )
+    };
+    crate::storage::gcs::GcsJsonStore::from_settings(&c.bucket, key.as_deref())
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| config_error("gcp", e))
+}

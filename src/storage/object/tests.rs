@@ -1,0 +1,283 @@
+//! The storage conformance suite and object-store specifics, against real
+//! emulators started on loopback: moto (S3, also through the MinIO
+//! settings) and Azurite (Azure Blob).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fixtures::services::azurite::{Azurite, ACCOUNT, ACCOUNT_KEY};
+use fixtures::services::s3::Moto;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::AsyncReadExt;
+
+use super::services;
+use super::ObjectStorage;
+use crate::config::{AzureBlobConfig, MinioConfig, S3Config, Secret};
+use crate::storage::{conformance, Storage, StorageError};
+
+fn s3_config(moto: &Moto, bucket: &str) -> S3Config {
+    S3Config {
+        region: "us-east-1".into(),
+        key: "test-key".into(),
+        secret: Secret::new("test-secret"),
+        bucket: bucket.into(),
+        force_path_style: true,
+        endpoint: moto.endpoint(),
+        ..Default::default()
+    }
+}
+
+fn s3_storage(moto: &Moto, bucket: &str) -> (ObjectStorage, Arc<dyn ObjectStore>) {
+    moto.create_bucket(bucket).unwrap();
+    let store = services::s3(&s3_config(moto, bucket)).unwrap();
+    (ObjectStorage::new(Arc::clone(&store), "s3"), store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_conformance() {
+    let moto = Moto::start().unwrap();
+    let (storage, _) = s3_storage(&moto, "conformance");
+    storage.check().await.unwrap();
+    conformance::run(&storage).await;
+    conformance::concurrent_saves(&storage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minio_settings_reach_an_s3_compatible_service() {
+    let moto = Moto::start().unwrap();
+    moto.create_bucket("minio-bucket").unwrap();
+    let config = MinioConfig {
+        endpoint: moto.process.addr.to_string(),
+        key: "minio".into(),
+        secret: Secret::new("minio123"),
+        bucket: "minio-bucket".into(),
+        region: String::new(),
+        enable_ssl: false,
+    };
+    let storage = ObjectStorage::new(services::minio(&config).unwrap(), "minio");
+    storage.check().await.unwrap();
+    conformance::run(&storage).await;
+}
+
+/// Athens' object layout, read and written: keys are
+/// `{module}/@v/{version}.{info,mod,zip}` with the module path as is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layout_is_athens_layout() {
+    let moto = Moto::start().unwrap();
+    let (storage, store) = s3_storage(&moto, "layout");
+    let module = "github.com/Azure/go~tilde";
+    let mut zip: &[u8] = b"zip bytes";
+    storage
+        .save(
+            module,
+            "v1.0.0+incompatible",
+            Bytes::from_static(b"module m\n"),
+            &mut zip,
+            Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    for (ext, want) in [
+        ("info", &b"{}"[..]),
+        ("mod", b"module m\n"),
+        ("zip", b"zip bytes"),
+    ] {
+        let key = Path::parse(format!("{module}/@v/v1.0.0+incompatible.{ext}")).unwrap();
+        let got = store.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&got[..], want, "{key}");
+    }
+    // A version an Athens instance wrote is served.
+    for (ext, body) in [
+        ("mod", "module x\n"),
+        ("zip", "z"),
+        ("info", "{\"Version\":\"v0.1.0\"}"),
+    ] {
+        let key = Path::parse(format!("example.com/x/@v/v0.1.0.{ext}")).unwrap();
+        store
+            .put(&key, PutPayload::from(Bytes::from(body)))
+            .await
+            .unwrap();
+    }
+    assert!(storage.exists("example.com/x", "v0.1.0").await.unwrap());
+    assert_eq!(storage.list("example.com/x").await.unwrap(), vec!["v0.1.0"]);
+}
+
+/// A version whose `.info` is missing, or that has only its `.info` (an
+/// interrupted parallel upload), is not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_versions_are_not_stored() {
+    let moto = Moto::start().unwrap();
+    let (storage, store) = s3_storage(&moto, "partial");
+    let put = |key: &str| {
+        let store = Arc::clone(&store);
+        let key = Path::parse(key).unwrap();
+        async move {
+            store
+                .put(&key, PutPayload::from_static(b"x"))
+                .await
+                .unwrap()
+        }
+    };
+    put("example.com/a/@v/v1.0.0.zip").await;
+    put("example.com/a/@v/v1.0.0.mod").await;
+    put("example.com/b/@v/v1.0.0.info").await;
+    assert!(!storage.exists("example.com/a", "v1.0.0").await.unwrap());
+    assert!(!storage.exists("example.com/b", "v1.0.0").await.unwrap());
+    // The save completes the half-written version.
+    let mut zip: &[u8] = b"zip";
+    storage
+        .save(
+            "example.com/a",
+            "v1.0.0",
+            Bytes::from_static(b"module a\n"),
+            &mut zip,
+            Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    assert!(storage.exists("example.com/a", "v1.0.0").await.unwrap());
+}
+
+/// A zip larger than one part goes up as a multipart upload and comes
+/// back as a stream with the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_zip_streams_both_ways() {
+    let moto = Moto::start().unwrap();
+    let (storage, _) = s3_storage(&moto, "large");
+    conformance::large_zip(&storage, 20 << 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bucket_is_reported_at_start() {
+    let moto = Moto::start().unwrap();
+    let store = services::s3(&s3_config(&moto, "never-created")).unwrap();
+    let err = ObjectStorage::new(store, "s3").check().await.unwrap_err();
+    assert!(matches!(err, StorageError::Service(_)), "{err}");
+    assert!(err.to_string().contains("s3"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_service_is_reported_at_start() {
+    let mut config = S3Config {
+        region: "us-east-1".into(),
+        key: "k".into(),
+        secret: Secret::new("s"),
+        bucket: "b".into(),
+        force_path_style: true,
+        endpoint: format!("http://{}", fixtures::services::free_addr()),
+        ..Default::default()
+    };
+    let storage = ObjectStorage::new(services::s3(&config).unwrap(), "s3");
+    let started = std::time::Instant::now();
+    let err = storage.check().await.unwrap_err();
+    assert!(matches!(err, StorageError::Service(_)), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    config.secret = Secret::new("other");
+    assert!(!format!("{:?}", services::s3(&config).unwrap()).contains("other"));
+}
+
+fn azure_config(container: &str, key: &str) -> AzureBlobConfig {
+    AzureBlobConfig {
+        account_name: ACCOUNT.into(),
+        account_key: Secret::new(key),
+        container_name: container.into(),
+        ..Default::default()
+    }
+}
+
+/// Azurite's endpoint, given the way a deployment would give it: through
+/// the environment. Tests in this module share the variable, so they use
+/// one emulator.
+fn azurite() -> &'static Azurite {
+    static AZURITE: std::sync::OnceLock<Azurite> = std::sync::OnceLock::new();
+    AZURITE.get_or_init(|| {
+        let azurite = Azurite::start().unwrap();
+        // Set once, before any store reads it.
+        std::env::set_var("AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint());
+        azurite
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_blob_conformance() {
+    let azurite = azurite();
+    azurite.create_container("conformance").unwrap();
+    let storage = ObjectStorage::new(
+        services::azure_blob(&azure_config("conformance", ACCOUNT_KEY)).unwrap(),
+        "azureblob",
+    );
+    storage.check().await.unwrap();
+    conformance::run(&storage).await;
+    conformance::concurrent_saves(&storage).await;
+    conformance::large_zip(&storage, 12 << 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_wrong_key_is_refused_at_start() {
+    let azurite = azurite();
+    azurite.create_container("refused").unwrap();
+    // A well-formed key that is not the account's.
+    let wrong = base64_of(&[7u8; 64]);
+    let storage = ObjectStorage::new(
+        services::azure_blob(&azure_config("refused", &wrong)).unwrap(),
+        "azureblob",
+    );
+    let err = storage.check().await.unwrap_err();
+    assert!(err.to_string().contains("azureblob"), "{err}");
+    assert!(!err.to_string().contains(&wrong), "{err}");
+}
+
+fn base64_of(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// The zip stream hands over exactly the stored bytes, also when read in
+/// small pieces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zip_reads_in_small_pieces() {
+    let moto = Moto::start().unwrap();
+    let (storage, _) = s3_storage(&moto, "pieces");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut reader: &[u8] = &data;
+    storage
+        .save(
+            "example.com/p",
+            "v1.0.0",
+            Bytes::from_static(b"module p\n"),
+            &mut reader,
+            Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    let mut zip = storage.zip("example.com/p", "v1.0.0").await.unwrap();
+    assert_eq!(zip.size, data.len() as u64);
+    assert!(zip.in_memory.is_none());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1000];
+    loop {
+        let n = zip.reader.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, data);
+}
+
+/// Google Cloud Storage through the JSON API, on gcp-storage-emulator.
+/// The emulator ignores write preconditions, so the create-only marker
+/// write is exercised here only as a plain write (S3 and Azure check it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_conformance() {
+    let emulator = fixtures::services::gcs::GcsEmulator::start().unwrap();
+    emulator.create_bucket("conformance").unwrap();
+    let store =
+        crate::storage::gcs::GcsJsonStore::new(&emulator.base_url(), "conformance", None).unwrap();
+    let storage = ObjectStorage::new(Arc::new(store), "gcp");
+    storage.check().await.unwrap();
+    conformance::run(&storage).await;
+    conformance::concurrent_saves(&storage).await;
+    conformance::large_zip(&storage, 20 << 20).await;
+}
