@@ -16,7 +16,7 @@ use crate::singleflight::object_lease::ObjectLeases;
 use crate::singleflight::redis::RedisLocks;
 use crate::singleflight::{LockService, WaitPolicy};
 use crate::storage::object::services;
-use crate::storage::{DiskStorage, MemoryStorage, ObjectStorage, Storage};
+use crate::storage::{DiskStorage, ExternalStorage, MemoryStorage, ObjectStorage, Storage};
 
 /// A lock service with the waiting policy configured for it.
 pub struct SingleFlight {
@@ -65,7 +65,15 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
             DiskStorage::new(&config.storage.disk.root_path)
                 .context("opening disk storage (Storage.Disk.RootPath)")?,
         ),
-        "external" => bail!("PENDING-HELPER external"),
+        "external" => {
+            let external = ExternalStorage::new(&config.storage.external.url)
+                .context("external storage (Storage.External.URL)")?;
+            external
+                .check()
+                .await
+                .context("external storage (Storage.External.URL) does not answer")?;
+            Arc::new(external)
+        }
         kind @ ("s3" | "minio" | "gcp" | "azureblob") => {
             let store = object_store.clone().context("object store was not built")?;
             let storage = ObjectStorage::new(store, service_name(kind));
@@ -161,4 +169,105 @@ async fn open_single_flight(
         )
     })?;
     Ok(Some(SingleFlight { locks, policy }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use fixtures::services::etcd::Etcd;
+    use fixtures::services::redis::{RedisSentinel, RedisServer};
+    use fixtures::services::s3::Moto;
+
+    fn s3_config(moto: &Moto, bucket: &str) -> Config {
+        let mut config = Config {
+            storage_type: "s3".into(),
+            ..Config::default()
+        };
+        let s3 = &mut config.storage.s3;
+        s3.region = "us-east-1".into();
+        s3.key = "key".into();
+        s3.secret = Secret::new("secret");
+        s3.bucket = bucket.into();
+        s3.endpoint = moto.endpoint();
+        s3.force_path_style = true;
+        config
+    }
+
+    /// Every kind of lock service, chosen by configuration alone, hands
+    /// out exclusive leases.
+    async fn assert_locks(opened: &Backends) {
+        let sf = opened.single_flight.as_ref().expect("a lock service");
+        let ttl = Duration::from_secs(5);
+        let lease = sf.locks.try_lock("backends-test", ttl).await.unwrap();
+        assert!(lease.is_some());
+        assert!(sf
+            .locks
+            .try_lock("backends-test", ttl)
+            .await
+            .unwrap()
+            .is_none());
+        lease.unwrap().release().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn s3_with_each_lock_service_opens_from_config() {
+        let moto = Moto::start().unwrap();
+        moto.create_bucket("backends").unwrap();
+        let redis = RedisServer::start().unwrap();
+        let sentinel = RedisSentinel::start(redis.process.addr.port()).unwrap();
+        let etcd = Etcd::start().unwrap();
+
+        let mut config = s3_config(&moto, "backends");
+        let opened = open(&config).await.unwrap();
+        assert!(opened.single_flight.is_none());
+
+        config.single_flight_type = "redis".into();
+        config.single_flight.redis.endpoint = redis.endpoint();
+        assert_locks(&open(&config).await.unwrap()).await;
+
+        config.single_flight_type = "redis-sentinel".into();
+        let rs = &mut config.single_flight.redis_sentinel;
+        rs.endpoints = vec![sentinel.endpoint()];
+        rs.master_name = fixtures::services::redis::MASTER_NAME.into();
+        rs.sentinel_password = Secret::default();
+        assert_locks(&open(&config).await.unwrap()).await;
+
+        config.single_flight_type = "etcd".into();
+        config.single_flight.etcd.endpoints = etcd.endpoint();
+        assert_locks(&open(&config).await.unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unusable_services_stop_the_start_with_the_reason() {
+        let moto = Moto::start().unwrap();
+        moto.create_bucket("present").unwrap();
+        let err = open(&s3_config(&moto, "absent")).await.err().unwrap();
+        assert!(format!("{err:#}").contains("StorageType \"s3\""), "{err:#}");
+
+        let dead = fixtures::services::free_addr().to_string();
+        let mut config = s3_config(&moto, "present");
+        config.single_flight_type = "redis".into();
+        config.single_flight.redis.endpoint = dead.clone();
+        let err = open(&config).await.err().unwrap();
+        assert!(
+            format!("{err:#}").contains("SingleFlightType \"redis\""),
+            "{err:#}"
+        );
+
+        let redis = RedisServer::start_with_password("right").unwrap();
+        config.single_flight.redis.endpoint = redis.endpoint();
+        config.single_flight.redis.password = Secret::new("wrong-password");
+        let err = format!("{:#}", open(&config).await.err().unwrap());
+        assert!(err.contains("credentials"), "{err}");
+        assert!(!err.contains("wrong-password"), "{err}");
+
+        config.single_flight_type = "etcd".into();
+        config.single_flight.etcd.endpoints = dead;
+        let err = open(&config).await.err().unwrap();
+        assert!(
+            format!("{err:#}").contains("SingleFlightType \"etcd\""),
+            "{err:#}"
+        );
+    }
 }

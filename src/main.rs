@@ -12,7 +12,7 @@ use std::sync::Arc;
 use athens::config::{help_text, Config};
 use athens::fetch::{Fetcher, NativeFetcher, UpstreamProxyFetcher};
 
-const USAGE: &str = "usage: athens [-config_file=PATH] | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
+const USAGE: &str = "usage: athens [-config_file=PATH] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
@@ -30,6 +30,21 @@ fn main() -> ExitCode {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if args.first().map(String::as_str) == Some("storage-server") {
+        return match storage_server_args(&args[1..]) {
+            Ok((config_file, listen)) => match run_storage_server(config_file, &listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("athens storage-server: {err:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(message) => {
+                eprintln!("athens storage-server: {message} (see athens --help)");
+                ExitCode::from(cli::EXIT_USAGE)
+            }
+        };
+    }
     match server_args(&args) {
         Ok(ServerArgs::Help) => {
             println!("{USAGE}\n\n{}", help_text());
@@ -83,6 +98,65 @@ fn server_args(args: &[String]) -> Result<ServerArgs, String> {
         i += 1;
     }
     Ok(ServerArgs::Serve(config_file))
+}
+
+/// `-config_file=PATH` (optional) and `-listen=HOST:PORT` (required), in
+/// the same flag forms the server accepts.
+fn storage_server_args(args: &[String]) -> Result<(Option<PathBuf>, String), String> {
+    let mut config_file = None;
+    let mut listen = None;
+    let mut i = 0;
+    while i < args.len() {
+        if !args[i].starts_with('-') {
+            return Err(format!("unexpected argument {:?}", args[i]));
+        }
+        let arg = args[i].trim_start_matches('-');
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) => (name, value.to_string()),
+            None => {
+                i += 1;
+                let value = args.get(i).ok_or(format!("-{arg} needs a value"))?;
+                (arg, value.clone())
+            }
+        };
+        match name {
+            "config_file" => config_file = Some(PathBuf::from(value)),
+            "listen" => listen = Some(value),
+            _ => return Err(format!("unknown flag {:?}", args[i])),
+        }
+        i += 1;
+    }
+    let listen = listen.ok_or("-listen=HOST:PORT is required")?;
+    Ok((config_file, listen))
+}
+
+/// Serves the configured storage over Athens' external-storage protocol.
+fn run_storage_server(config_file: Option<PathBuf>, listen: &str) -> anyhow::Result<()> {
+    let loaded = Config::load(config_file.as_deref())?;
+    athens::http::init_logging(&loaded.config)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let backends = athens::backends::open(&config).await?;
+        let app = athens::http::storage_server::storage_router(backends.storage);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
+        tracing::info!(address = %listen, storage = %config.storage_type, "serving storage");
+        athens::http::serve_listener(
+            listener,
+            app,
+            athens::http::shutdown_signal(),
+            config.shutdown_timeout_duration(),
+        )
+        .await?;
+        Ok(())
+    })
 }
 
 fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {

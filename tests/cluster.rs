@@ -214,3 +214,48 @@ async fn killed_lock_holder_is_replaced_within_the_ttl() {
     );
     store.head(&info_key).await.expect("version committed");
 }
+
+/// `athens storage-server` serving a disk store over Athens' external
+/// storage protocol, and a proxy using it as `StorageType = "external"`:
+/// the go client gets the same sums as in direct mode, and the files land
+/// in the storage server's disk layout.
+#[test]
+fn proxy_on_external_storage_served_by_athens_storage_server() {
+    let repo = build_repo("e2e-lib");
+    let want = download_ok(&direct_client(&[("e2e-lib", repo.path())]), LIB, VERSION);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("store");
+    std::fs::create_dir_all(&root).expect("store");
+    let listen = fixtures::services::free_addr();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_athens"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ATHENS_STORAGE_TYPE", "disk")
+        .env("ATHENS_DISK_STORAGE_ROOT", &root)
+        .args(["storage-server", &format!("-listen={listen}")]);
+    let _storage_server = fixtures::services::ServerProcess::spawn(
+        "storage-server",
+        command,
+        listen,
+        tempfile::tempdir().expect("log dir"),
+    )
+    .expect("athens storage-server");
+
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[("e2e-lib", support::file_url(repo.path()))]);
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup.extra_env = vec![
+        ("ATHENS_STORAGE_TYPE".into(), "external".into()),
+        (
+            "ATHENS_EXTERNAL_STORAGE_URL".into(),
+            format!("http://{listen}"),
+        ),
+    ];
+    let proxy = Server::start(&setup);
+    let got = download_ok(&support::proxy_client(&proxy.url()), LIB, VERSION);
+    assert_eq!((got.sum, got.go_mod_sum), (want.sum, want.go_mod_sum));
+    for file in ["go.mod", "source.zip", &format!("{VERSION}.info")] {
+        assert!(root.join(LIB).join(VERSION).join(file).is_file(), "{file}");
+    }
+}
