@@ -270,4 +270,60 @@ mod tests {
             "{err:#}"
         );
     }
+
+    /// Storage and leases in one Azure container, chosen by configuration.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn azureblob_storage_with_its_own_leases_opens_from_config() {
+        let azurite = crate::storage::object::tests::azurite();
+        azurite.create_container("backends").unwrap();
+        let mut config = Config {
+            storage_type: "azureblob".into(),
+            single_flight_type: "azureblob".into(),
+            ..Config::default()
+        };
+        let az = &mut config.storage.azure_blob;
+        az.account_name = fixtures::services::azurite::ACCOUNT.into();
+        az.account_key = Secret::new(fixtures::services::azurite::ACCOUNT_KEY);
+        az.container_name = "backends".into();
+        let opened = open(&config).await.unwrap();
+        assert_locks(&opened).await;
+        crate::storage::conformance::run(opened.storage.as_ref()).await;
+        config.storage.azure_blob.container_name = "missing".into();
+        let err = open(&config).await.err().unwrap();
+        assert!(
+            format!("{err:#}").contains("StorageType \"azureblob\""),
+            "{err:#}"
+        );
+    }
+
+    /// GCS storage and leases chosen by configuration, pointed at the
+    /// emulator the way Google's clients are.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gcp_storage_with_its_own_leases_opens_from_config() {
+        let emulator = fixtures::services::gcs::GcsEmulator::start().unwrap();
+        emulator.create_bucket("backends").unwrap();
+        // Only this test reads the variable.
+        std::env::set_var(crate::storage::gcs::EMULATOR_HOST_VAR, emulator.base_url());
+        let mut config = Config {
+            storage_type: "gcp".into(),
+            single_flight_type: "gcp".into(),
+            ..Config::default()
+        };
+        config.storage.gcp.bucket = "backends".into();
+        let opened = open(&config).await.unwrap();
+        let sf = opened.single_flight.as_ref().unwrap();
+        assert_eq!(
+            sf.policy.ttl,
+            Duration::from_secs(config.single_flight.gcp.stale_threshold)
+        );
+        // The emulator ignores write preconditions, so only taking and
+        // releasing a lease is checked here (exclusion: S3 and Azure tests).
+        let lease = sf
+            .locks
+            .try_lock("gcp-test", Duration::from_secs(5))
+            .await
+            .unwrap();
+        lease.unwrap().release().await.unwrap();
+        crate::storage::conformance::run(opened.storage.as_ref()).await;
+    }
 }

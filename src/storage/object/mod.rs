@@ -390,4 +390,4 @@ impl Storage for ObjectStorage {
 pub mod services;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

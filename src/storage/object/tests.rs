@@ -189,7 +189,7 @@ fn azure_config(container: &str, key: &str) -> AzureBlobConfig {
 /// Azurite's endpoint, given the way a deployment would give it: through
 /// the environment. Tests in this module share the variable, so they use
 /// one emulator.
-fn azurite() -> &'static Azurite {
+pub(crate) fn azurite() -> &'static Azurite {
     static AZURITE: std::sync::OnceLock<Azurite> = std::sync::OnceLock::new();
     AZURITE.get_or_init(|| {
         let azurite = Azurite::start().unwrap();
