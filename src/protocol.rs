@@ -51,8 +51,8 @@ fn fetch_status(e: &FetchError) -> u16 {
 
 impl ProtocolError {
     /// The HTTP status for this error: 404 for anything the go command
-    /// should treat as "not here", 502/504 for upstream trouble, 500 for
-    /// local failures.
+    /// should treat as "not here", 502/504 for upstream trouble, 503 when
+    /// the single-flight lock could not be had, 500 for local failures.
     pub fn status(&self) -> u16 {
         match self {
             ProtocolError::NotFound(_) => 404,
@@ -60,6 +60,9 @@ impl ProtocolError {
             ProtocolError::Stash(StashError::Fetch(e)) => fetch_status(e),
             ProtocolError::Stash(StashError::Timeout { .. }) => 504,
             ProtocolError::Stash(StashError::InvalidVersion { .. }) => 502,
+            // Another instance is (or was) fetching it, or the lock service
+            // is down: worth retrying, not a fault of this request.
+            ProtocolError::Stash(StashError::Lock { .. }) => 503,
             ProtocolError::Stash(StashError::Storage(e)) if e.is_not_found() => 404,
             ProtocolError::Stash(_) => 500,
             ProtocolError::Storage(e) if e.is_not_found() => 404,
@@ -308,6 +311,16 @@ fn latest_rank(version: &str) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_failures_ask_the_client_to_retry() {
+        let err = ProtocolError::Stash(StashError::Lock {
+            module: "example.com/m".into(),
+            version: "v1.0.0".into(),
+            message: "held elsewhere".into(),
+        });
+        assert_eq!(err.status(), 503);
+    }
     use crate::fetch::{FetchedModule, FetchedZip};
     use crate::stash::BaseStasher;
     use crate::storage::MemoryStorage;
