@@ -39,15 +39,17 @@ if ! "$venv/bin/python" -c 'import moto, gcp_storage_emulator, azure.storage.blo
         || fail "pip install ${py_packages[*]} failed"
 fi
 
-# Debian's redis-server (which is also Sentinel) and etcd.
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 || fail "redis-server and etcd are needed and apt-get is not available"
+# Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
+# TLS Redis test's certificate.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
+    || ! command -v openssl >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd and openssl are needed and apt-get is not available"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -qq redis-server etcd-server >/dev/null 2>&1 \
-        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server >/dev/null; } \
-        || fail "apt-get install redis-server etcd-server failed"
+    $sudo apt-get install -y -qq redis-server etcd-server openssl >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server openssl >/dev/null; } \
+        || fail "apt-get install redis-server etcd-server openssl failed"
     # The packages start system services; the tests use their own instances.
     if command -v systemctl >/dev/null 2>&1; then
         $sudo systemctl stop redis-server etcd >/dev/null 2>&1 || true

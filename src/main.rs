@@ -15,6 +15,11 @@ use athens::fetch::{Fetcher, NativeFetcher, UpstreamProxyFetcher};
 const USAGE: &str = "usage: athens [-config_file=PATH] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
 
 fn main() -> ExitCode {
+    // More than one rustls crypto provider is compiled in (through
+    // different dependencies), so rustls cannot choose one by itself for
+    // the clients that rely on the process default; ring is the one the
+    // server's own TLS uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if cli::is_subcommand(&args) {
         let mut stdout = std::io::stdout().lock();

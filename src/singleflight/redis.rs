@@ -100,6 +100,15 @@ struct Shared {
     slot: tokio::sync::Mutex<Slot>,
 }
 
+/// The redis crate's TLS goes through rustls' process-wide crypto
+/// provider, which rustls cannot pick by itself when, as in this build,
+/// more than one provider is compiled in; without one, the first `rediss://`
+/// connection panics. Installing ring (what the rest of the server uses)
+/// is a no-op when a provider is already installed.
+fn ensure_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl RedisLocks {
     /// Leases on the Redis server at `endpoint`, for `SingleFlightType`
     /// `redis`.
@@ -110,6 +119,7 @@ impl RedisLocks {
     /// a URL without a password; a URL carrying a different password is
     /// refused, so the two settings cannot silently disagree.
     pub fn connect(endpoint: &str, password: &str) -> Result<Self, LockError> {
+        ensure_tls_provider();
         let (info, shown) = parse_endpoint(endpoint.trim(), password)?;
         let client = Client::open(info).map_err(|e| config_error("redis", &e.to_string()))?;
         Ok(Self::with_target("redis", shown, Target::Direct(client)))
@@ -129,6 +139,7 @@ impl RedisLocks {
         db: i64,
     ) -> Result<Self, LockError> {
         const SERVICE: &str = "redis-sentinel";
+        ensure_tls_provider();
         if master_name.is_empty() {
             return Err(config_error(SERVICE, "no master name configured"));
         }
@@ -701,6 +712,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tls_endpoint_works_and_plain_text_to_it_fails() {
+        let server = RedisServer::start_tls().unwrap();
+        let locks = RedisLocks::connect(&server.tls_url(), "").unwrap();
+        lease_rules(&locks).await;
+        // The same port without TLS is refused, so the test above did use TLS.
+        let plain = RedisLocks::connect(&server.endpoint(), "").unwrap();
+        assert!(plain.check().await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unreachable_is_reported_quickly() {
         let port = fixtures::services::free_port();
         let locks = RedisLocks::connect(&format!("127.0.0.1:{port}"), "").unwrap();
