@@ -389,6 +389,11 @@ async fn catalog(State(state): State<AppState>, Query(params): Query<CatalogPara
             StatusCode::BAD_REQUEST,
             "bad request: invalid catalog token",
         ),
+        // As Athens answers for a backend without a catalog.
+        Err(e @ crate::storage::StorageError::Unsupported { .. }) => error_response(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!("not implemented: {e}"),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "catalog failed");
             error_response(

@@ -208,6 +208,7 @@ fn storage_error_response(err: &StorageError) -> Response {
         StorageError::InvalidInput { .. }
         | StorageError::InvalidToken { .. }
         | StorageError::ZipSource { .. } => StatusCode::BAD_REQUEST,
+        StorageError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
         StorageError::Io { .. } | StorageError::Service(_) => {
             tracing::error!(error = %err, "external storage request failed");
             StatusCode::INTERNAL_SERVER_ERROR

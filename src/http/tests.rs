@@ -669,3 +669,24 @@ fn generated_request_ids_have_the_documented_shape() {
     push_hex(&mut digits, 0x1_0000_0000, 8);
     assert_eq!(digits, b"100000000");
 }
+
+/// A backend that has no catalog (here an external storage server that
+/// speaks only Athens' protocol) makes `/catalog` answer 501, as Athens
+/// does.
+#[tokio::test]
+async fn catalog_of_a_backend_without_one_is_not_implemented() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let athens_like = Router::new().fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
+    let server = tokio::spawn(async move { axum::serve(listener, athens_like).await });
+    let storage = crate::storage::ExternalStorage::new(&format!("http://{addr}")).unwrap();
+    let app = build_router(
+        &Config::default(),
+        Arc::new(storage),
+        FakeFetcher::new(Duration::ZERO),
+    );
+    let (status, body) = get(&app, "/catalog").await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert!(body.contains("no catalog"), "{body}");
+    server.abort();
+}

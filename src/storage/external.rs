@@ -642,14 +642,14 @@ impl Storage for ExternalStorage {
             status,
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
         ) {
-            return Err(self.failure(
-                op,
-                &shown,
-                format!(
-                    "the storage server has no catalog ({status}); Athens' external storage \
-                     protocol defines none, a server of this proxy offers one"
+            return Err(StorageError::Unsupported {
+                service: "external",
+                operation: "catalog",
+                reason: format!(
+                    "the storage server at {shown} has no catalog ({status}); Athens' external \
+                     storage protocol defines none, a server of this proxy offers one"
                 ),
-            ));
+            });
         }
         if status == StatusCode::BAD_REQUEST {
             // The page size sent is always valid, so the token is what
@@ -840,7 +840,7 @@ mod tests {
     async fn server_without_catalog_and_server_failures_are_explained() {
         let client = ExternalStorage::new(&athens_like_server().await).unwrap();
         let err = client.catalog("", 10).await.unwrap_err();
-        assert!(matches!(err, StorageError::Service(_)));
+        assert!(matches!(err, StorageError::Unsupported { .. }), "{err}");
         assert!(err.to_string().contains("has no catalog"), "{err}");
         let err = client.info("example.com/m", "v1.0.0").await.unwrap_err();
         let message = err.to_string();

@@ -149,6 +149,17 @@ pub enum StorageError {
     /// A storage service failed or could not be reached.
     #[error(transparent)]
     Service(Box<ServiceFailure>),
+    /// The backend cannot do this at all (an external storage server
+    /// without a catalog, say).
+    #[error("storage ({service}): {operation} is not supported: {reason}")]
+    Unsupported {
+        /// Which service.
+        service: &'static str,
+        /// What was asked.
+        operation: &'static str,
+        /// Why, as the service made it known.
+        reason: String,
+    },
     /// Reading the zip to be saved failed.
     #[error("reading zip of {module}@{version} to store it: {source}")]
     ZipSource {
