@@ -9,11 +9,16 @@
 //! be identical, and a query the go command refuses must fail here too.
 //! `list` and `latest` are compared as `go list -m -versions` and
 //! `go mod download MOD@latest` report them.
+//!
+//! Every case also runs `over_http`: our fetcher then reaches the same
+//! repository through `git http-backend` on loopback, so its http cache
+//! (shallow fetches of named refs, full history only when needed) is held
+//! to the same answers as the go command.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use fixtures::{FixtureRepo, GoOracle, Tree};
+use fixtures::{FixtureRepo, GitHttpServer, GoOracle, Tree};
 use vcs::discovery::DiscoveryClient;
 use vcs::fetcher::DirectFetcher;
 use vcs::goenv::GoEnv;
@@ -168,11 +173,28 @@ struct Bench {
     _cache: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
     repo_dir: std::path::PathBuf,
+    /// Serves the fixture to our fetcher when it is tested over http.
+    _http: Option<GitHttpServer>,
+}
+
+/// How our fetcher reaches the fixture repository (the go command always
+/// reads it through file://).
+#[derive(Clone, Copy)]
+enum Transport {
+    File,
+    Http,
 }
 
 impl Bench {
     fn new(tree: &Tree) -> Bench {
         Self::with(tree, |_| {}, |env| env, |b| b)
+    }
+
+    fn over(tree: &Tree, transport: Transport) -> Bench {
+        match transport {
+            Transport::File => Self::new(tree),
+            Transport::Http => Self::build(tree, |_| {}, |env| env, |b| b, Transport::Http),
+        }
     }
 
     fn with(
@@ -183,14 +205,43 @@ impl Bench {
             vcs::discovery::DiscoveryClientBuilder,
         ) -> vcs::discovery::DiscoveryClientBuilder,
     ) -> Bench {
+        Self::build(tree, oracle_setup, env_extra, client, Transport::File)
+    }
+
+    fn build(
+        tree: &Tree,
+        oracle_setup: impl FnOnce(&mut GoOracle),
+        env_extra: impl FnOnce(Vec<(String, String)>) -> Vec<(String, String)>,
+        client: impl FnOnce(
+            vcs::discovery::DiscoveryClientBuilder,
+        ) -> vcs::discovery::DiscoveryClientBuilder,
+        transport: Transport,
+    ) -> Bench {
         let repo = FixtureRepo::build(tree).expect("building the fixture repository");
         let mut oracle = GoOracle::for_fixture(tree, &repo).expect("go oracle");
         oracle_setup(&mut oracle);
         let cache = tempfile::tempdir().unwrap();
+        let (gitconfig, http) = match transport {
+            Transport::File => (oracle.gitconfig_path(), None),
+            Transport::Http => {
+                // The working repository's git dir is served as is, so
+                // changes made to it in a test are seen over http too.
+                let parent = repo.path().parent().expect("fixture has a parent dir");
+                let server = GitHttpServer::start(parent.to_path_buf());
+                let served = server.url(&format!("{}/.git", tree.repo_name()));
+                let path = cache.path().join("gitconfig-http");
+                std::fs::write(
+                    &path,
+                    format!("[url \"{served}\"]\n\tinsteadOf = {}\n", tree.remote_url()),
+                )
+                .unwrap();
+                (path, Some(server))
+            }
+        };
         let vars = vec![
             (
                 "GIT_CONFIG_GLOBAL".to_string(),
-                oracle.gitconfig_path().display().to_string(),
+                gitconfig.display().to_string(),
             ),
             ("GIT_CONFIG_NOSYSTEM".to_string(), "1".to_string()),
             ("GOPROXY".to_string(), "direct".to_string()),
@@ -211,6 +262,7 @@ impl Bench {
             _cache: cache,
             rt,
             repo_dir,
+            _http: http,
         }
     }
 
@@ -330,9 +382,9 @@ impl Bench {
     }
 }
 
-fn run_cases(repo: &str) -> usize {
+fn run_cases(repo: &str, transport: Transport) -> usize {
     let tree = fixtures::load_repo_tree(repo).expect("fixture");
-    let bench = Bench::new(&tree);
+    let bench = Bench::over(&tree, transport);
     let mut mismatches = Vec::new();
     let mut compared = 0;
     for case in CASES.iter().filter(|c| c.repo == repo) {
@@ -347,6 +399,17 @@ fn run_cases(repo: &str) -> usize {
         mismatches.len(),
         mismatches.join("\n")
     );
+    if let Some(server) = &bench._http {
+        // Guards against the insteadOf rule silently not applying.
+        assert!(
+            server.ref_listings() > 0,
+            "{repo}: nothing listed over http"
+        );
+        assert!(
+            server.pack_fetches() > 0,
+            "{repo}: nothing fetched over http"
+        );
+    }
     compared
 }
 
@@ -355,10 +418,19 @@ macro_rules! repo_tests {
         $(
             #[test]
             fn $name() {
-                let n = run_cases($repo);
+                let n = run_cases($repo, Transport::File);
                 assert!(n > 0, "no cases for {}", $repo);
             }
         )*
+        mod over_http {
+            $(
+                #[test]
+                fn $name() {
+                    let n = super::run_cases($repo, super::Transport::Http);
+                    assert!(n > 0, "no cases for {}", $repo);
+                }
+            )*
+        }
         #[test]
         fn every_repo_fixture_is_exercised() {
             let tested = [$($repo),*];
@@ -389,8 +461,17 @@ repo_tests! {
 /// the new commit, and so must a fresh question to our fetcher.
 #[test]
 fn moved_tag() {
+    moved_tag_over(Transport::File);
+}
+
+#[test]
+fn moved_tag_over_http() {
+    moved_tag_over(Transport::Http);
+}
+
+fn moved_tag_over(transport: Transport) {
     let tree = fixtures::load_repo_tree("moved-tag").unwrap();
-    let bench = Bench::new(&tree);
+    let bench = Bench::over(&tree, transport);
     let before = bench.compare("github.com/acme/moved-tag", "v1.0.0");
     assert!(before.is_empty(), "{before:?}");
     let first = bench.git_rev("v1.0.0");

@@ -866,7 +866,9 @@ fn http_remote_is_cached_and_refetched() {
         repo.recent_tag("main", "", &|_| true).unwrap().as_deref(),
         Some("v1.2.0-pre")
     );
-    assert_eq!(server.pack_fetches(), 1);
+    // One depth-1 fetch for v1.0.0, one for HEAD, then full history for the
+    // ancestry question.
+    assert_eq!(server.pack_fetches(), 3);
     // The cache holds the mirrored refs, as the git CLI sees them.
     let cached = git(
         repo.git_dir(),
@@ -881,8 +883,9 @@ fn http_remote_is_cached_and_refetched() {
 
     // Nothing changed upstream: the refs are listed but nothing is fetched.
     let repo = GitRepo::open(&url, &cache, GitOptions::default()).unwrap();
-    assert_eq!(server.pack_fetches(), 1);
+    assert_eq!(server.pack_fetches(), 3);
     assert_eq!(repo.stat("feature").unwrap().hash, f.rev("feature"));
+    assert_eq!(server.pack_fetches(), 3);
     drop(repo);
 
     // A new commit and tag, and a tag moved: seen after the next open.
@@ -892,8 +895,11 @@ fn http_remote_is_cached_and_refetched() {
     f.run(&["tag", "-f", "v0.1.0", &new]);
     push(&mut f, &served);
     let repo = GitRepo::open(&url, &cache, GitOptions::default()).unwrap();
-    assert_eq!(server.pack_fetches(), 2);
+    // Opening only lists; the first missing commit brings in everything new
+    // (the entry already has full history, so it is kept complete).
+    assert_eq!(server.pack_fetches(), 3);
     assert_eq!(repo.stat("v1.3.0").unwrap().hash, new);
+    assert_eq!(server.pack_fetches(), 4);
     assert_eq!(repo.stat("v0.1.0").unwrap().hash, new);
     assert_eq!(repo.latest().unwrap().hash, new);
     let info = repo.stat(&new).unwrap();
@@ -905,6 +911,7 @@ fn http_remote_is_cached_and_refetched() {
     assert!(repo.descends_from("v1.3.0", "v1.1.0").unwrap());
     let got = ours(&repo, "v1.3.0", "");
     assert_eq!(got.len(), oracle_archive(&f.dir, "v1.3.0", "").len());
+    assert_eq!(server.pack_fetches(), 4);
 }
 
 #[test]

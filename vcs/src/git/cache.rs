@@ -1,5 +1,12 @@
-//! The persistent bare repository kept per http(s) remote, and keeping it in
-//! step with the remote through gix.
+//! The persistent bare repository kept per http(s) remote, and filling it
+//! from the remote through gix only as far as questions need.
+//!
+//! Opening lists the remote's refs and fetches nothing. A question about a
+//! named ref (tag, branch, `HEAD`) whose commit is missing fetches just that
+//! commit at depth 1 while the entry holds no full history; a question about
+//! ancestry or an unadvertised hash fetches every branch and tag with full
+//! history (unshallowing the entry), after which missing commits are fetched
+//! incrementally with full history, keeping the entry complete.
 //!
 //! Layout under the cache root: `<sha1 of url>/` is the bare repository and
 //! `<sha1 of url>.lock` the file locked exclusively (flock) while the entry is
@@ -9,9 +16,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gix::remote::Direction;
+use gix::ObjectId;
 
 use super::{gix_open_options, RefSnapshot};
 use crate::codehost::CodeError;
@@ -88,28 +96,191 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Opens (creating on first use) the cache entry for `url` and brings it up
-/// to date with the remote. Returns the repository and the refs the remote
-/// advertised.
-pub(crate) fn open_synced(
+/// What one connection to the remote should do after listing refs.
+enum Transfer {
+    /// Nothing: the listing is all that is wanted.
+    ListOnly,
+    /// Fetch the objects the refspecs select, with this shallow setting.
+    Fetch(gix::remote::fetch::Shallow),
+}
+
+/// An http(s) remote and the cache entry mirroring it. The entry starts out
+/// empty and is filled on demand: single commits shallowly while only named
+/// refs are asked about, then everything once history is needed.
+pub(crate) struct HttpCache {
+    /// The rewritten remote URL (may hold user information: never shown).
+    url: String,
+    /// The entry's lock file.
+    lock_path: PathBuf,
+    /// Credentials and config for connecting.
+    opts: GitOptions,
+    /// Set once this handle has seen the entry hold the full history of
+    /// every advertised ref, so later history questions skip the check.
+    complete: AtomicBool,
+}
+
+/// Opens (creating on first use) the cache entry for `url` and lists the
+/// remote's refs, fetching nothing. Returns the repository, the refs the
+/// remote advertised and the handle that fills the entry on demand.
+pub(crate) fn open_listed(
     url: &str,
     cache_root: &Path,
     opts: &GitOptions,
-) -> Result<(gix::ThreadSafeRepository, RefSnapshot), CodeError> {
+) -> Result<(gix::ThreadSafeRepository, RefSnapshot, HttpCache), CodeError> {
     fs::create_dir_all(cache_root).map_err(|e| {
         CodeError::Other(format!("creating cache root {}: {e}", cache_root.display()))
     })?;
     let name = entry_name(url)?;
     let dir = cache_root.join(&name);
-    let _lock = EntryLock::acquire(&cache_root.join(format!("{name}.lock")))?;
-    if !dir.join("objects").is_dir() {
-        create_entry(&dir, cache_root, &name)?;
+    let lock_path = cache_root.join(format!("{name}.lock"));
+    {
+        let _lock = EntryLock::acquire(&lock_path)?;
+        if !dir.join("objects").is_dir() {
+            create_entry(&dir, cache_root, &name)?;
+        }
     }
     let repo = gix_open_options()
         .open(&dir)
         .map_err(|e| CodeError::Other(format!("opening cache {}: {e}", dir.display())))?;
-    let snapshot = sync(&repo.to_thread_local(), url, opts)?;
-    Ok((repo, snapshot))
+    let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
+    let snapshot = transfer(
+        &repo.to_thread_local(),
+        url,
+        opts,
+        &refspecs,
+        true,
+        Transfer::ListOnly,
+    )?;
+    let cache = HttpCache {
+        url: url.to_string(),
+        lock_path,
+        opts: opts.clone(),
+        complete: AtomicBool::new(false),
+    };
+    Ok((repo, snapshot, cache))
+}
+
+impl HttpCache {
+    /// Makes sure object `id`, which the remote advertised as the value of
+    /// `ref_name` (a full ref name or `HEAD`), is in the cache with
+    /// everything it references. An entry holding no history yet gets that
+    /// one commit (depth 1); an entry already holding full history gets
+    /// every branch and tag incrementally, so it stays complete.
+    pub(crate) fn ensure_object(
+        &self,
+        repo: &gix::Repository,
+        id: ObjectId,
+        ref_name: &str,
+        snapshot: &RefSnapshot,
+    ) -> Result<(), CodeError> {
+        if repo.has_object(id) {
+            return Ok(());
+        }
+        let _lock = EntryLock::acquire(&self.lock_path)?;
+        // Another handle or process may have fetched it while we waited.
+        if repo.has_object(id) {
+            return Ok(());
+        }
+        if is_shallow(repo)? || !has_refs(repo) {
+            let spec = if ref_name == "HEAD" {
+                "HEAD".to_string()
+            } else {
+                format!("+{ref_name}:{ref_name}")
+            };
+            let depth_one = gix::remote::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN);
+            let shallow = transfer(
+                repo,
+                &self.url,
+                &self.opts,
+                &[spec],
+                false,
+                Transfer::Fetch(depth_one),
+            );
+            match shallow {
+                Ok(_) if repo.has_object(id) => return Ok(()),
+                // The ref moved upstream since it was listed, or the server
+                // refused a shallow fetch: fall back to fetching everything,
+                // as the go command does.
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(remote = %redact(&self.url), error = %e, "shallow fetch failed, fetching all")
+                }
+            }
+        }
+        self.fetch_all_locked(repo, snapshot)
+    }
+
+    /// Makes sure the cache holds every advertised branch and tag with its
+    /// full history (unshallowing an entry filled with single commits).
+    pub(crate) fn ensure_complete(
+        &self,
+        repo: &gix::Repository,
+        snapshot: &RefSnapshot,
+    ) -> Result<(), CodeError> {
+        if self.complete.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _lock = EntryLock::acquire(&self.lock_path)?;
+        self.fetch_all_locked(repo, snapshot)
+    }
+
+    /// Fetches all branches and tags with full history unless the entry
+    /// already matches `snapshot` and is not shallow. Must run under the
+    /// entry lock.
+    fn fetch_all_locked(
+        &self,
+        repo: &gix::Repository,
+        snapshot: &RefSnapshot,
+    ) -> Result<(), CodeError> {
+        let shallow = is_shallow(repo)?;
+        if !shallow && cache_matches(repo, snapshot) {
+            tracing::debug!(remote = %redact(&self.url), "git cache complete, no fetch");
+            self.complete.store(true, Ordering::Release);
+            return Ok(());
+        }
+        tracing::debug!(remote = %redact(&self.url), shallow, "fetching all refs into git cache");
+        let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
+        let depth = if shallow {
+            gix::remote::fetch::Shallow::undo()
+        } else {
+            gix::remote::fetch::Shallow::NoChange
+        };
+        transfer(
+            repo,
+            &self.url,
+            &self.opts,
+            &refspecs,
+            false,
+            Transfer::Fetch(depth),
+        )?;
+        if is_shallow(repo)? {
+            return Err(CodeError::Other(format!(
+                "{}: still shallow after fetching full history",
+                redact(&self.url)
+            )));
+        }
+        self.complete.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Whether the entry holds commits whose parents it lacks.
+fn is_shallow(repo: &gix::Repository) -> Result<bool, CodeError> {
+    repo.is_shallow()
+        .map_err(|e| CodeError::Other(format!("reading shallow state: {e}")))
+}
+
+/// Whether the entry has any branch or tag, i.e. has been fetched into by
+/// name before.
+fn has_refs(repo: &gix::Repository) -> bool {
+    let Ok(platform) = repo.references() else {
+        return false;
+    };
+    ["refs/heads/", "refs/tags/"].iter().any(|prefix| {
+        platform
+            .prefixed(*prefix)
+            .is_ok_and(|mut refs| refs.next().is_some())
+    })
 }
 
 /// Creates the bare repository in a scratch directory and renames it into
@@ -139,9 +310,17 @@ fn create_entry(dir: &Path, cache_root: &Path, name: &str) -> Result<(), CodeErr
     })
 }
 
-/// Lists the remote's refs and, when any branch or tag differs from the
-/// cache, fetches all branches and tags. Must run under the entry lock.
-fn sync(repo: &gix::Repository, url: &str, opts: &GitOptions) -> Result<RefSnapshot, CodeError> {
+/// Connects to `url`, lists the refs `refspecs` select (and `HEAD` when
+/// `list_head`), then does `what`. Returns the listed refs. Fetching must
+/// run under the entry lock.
+fn transfer(
+    repo: &gix::Repository,
+    url: &str,
+    opts: &GitOptions,
+    refspecs: &[String],
+    list_head: bool,
+    what: Transfer,
+) -> Result<RefSnapshot, CodeError> {
     let shown = redact(url);
     let fail = |what: &str, e: &dyn std::error::Error| {
         let text = error_chain(e);
@@ -156,7 +335,7 @@ fn sync(repo: &gix::Repository, url: &str, opts: &GitOptions) -> Result<RefSnaps
     let remote = repo
         .remote_at_without_url_rewrite(url)
         .map_err(|e| fail("invalid remote URL", &e))?
-        .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)
+        .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|e| fail("refspecs", &e))?
         .with_fetch_tags(gix::remote::fetch::Tags::None);
     let host = url::Url::parse(url)
@@ -186,27 +365,29 @@ fn sync(repo: &gix::Repository, url: &str, opts: &GitOptions) -> Result<RefSnaps
             }
             _ => Ok(None),
         });
-    let head_spec = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
-        .map_err(|e| fail("refspec", &e))?
-        .to_owned();
+    let mut extra_refspecs = Vec::new();
+    if list_head {
+        let head_spec = gix::refspec::parse("HEAD".into(), gix::refspec::parse::Operation::Fetch)
+            .map_err(|e| fail("refspec", &e))?
+            .to_owned();
+        extra_refspecs.push(head_spec);
+    }
     let prepare = connection
         .prepare_fetch(
             gix::progress::Discard,
             gix::remote::ref_map::Options {
-                extra_refspecs: vec![head_spec],
+                extra_refspecs,
                 ..Default::default()
             },
         )
         .map_err(|e| fail("listing remote refs", &e))?;
     let snapshot = RefSnapshot::from_remote(&prepare.ref_map().remote_refs);
-    if cache_matches(repo, &snapshot) {
-        tracing::debug!(remote = %shown, "git cache up to date, no fetch");
-        return Ok(snapshot);
+    if let Transfer::Fetch(shallow) = what {
+        prepare
+            .with_shallow(shallow)
+            .receive(gix::progress::Discard, &AtomicBool::new(false))
+            .map_err(|e| fail("fetching", &e))?;
     }
-    tracing::debug!(remote = %shown, "fetching into git cache");
-    prepare
-        .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| fail("fetching", &e))?;
     Ok(snapshot)
 }
 

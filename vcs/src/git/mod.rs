@@ -1,9 +1,10 @@
 //! [`CodeRepo`] for git remotes, on gix, with no `git` process.
 //!
-//! http(s) remotes are mirrored into a bare repository per remote under a
-//! cache root (see [`GitRepo::open`]); `file://` URLs and plain paths are read
-//! in place. Answers follow the go command's git code host: which names a
-//! revision may be, which tags count, and what `git archive` exports.
+//! http(s) remotes are cached in a bare repository per remote under a cache
+//! root, filled only as far as questions need (see [`GitRepo::open`]);
+//! `file://` URLs and plain paths are read in place. Answers follow the go
+//! command's git code host: which names a revision may be, which tags
+//! count, and what `git archive` exports.
 
 mod archive;
 mod cache;
@@ -150,6 +151,9 @@ pub struct GitRepo {
     /// and `HEAD` are answered from this alone (as a fresh go module cache
     /// would), so tags deleted upstream but still cached are not reported.
     remote_refs: RefSnapshot,
+    /// For http(s) remotes, the cache entry's on-demand filling; `None` for
+    /// repositories read in place, which hold everything already.
+    http: Option<cache::HttpCache>,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -200,10 +204,11 @@ impl GitRepo {
     ///
     /// The URL is first rewritten by the longest matching
     /// `url.<base>.insteadOf` of the config files in `opts`. An http(s)
-    /// remote is then listed and, when any branch or tag differs from the
-    /// cached copy under `cache_root`, all branches and tags are fetched
-    /// (tags forcibly) into that copy; the first open creates it. `file://`
-    /// URLs and local paths are read in place, bare or not.
+    /// remote is then listed, creating its cache entry under `cache_root` on
+    /// first use; objects are fetched into that entry later, only when a
+    /// question needs them (one commit shallowly for a named ref, all
+    /// branches and tags with full history for ancestry or other hashes).
+    /// `file://` URLs and local paths are read in place, bare or not.
     ///
     /// A remote that does not exist is reported as [`CodeError::NotFound`].
     pub fn open(
@@ -215,12 +220,13 @@ impl GitRepo {
         match classify(&rewritten)? {
             Location::Local(path) => Self::open_local(remote_url, &path),
             Location::Http(url) => {
-                let (repo, remote_refs) = cache::open_synced(&url, cache_root, &opts)?;
+                let (repo, remote_refs, http) = cache::open_listed(&url, cache_root, &opts)?;
                 Ok(GitRepo {
                     url: remote_url.to_string(),
                     location: cache::redact(&url),
                     repo,
                     remote_refs,
+                    http: Some(http),
                 })
             }
         }
@@ -242,6 +248,7 @@ impl GitRepo {
             location: path.display().to_string(),
             repo,
             remote_refs: snapshot,
+            http: None,
         })
     }
 
@@ -252,6 +259,29 @@ impl GitRepo {
 
     fn local(&self) -> gix::Repository {
         self.repo.to_thread_local()
+    }
+
+    /// Makes sure the object a ref was advertised with is readable (for an
+    /// http(s) cache, fetching it shallowly when missing).
+    fn need_ref_object(
+        &self,
+        repo: &gix::Repository,
+        id: ObjectId,
+        ref_name: &str,
+    ) -> Result<(), CodeError> {
+        match &self.http {
+            Some(http) => http.ensure_object(repo, id, ref_name, &self.remote_refs),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes sure the full history of every advertised branch and tag is
+    /// readable, for questions about ancestry or arbitrary hashes.
+    fn need_history(&self, repo: &gix::Repository) -> Result<(), CodeError> {
+        match &self.http {
+            Some(http) => http.ensure_complete(repo, &self.remote_refs),
+            None => Ok(()),
+        }
     }
 
     fn unknown(&self, rev: &str) -> CodeError {
@@ -329,6 +359,7 @@ impl GitRepo {
             None
         };
         if let Some((id, origin)) = named {
+            self.need_ref_object(repo, *id, &origin)?;
             let id = Self::peel_to_commit(repo, *id).ok_or_else(|| self.unknown(rev))?;
             return Ok((id, Some(origin)));
         }
@@ -355,9 +386,14 @@ impl GitRepo {
             }
         }
         if let Some((id, name)) = found {
+            self.need_ref_object(repo, id, &name)?;
             let id = Self::peel_to_commit(repo, id).ok_or_else(|| self.unknown(rev))?;
             return Ok((id, Some(name)));
         }
+        // Any other commit is looked for among everything the refs reach, so
+        // the answer (found, unknown, ambiguous) never depends on what an
+        // earlier question happened to fetch.
+        self.need_history(repo)?;
         Self::lookup_hex(repo, rev)
             .map(|id| (id, None))
             .ok_or_else(|| self.unknown(rev))
@@ -525,6 +561,7 @@ impl CodeRepo for GitRepo {
             )));
         };
         let repo = self.local();
+        self.need_ref_object(&repo, head, "HEAD")?;
         let id = Self::peel_to_commit(&repo, head).ok_or_else(|| self.unknown("HEAD"))?;
         self.rev_info(&repo, id, Some("HEAD".to_string()))
     }
@@ -567,6 +604,14 @@ impl CodeRepo for GitRepo {
         allowed: &dyn Fn(&str) -> bool,
     ) -> Result<Option<String>, CodeError> {
         let repo = self.local();
+        // A name that is neither advertised nor possibly a hash is unknown
+        // whatever the cache holds: no history is fetched to say so.
+        let advertised = self.remote_refs.tags.contains_key(rev)
+            || self.remote_refs.heads.contains_key(rev)
+            || (rev == "HEAD" && self.remote_refs.head.is_some());
+        if advertised || is_hash_like(rev) {
+            self.need_history(&repo)?;
+        }
         let (tip, _) = self.resolve(&repo, rev)?;
         let reachable = self.ancestors(&repo, tip)?;
         let mut highest = "";
@@ -591,6 +636,7 @@ impl CodeRepo for GitRepo {
 
     fn descends_from(&self, rev: &str, tag: &str) -> Result<bool, CodeError> {
         let repo = self.local();
+        self.need_history(&repo)?;
         let tag_commit = if is_hash_like(tag) {
             Self::local_ref(&repo, tag).or_else(|| Self::lookup_hex(&repo, tag))
         } else {
