@@ -274,8 +274,11 @@ mod tests {
     /// Storage and leases in one Azure container, chosen by configuration.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn azureblob_storage_with_its_own_leases_opens_from_config() {
-        let azurite = crate::storage::object::tests::azurite();
+        let azurite = fixtures::services::azurite::Azurite::start().unwrap();
         azurite.create_container("backends").unwrap();
+        // The way a deployment points the client at Azurite. No other test
+        // sets or depends on this variable (they pass the endpoint).
+        std::env::set_var("AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint());
         let mut config = Config {
             storage_type: "azureblob".into(),
             single_flight_type: "azureblob".into(),

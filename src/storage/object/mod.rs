@@ -390,4 +390,4 @@ impl Storage for ObjectStorage {
 pub mod services;
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -118,6 +118,15 @@ pub fn minio(c: &MinioConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigE
 /// credentials. The service address can be overridden with
 /// `AZURE_STORAGE_ENDPOINT` (for Azurite, say).
 pub fn azure_blob(c: &AzureBlobConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    azure_blob_at(c, std::env::var("AZURE_STORAGE_ENDPOINT").ok().as_deref())
+}
+
+/// [`azure_blob`] with the service address given rather than read from
+/// the environment.
+pub(crate) fn azure_blob_at(
+    c: &AzureBlobConfig,
+    endpoint: Option<&str>,
+) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
     let mut builder = MicrosoftAzureBuilder::from_env()
         .with_account(&c.account_name)
         .with_container_name(&c.container_name);
@@ -129,10 +138,10 @@ pub fn azure_blob(c: &AzureBlobConfig) -> Result<Arc<dyn ObjectStore>, ObjectSto
             &c.managed_identity_resource_id,
         );
     }
-    if let Ok(endpoint) = std::env::var("AZURE_STORAGE_ENDPOINT") {
+    if let Some(endpoint) = endpoint {
         builder = builder
             .with_allow_http(endpoint.starts_with("http://"))
-            .with_endpoint(endpoint);
+            .with_endpoint(endpoint.to_string());
     }
     builder
         .build()

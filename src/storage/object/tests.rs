@@ -186,25 +186,14 @@ fn azure_config(container: &str, key: &str) -> AzureBlobConfig {
     }
 }
 
-/// Azurite's endpoint, given the way a deployment would give it: through
-/// the environment. Tests in this module share the variable, so they use
-/// one emulator.
-pub(crate) fn azurite() -> &'static Azurite {
-    static AZURITE: std::sync::OnceLock<Azurite> = std::sync::OnceLock::new();
-    AZURITE.get_or_init(|| {
-        let azurite = Azurite::start().unwrap();
-        // Set once, before any store reads it.
-        std::env::set_var("AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint());
-        azurite
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_blob_conformance() {
-    let azurite = azurite();
+    let azurite = Azurite::start().unwrap();
     azurite.create_container("conformance").unwrap();
+    let endpoint = azurite.blob_endpoint();
+    let config = azure_config("conformance", ACCOUNT_KEY);
     let storage = ObjectStorage::new(
-        services::azure_blob(&azure_config("conformance", ACCOUNT_KEY)).unwrap(),
+        services::azure_blob_at(&config, Some(&endpoint)).unwrap(),
         "azureblob",
     );
     storage.check().await.unwrap();
@@ -215,12 +204,13 @@ async fn azure_blob_conformance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_wrong_key_is_refused_at_start() {
-    let azurite = azurite();
+    let azurite = Azurite::start().unwrap();
     azurite.create_container("refused").unwrap();
     // A well-formed key that is not the account's.
     let wrong = base64_of(&[7u8; 64]);
+    let endpoint = azurite.blob_endpoint();
     let storage = ObjectStorage::new(
-        services::azure_blob(&azure_config("refused", &wrong)).unwrap(),
+        services::azure_blob_at(&azure_config("refused", &wrong), Some(&endpoint)).unwrap(),
         "azureblob",
     );
     let err = storage.check().await.unwrap_err();
