@@ -358,6 +358,17 @@ struct CatalogParams {
     pagesize: Option<String>,
 }
 
+/// A catalog page as `/catalog` answers it (and the storage server's
+/// catalog, which external-storage clients read): `{"modules": [...]}`
+/// with `"next"` when there are more pages.
+fn catalog_json(page: crate::storage::CatalogPage) -> String {
+    let mut body = serde_json::json!({ "modules": page.entries });
+    if let Some(next) = page.next {
+        body["next"] = serde_json::Value::String(next);
+    }
+    body.to_string()
+}
+
 async fn catalog(State(state): State<AppState>, Query(params): Query<CatalogParams>) -> Response {
     let page_size = match params.pagesize.as_deref() {
         None | Some("") => DEFAULT_CATALOG_PAGE,
@@ -377,17 +388,11 @@ async fn catalog(State(state): State<AppState>, Query(params): Query<CatalogPara
         .catalog(&params.token, page_size)
         .await
     {
-        Ok(page) => {
-            let mut body = serde_json::json!({ "modules": page.entries });
-            if let Some(next) = page.next {
-                body["next"] = serde_json::Value::String(next);
-            }
-            (
-                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-                body.to_string(),
-            )
-                .into_response()
-        }
+        Ok(page) => (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            catalog_json(page),
+        )
+            .into_response(),
         Err(crate::storage::StorageError::InvalidToken { .. }) => error_response(
             StatusCode::BAD_REQUEST,
             "bad request: invalid catalog token",

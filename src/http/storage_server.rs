@@ -22,19 +22,15 @@ use axum::routing::{any, get};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use serde::Deserialize;
 use tokio_util::io::{ReaderStream, StreamReader};
 
+use super::{
+    catalog_json, percent_decode, CatalogParams, CONTENT_JSON, CONTENT_TEXT, CONTENT_ZIP,
+    DEFAULT_CATALOG_PAGE, ZIP_READ_CHUNK,
+};
 use crate::storage::external::MAX_INFO_SIZE;
 use crate::storage::{Storage, StorageError};
 
-const CONTENT_TEXT: &str = "text/plain; charset=utf-8";
-const CONTENT_JSON: &str = "application/json";
-const CONTENT_ZIP: &str = "application/zip";
-/// Read size when streaming a zip out of storage.
-const ZIP_READ_CHUNK: usize = 64 << 10;
-/// Catalog page size when the request names none.
-const DEFAULT_CATALOG_PAGE: usize = 1000;
 /// Room in an upload for the form's boundaries and part headers.
 const FORM_OVERHEAD: u64 = 1 << 20;
 
@@ -132,24 +128,6 @@ impl Refusal {
             message: "not found".to_string(),
         }
     }
-}
-
-/// Decodes `%XX` escapes; `None` for a broken escape or non-UTF-8 result.
-fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A version from a URL: escaped, or literal when it has upper-case
@@ -401,14 +379,6 @@ async fn save_streamed(
     }
 }
 
-#[derive(Deserialize)]
-struct CatalogParams {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    pagesize: Option<String>,
-}
-
 async fn catalog(
     State(state): State<ServerState>,
     Query(params): Query<CatalogParams>,
@@ -426,13 +396,7 @@ async fn catalog(
         },
     };
     match state.storage.catalog(&params.token, page_size).await {
-        Ok(page) => {
-            let mut body = serde_json::json!({ "modules": page.entries });
-            if let Some(next) = page.next {
-                body["next"] = serde_json::Value::String(next);
-            }
-            small_response(Bytes::from(body.to_string()), CONTENT_JSON)
-        }
+        Ok(page) => small_response(Bytes::from(catalog_json(page)), CONTENT_JSON),
         Err(e) => storage_error_response(&e),
     }
 }

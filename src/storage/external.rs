@@ -232,13 +232,9 @@ impl ExternalStorage {
     /// on the first request.
     pub async fn check(&self) -> Result<(), StorageError> {
         let url = self.module_url(PROBE_MODULE, "list")?;
-        let shown = self.show(&url);
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.failure("reaching the storage server", &shown, describe(e)))?;
+        let (response, shown) = self
+            .send(Method::GET, "reaching the storage server", url)
+            .await?;
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(());
@@ -255,6 +251,24 @@ impl ExternalStorage {
             let _ = shown.set_password(Some("***"));
         }
         shown.to_string()
+    }
+
+    /// Sends a request without a body; no answer at all is `op`'s failure.
+    /// Returns the answer and the URL as it may be shown.
+    async fn send(
+        &self,
+        method: Method,
+        op: &'static str,
+        url: Url,
+    ) -> Result<(reqwest::Response, String), StorageError> {
+        let shown = self.show(&url);
+        let response = self
+            .client
+            .request(method, url)
+            .send()
+            .await
+            .map_err(|e| self.failure(op, &shown, describe(e)))?;
+        Ok((response, shown))
     }
 
     fn failure(&self, op: &'static str, key: &str, message: String) -> StorageError {
@@ -318,13 +332,7 @@ impl ExternalStorage {
         ext: &str,
     ) -> Result<Option<(reqwest::Response, String)>, StorageError> {
         let url = self.version_url(module, version, ext)?;
-        let shown = self.show(&url);
-        let response = self
-            .client
-            .request(method, url)
-            .send()
-            .await
-            .map_err(|e| self.failure(op, &shown, describe(e)))?;
+        let (response, shown) = self.send(method, op, url).await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -497,13 +505,7 @@ impl Storage for ExternalStorage {
         }
         let op = "listing";
         let url = self.module_url(module, "list")?;
-        let shown = self.show(&url);
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.failure(op, &shown, describe(e)))?;
+        let (response, shown) = self.send(Method::GET, op, url).await?;
         let status = response.status();
         // Some of Athens' backends answer "not found" for a module with no
         // versions.
@@ -630,13 +632,7 @@ impl Storage for ExternalStorage {
         url.query_pairs_mut()
             .append_pair("token", token)
             .append_pair("pagesize", &page_size.to_string());
-        let shown = self.show(&url);
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.failure(op, &shown, describe(e)))?;
+        let (response, shown) = self.send(Method::GET, op, url).await?;
         let status = response.status();
         if matches!(
             status,
