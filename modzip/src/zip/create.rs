@@ -4,26 +4,18 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 
-use ::zip::write::SimpleFileOptions;
-use ::zip::{CompressionMethod, DateTime, ZipWriter};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
 
 use super::check::{check_files_with, check_zip_with};
 use super::dir::list_dir;
 use super::read::entry_error;
+use super::write::{ArchiveWriter, Deflated, Deflater};
 use super::{check_module_version, zip_prefix, Limits, ModuleFile, ZipError};
 use crate::module::Version;
 
 const COPY_BUFFER: usize = 32 * 1024;
-
-fn writer_error(path: &str, e: ::zip::result::ZipError) -> ZipError {
-    match e {
-        ::zip::result::ZipError::Io(e) => ZipError::io(path, e),
-        other => ZipError::Writer {
-            path: path.to_string(),
-            message: other.to_string(),
-        },
-    }
-}
 
 /// Writes the zip of module `m` (a valid module path at a canonical
 /// version) holding those of `files` that belong in it, under
@@ -31,10 +23,14 @@ fn writer_error(path: &str, e: ::zip::result::ZipError) -> ZipError {
 ///
 /// The files are first sorted with [`check_files`](super::check_files):
 /// omitted ones are skipped, and any invalid file or size error fails the
-/// whole zip before anything is written. Each file is then streamed into
-/// the archive; a file that yields more bytes than its metadata announced
-/// is an error.
-pub fn create<W: Write + Seek, F: ModuleFile>(
+/// whole zip before anything is written. A file that yields more bytes
+/// than its metadata announced is an error.
+///
+/// Files of up to 512 KiB are read and deflated ahead, on up to four
+/// threads (as many as the machine has cores), a few files at a time;
+/// larger ones are streamed through on the calling thread. The archive is
+/// the same whatever the number of threads.
+pub fn create<W: Write + Seek, F: ModuleFile + Sync>(
     w: W,
     m: &Version,
     files: &[F],
@@ -42,54 +38,218 @@ pub fn create<W: Write + Seek, F: ModuleFile>(
     create_with(w, m, files, &Limits::GO)
 }
 
-pub(crate) fn create_with<W: Write + Seek, F: ModuleFile>(
+pub(crate) fn create_with<W: Write + Seek, F: ModuleFile + Sync>(
     w: W,
     m: &Version,
     files: &[F],
     limits: &Limits,
+) -> Result<W, ZipError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS);
+    create_on_threads(w, m, files, limits, threads)
+}
+
+/// [`create_with`] on a given number of threads; the archive must not
+/// depend on it.
+fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
+    w: W,
+    m: &Version,
+    files: &[F],
+    limits: &Limits,
+    threads: usize,
 ) -> Result<W, ZipError> {
     check_module_version(m)?;
     let selection = check_files_with(files, limits);
     selection.checked.err()?;
 
     let prefix = zip_prefix(m);
-    // A fixed timestamp keeps the archive bytes reproducible.
-    let options = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .last_modified_time(DateTime::default());
-    let mut writer = ZipWriter::new(w);
-    let mut buf = vec![0u8; COPY_BUFFER];
-    for (&index, &size) in selection.valid_indexes.iter().zip(&selection.valid_sizes) {
-        let Some(file) = files.get(index) else {
-            continue;
-        };
-        let path = file.path();
-        let mut reader = file.open().map_err(|e| ZipError::io(path, e))?;
-        let name = format!("{prefix}{path}");
-        writer
-            .start_file(name.as_str(), options)
-            .map_err(|e| writer_error(&name, e))?;
-        let mut copied: u64 = 0;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ZipError::io(path, e)),
+    let jobs: Vec<Job<'_, F>> = selection
+        .valid_indexes
+        .iter()
+        .zip(&selection.valid_sizes)
+        .filter_map(|(&index, &size)| files.get(index).map(|file| Job { file, size }))
+        .collect();
+    let mut archive = ArchiveWriter::new(w)?;
+    let mut deflater = Deflater::new();
+    let ahead = jobs.iter().filter(|job| job.in_memory()).count();
+    if threads < 2 || ahead < 2 {
+        for job in &jobs {
+            let prepared = if job.in_memory() {
+                job.prepare(&mut deflater)?
+            } else {
+                Prepared::Streamed
             };
-            copied += n as u64;
-            if copied > size {
-                return Err(ZipError::LargerThanDeclared {
-                    path: path.to_string(),
-                    declared: size,
-                });
+            job.write(prepared, &prefix, &mut archive, &mut deflater)?;
+        }
+    } else {
+        write_parallel(&jobs, threads, &prefix, &mut archive, &mut deflater)?;
+    }
+    archive.finish()
+}
+
+/// Files up to this size are read whole and deflated ahead of their turn.
+const IN_MEMORY_MAX: u64 = 512 * 1024;
+/// Most threads one zip uses.
+const MAX_THREADS: usize = 4;
+
+/// One file of the zip, with the size its metadata gave.
+struct Job<'a, F> {
+    file: &'a F,
+    size: u64,
+}
+
+/// A file made ready for the archive.
+enum Prepared {
+    /// Read and deflated in memory.
+    Deflated(Deflated),
+    /// Too large to hold: to be streamed when its turn comes.
+    Streamed,
+}
+
+impl<F: ModuleFile> Job<'_, F> {
+    fn in_memory(&self) -> bool {
+        self.size <= IN_MEMORY_MAX
+    }
+
+    /// Reads the whole (small) file and deflates it.
+    fn prepare(&self, deflater: &mut Deflater) -> Result<Prepared, ZipError> {
+        let path = self.file.path();
+        let mut content = Vec::with_capacity(self.size as usize);
+        let reader = self.file.open().map_err(|e| ZipError::io(path, e))?;
+        reader
+            .take(self.size + 1)
+            .read_to_end(&mut content)
+            .map_err(|e| ZipError::io(path, e))?;
+        if content.len() as u64 > self.size {
+            return Err(ZipError::LargerThanDeclared {
+                path: path.to_string(),
+                declared: self.size,
+            });
+        }
+        Ok(Prepared::Deflated(deflater.deflate(path, &content)?))
+    }
+
+    fn write<W: Write + Seek>(
+        &self,
+        prepared: Prepared,
+        prefix: &str,
+        archive: &mut ArchiveWriter<W>,
+        deflater: &mut Deflater,
+    ) -> Result<(), ZipError> {
+        let path = self.file.path();
+        let name = format!("{prefix}{path}");
+        match prepared {
+            Prepared::Deflated(d) => archive.add_deflated(name, d.crc, d.size, &d.data),
+            Prepared::Streamed => {
+                let mut reader = self.file.open().map_err(|e| ZipError::io(path, e))?;
+                archive.add_streamed(name, path, &mut reader, self.size, deflater)
             }
-            writer
-                .write_all(&buf[..n])
-                .map_err(|e| ZipError::io(name.as_str(), e))?;
         }
     }
-    writer.finish().map_err(|e| writer_error("zip archive", e))
+}
+
+/// Order kept between the threads preparing files and the one writing.
+struct Progress {
+    /// Files written so far (the index of the next one to write).
+    written: usize,
+    /// Set when writing failed: the preparing threads stop.
+    stopped: bool,
+}
+
+/// Writes `jobs` in order while `threads` helpers read and deflate the
+/// small files ahead. A helper takes files in order and works at most
+/// `window` files ahead of the writer, which bounds memory.
+fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
+    jobs: &[Job<'_, F>],
+    threads: usize,
+    prefix: &str,
+    archive: &mut ArchiveWriter<W>,
+    deflater: &mut Deflater,
+) -> Result<(), ZipError> {
+    let window = 2 * threads + 2;
+    let next = AtomicUsize::new(0);
+    let progress = Mutex::new(Progress {
+        written: 0,
+        stopped: false,
+    });
+    let advanced = Condvar::new();
+    let (sender, results) = mpsc::channel::<(usize, Result<Prepared, ZipError>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let (next, progress, advanced) = (&next, &progress, &advanced);
+            scope.spawn(move || {
+                let mut deflater = Deflater::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(index) else {
+                        return;
+                    };
+                    if !job.in_memory() {
+                        if sender.send((index, Ok(Prepared::Streamed))).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    {
+                        let Ok(mut state) = progress.lock() else {
+                            return;
+                        };
+                        while !state.stopped && index >= state.written + window {
+                            state = match advanced.wait(state) {
+                                Ok(state) => state,
+                                Err(_) => return,
+                            };
+                        }
+                        if state.stopped {
+                            return;
+                        }
+                    }
+                    if sender.send((index, job.prepare(&mut deflater))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+
+        let result = (|| {
+            let mut pending: BTreeMap<usize, Result<Prepared, ZipError>> = BTreeMap::new();
+            for (index, job) in jobs.iter().enumerate() {
+                let prepared = loop {
+                    if let Some(prepared) = pending.remove(&index) {
+                        break prepared;
+                    }
+                    match results.recv() {
+                        Ok((i, prepared)) => {
+                            pending.insert(i, prepared);
+                        }
+                        Err(_) => {
+                            return Err(ZipError::Writer {
+                                path: job.file.path().to_string(),
+                                message: "the threads preparing files stopped".to_string(),
+                            })
+                        }
+                    }
+                };
+                job.write(prepared?, prefix, archive, deflater)?;
+                if let Ok(mut state) = progress.lock() {
+                    state.written = index + 1;
+                }
+                advanced.notify_all();
+            }
+            Ok(())
+        })();
+        if let Ok(mut state) = progress.lock() {
+            state.stopped = true;
+        }
+        advanced.notify_all();
+        // Helpers blocked on a full window wake up and stop; the channel
+        // is drained by dropping it when the scope ends.
+        drop(results);
+        result
+    })
 }
 
 /// Writes the zip of module `m` from the module rooted at `dir`: the files
@@ -254,7 +414,7 @@ mod tests {
         assert_eq!(content, "package sub\n".repeat(1000));
         assert_eq!(
             other.by_index(0).expect("entry").compression(),
-            CompressionMethod::Deflated
+            ::zip::CompressionMethod::Deflated
         );
 
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -348,6 +508,106 @@ mod tests {
             matches!(&err, ZipError::LargerThanDeclared { path, declared: 3 } if path == "grow.txt"),
             "{err}"
         );
+    }
+
+    /// A file that can be told to misbehave when opened.
+    struct TestFile {
+        path: String,
+        data: Vec<u8>,
+        /// Hands out more bytes than `data.len()` announces.
+        grows: bool,
+        /// Fails to open.
+        unreadable: bool,
+    }
+
+    impl ModuleFile for TestFile {
+        fn path(&self) -> &str {
+            &self.path
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            Ok(FileMeta {
+                kind: FileKind::Regular,
+                size: self.data.len() as u64,
+            })
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            if self.unreadable {
+                return Err(io::Error::other("no access"));
+            }
+            let extra: &[u8] = if self.grows { b"more" } else { b"" };
+            Ok(Box::new(self.data.as_slice().chain(extra)))
+        }
+    }
+
+    /// 300 files, a few over the in-memory size so that they are streamed
+    /// between files deflated ahead.
+    fn many_files() -> Vec<TestFile> {
+        (0..300)
+            .map(|i| {
+                let len = match i {
+                    7 | 150 | 299 => IN_MEMORY_MAX as usize + 1 + i,
+                    _ => (i * 37) % 5000,
+                };
+                let line = format!("// file {i}\n");
+                TestFile {
+                    path: format!("p{}/f{i}.go", i % 7),
+                    data: line.bytes().cycle().take(len).collect(),
+                    grows: false,
+                    unreadable: false,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn archive_is_the_same_on_any_number_of_threads() {
+        let version = m("example.com/m", "v1.0.0");
+        let files = many_files();
+        let one = create_on_threads(Cursor::new(Vec::new()), &version, &files, &Limits::GO, 1)
+            .expect("one thread")
+            .into_inner();
+        for threads in [2, 3, 4] {
+            let more = create_on_threads(
+                Cursor::new(Vec::new()),
+                &version,
+                &files,
+                &Limits::GO,
+                threads,
+            )
+            .expect("threads")
+            .into_inner();
+            assert!(one == more, "{threads} threads gave another archive");
+        }
+        let checked = check_zip(&version, Cursor::new(&one)).expect("check");
+        assert_eq!(checked.valid.len(), files.len());
+        let mut other = ::zip::ZipArchive::new(Cursor::new(&one)).expect("zip crate");
+        for file in &files {
+            let mut content = Vec::new();
+            other
+                .by_name(&format!("example.com/m@v1.0.0/{}", file.path))
+                .expect("entry")
+                .read_to_end(&mut content)
+                .expect("read");
+            assert!(content == file.data, "{}", file.path);
+        }
+    }
+
+    #[test]
+    fn a_failing_file_fails_the_parallel_zip() {
+        let version = m("example.com/m", "v1.0.0");
+        for (index, grows) in [(3, true), (150, true), (298, false), (299, false)] {
+            let mut files = many_files();
+            files[index].grows = grows;
+            files[index].unreadable = !grows;
+            let err = create_on_threads(Cursor::new(Vec::new()), &version, &files, &Limits::GO, 3)
+                .unwrap_err();
+            let path = &files[index].path;
+            match err {
+                ZipError::LargerThanDeclared { path: p, .. } if grows => assert_eq!(&p, path),
+                ZipError::Io { path: p, .. } if !grows => assert_eq!(&p, path),
+                other => panic!("file {index}: {other}"),
+            }
+        }
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! Sizes are capped: [`MAX_ZIP_FILE`] for the archive and for its unpacked
 //! content, [`MAX_GO_MOD`] for `go.mod` and [`MAX_LICENSE`] for `LICENSE`.
 //!
-//! Files are always streamed: nothing here holds a whole file or a whole
-//! archive in memory.
+//! Memory stays bounded whatever the module size: a file of up to 512 KiB
+//! may be held whole while it is deflated (a few at a time), larger files
+//! are streamed, and no whole archive is ever held.
 
 mod check;
 mod create;
@@ -19,6 +20,7 @@ mod dir;
 pub(crate) mod read;
 #[cfg(test)]
 pub(crate) mod test_util;
+mod write;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -17,6 +17,7 @@ use gix::filter::plumbing::eol::{self, AttributesDigest};
 use gix::ObjectId;
 use modzip::zip::{FileKind, FileMeta, ModuleFile};
 
+use super::loose::LooseObjects;
 use crate::codehost::{CodeError, TreeFile};
 
 /// The attributes that influence the worktree form of a blob, in the order
@@ -257,9 +258,73 @@ fn expand_ident(src: &[u8], blob: &ObjectId) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
-/// The repository handle shared by the files of one listing: opening a file
-/// takes it briefly to load that one blob.
-type SharedRepo = Arc<Mutex<gix::Repository>>;
+/// Repository handles shared by the files of one listing. A gix handle is
+/// for one thread at a time, and the zip writer opens files on several: an
+/// open borrows an idle handle, or makes one when all are in use, and
+/// gives it back afterwards.
+struct RepoHandles {
+    template: gix::ThreadSafeRepository,
+    idle: Mutex<Vec<gix::Repository>>,
+    /// Set for repositories read in place, which may be mostly loose
+    /// objects: blobs are looked for there first.
+    loose: Option<LooseObjects>,
+}
+
+type SharedRepo = Arc<RepoHandles>;
+
+impl RepoHandles {
+    fn new(repo: &gix::Repository, loose_first: bool) -> SharedRepo {
+        Arc::new(RepoHandles {
+            template: repo.clone().into_sync(),
+            idle: Mutex::new(vec![repo.clone()]),
+            loose: loose_first
+                .then(|| LooseObjects::new(repo.objects.store_ref().path().to_path_buf())),
+        })
+    }
+
+    fn blob(&self, id: ObjectId) -> io::Result<Vec<u8>> {
+        if let Some(data) = self
+            .loose
+            .as_ref()
+            .map(|l| l.blob(&id))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(data);
+        }
+        self.with(|repo| {
+            let blob = repo
+                .find_blob(id)
+                .map_err(|e| io::Error::other(format!("reading blob {id}: {e}")))?;
+            Ok(blob.detach().data)
+        })?
+    }
+
+    fn blob_size(&self, repo: &gix::Repository, id: ObjectId) -> io::Result<u64> {
+        if let Some(size) = self
+            .loose
+            .as_ref()
+            .map(|l| l.blob_size(&id))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(size);
+        }
+        let header = repo
+            .find_header(id)
+            .map_err(|e| io::Error::other(format!("reading blob {id}: {e}")))?;
+        Ok(header.size())
+    }
+
+    fn with<T>(&self, work: impl FnOnce(&gix::Repository) -> T) -> io::Result<T> {
+        let poisoned = || io::Error::other("repository handles poisoned by an earlier panic");
+        let idle = self.idle.lock().map_err(|_| poisoned())?.pop();
+        let repo = idle.unwrap_or_else(|| self.template.to_thread_local());
+        let result = work(&repo);
+        self.idle.lock().map_err(|_| poisoned())?.push(repo);
+        Ok(result)
+    }
+}
 
 /// One exported file of a tree.
 struct GitTreeFile {
@@ -275,14 +340,9 @@ struct GitTreeFile {
 
 impl GitTreeFile {
     fn read_blob(&self) -> io::Result<Vec<u8>> {
-        let repo = self
-            .repo
-            .lock()
-            .map_err(|_| io::Error::other("repository handle poisoned by an earlier panic"))?;
-        let blob = repo.find_blob(self.blob).map_err(|e| {
-            io::Error::other(format!("{}: reading blob {}: {e}", self.path, self.blob))
-        })?;
-        Ok(blob.detach().data)
+        self.repo
+            .blob(self.blob)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path)))
     }
 
     fn contents(&self) -> io::Result<Vec<u8>> {
@@ -329,10 +389,14 @@ fn other(context: &str, err: impl std::fmt::Display) -> CodeError {
 /// order (tree order, depth first), with paths relative to `subdir`.
 ///
 /// `Ok(None)` when `subdir` does not exist in the tree.
+///
+/// `loose_first` reads blobs that are loose objects with plain reads (see
+/// [`LooseObjects`]); meant for repositories read in place.
 pub(crate) fn list_files(
     repo: &gix::Repository,
     root: ObjectId,
     subdir: &str,
+    loose_first: bool,
 ) -> Result<Option<Vec<TreeFile>>, CodeError> {
     let subdir = subdir.trim_matches('/');
     let start = if subdir.is_empty() {
@@ -358,8 +422,8 @@ pub(crate) fn list_files(
         .map_err(|e| other("reading .gitattributes", e))?;
     let mut outcome = attributes.selected_attribute_matches(CONVERSION_ATTRIBUTES);
 
-    let shared: SharedRepo = Arc::new(Mutex::new(repo.clone()));
-    let mut files: Vec<TreeFile> = Vec::new();
+    let shared = RepoHandles::new(repo, loose_first);
+    let mut files: Vec<GitTreeFile> = Vec::new();
     let mut prefix = BString::from(subdir);
     if !prefix.is_empty() {
         prefix.push(b'/');
@@ -373,7 +437,51 @@ pub(crate) fn list_files(
         strip: prefix.len(),
     };
     walk.tree(start, &mut prefix)?;
-    Ok(Some(files))
+    read_blob_sizes(&mut files, &shared)?;
+    Ok(Some(
+        files.into_iter().map(|f| Box::new(f) as TreeFile).collect(),
+    ))
+}
+
+/// Listings with fewer files read their blob sizes on one thread.
+const PARALLEL_SIZES_FROM: usize = 64;
+/// Most threads reading blob sizes.
+const MAX_SIZE_THREADS: usize = 4;
+
+/// Fills in each file's `blob_size` from its object header. In a
+/// repository of loose objects every header is a file to map and inflate,
+/// so large listings spread the lookups over a few threads.
+fn read_blob_sizes(files: &mut [GitTreeFile], shared: &SharedRepo) -> Result<(), CodeError> {
+    let fill = |part: &mut [GitTreeFile]| -> Result<(), CodeError> {
+        shared
+            .with(|repo| {
+                for file in part.iter_mut() {
+                    file.blob_size = shared
+                        .blob_size(repo, file.blob)
+                        .map_err(|e| other(&file.path, e))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| other("reading blob sizes", e))?
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SIZE_THREADS);
+    if threads < 2 || files.len() < PARALLEL_SIZES_FROM {
+        return fill(files);
+    }
+    let per_thread = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks_mut(per_thread)
+            .map(|part| scope.spawn(|| fill(part)))
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(CodeError::Other("reading blob sizes panicked".into())))
+        })
+    })
 }
 
 struct Walk<'a, 'repo> {
@@ -381,7 +489,8 @@ struct Walk<'a, 'repo> {
     attributes: &'a mut gix::AttributeStack<'repo>,
     outcome: &'a mut gix::attrs::search::Outcome,
     shared: &'a SharedRepo,
-    files: &'a mut Vec<TreeFile>,
+    /// The files found, their `blob_size` not yet read.
+    files: &'a mut Vec<GitTreeFile>,
     /// Length of the `subdir/` prefix removed from every exported path.
     strip: usize,
 }
@@ -427,10 +536,6 @@ impl Walk<'_, '_> {
     ) -> Result<(), CodeError> {
         let rel = full_path.get(self.strip..).unwrap_or_default();
         let path = rel.to_str_lossy().into_owned();
-        let header = self
-            .repo
-            .find_header(oid)
-            .map_err(|e| other(&format!("{path}: reading blob {oid}"), e))?;
         let (kind, conversion) = if mode.is_link() {
             // git archive copies link targets verbatim; only regular files
             // go through the attribute-driven conversion.
@@ -451,15 +556,15 @@ impl Walk<'_, '_> {
                 conversion.changes_content().then_some(conversion),
             )
         };
-        self.files.push(Box::new(GitTreeFile {
+        self.files.push(GitTreeFile {
             path,
             kind,
             blob: oid,
-            blob_size: header.size(),
+            blob_size: 0,
             conversion,
             converted_size: OnceLock::new(),
             repo: Arc::clone(self.shared),
-        }));
+        });
         Ok(())
     }
 }

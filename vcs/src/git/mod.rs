@@ -8,6 +8,7 @@
 
 mod archive;
 mod cache;
+mod loose;
 mod options;
 
 use std::collections::{BTreeMap, HashSet};
@@ -653,7 +654,7 @@ impl CodeRepo for GitRepo {
         let repo = self.local();
         let (commit, _) = self.resolve(&repo, rev)?;
         let tree = self.commit_tree(&repo, commit)?;
-        archive::list_files(&repo, tree, subdir)?.ok_or_else(|| {
+        archive::list_files(&repo, tree, subdir, self.http.is_none())?.ok_or_else(|| {
             CodeError::NotFound(format!(
                 "{}: {subdir}: no such directory at {rev}",
                 self.location
