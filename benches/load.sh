@@ -2,8 +2,12 @@
 # HTTP load benchmark: athens (disk storage) against nginx serving the same
 # files from the same directory, mapped to the same proxy URLs.
 #
-#   benches/load.sh                  # 10 s per run, 64 connections
-#   DURATION=5s CONNS=64 benches/load.sh
+#   benches/load.sh                  # 10 s per run, 64 connections, 3 rounds
+#   DURATION=5s CONNS=64 ROUNDS=5 benches/load.sh
+#
+# Each round loads athens and then nginx on every target; the table gives
+# each figure's median over the rounds (the machine's noise moves single
+# runs by tens of percent).
 #
 # Needs wrk and nginx (apt-get install wrk nginx). Everything binds
 # 127.0.0.1 and lives in a temporary directory removed at exit; both
@@ -14,6 +18,7 @@ set -euo pipefail
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
 ATHENS_PORT=${ATHENS_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
 
@@ -139,18 +144,34 @@ run_wrk() {
         END { printf "%s %.2f %.3f%s\n", rps, mbs, p99, (errors == "" ? "" : " ERR:" errors) }'
 }
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+TARGETS="small/@v/v1.0.0.info small/@v/v1.0.0.mod small/@v/v1.0.0.zip large/@v/v1.0.0.zip"
+declare -A A_RPS A_MBS A_P99 N_RPS N_MBS N_P99
+for round in $(seq "$ROUNDS"); do
+    echo "== round $round of $ROUNDS" >&2
+    for target in $TARGETS; do
+        read -r a_rps a_mbs a_p99 a_err <<<"$(run_wrk "http://127.0.0.1:$ATHENS_PORT/example.com/$target")"
+        read -r n_rps n_mbs n_p99 n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
+        [ -z "${a_err:-}${n_err:-}" ] || echo "  $target errors: athens:${a_err:-} nginx:${n_err:-}" >&2
+        A_RPS[$target]+=" $a_rps"; A_MBS[$target]+=" $a_mbs"; A_P99[$target]+=" $a_p99"
+        N_RPS[$target]+=" $n_rps"; N_MBS[$target]+=" $n_mbs"; N_P99[$target]+=" $n_p99"
+    done
+done
+
 printf '%-10s %12s %12s %10s %10s %8s %8s %9s %9s\n' \
     target athens_rps nginx_rps athens_MBs nginx_MBs rps_pct MBs_pct a_p99_ms n_p99_ms
-for target in small/@v/v1.0.0.info small/@v/v1.0.0.mod small/@v/v1.0.0.zip large/@v/v1.0.0.zip; do
-    read -r a_rps a_mbs a_p99 a_err <<<"$(run_wrk "http://127.0.0.1:$ATHENS_PORT/example.com/$target")"
-    read -r n_rps n_mbs n_p99 n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
+for target in $TARGETS; do
     name=${target#*/@v/v1.0.0}
     name=${target%%/*}$name
-    awk -v t="$name" -v ar="$a_rps" -v nr="$n_rps" -v am="$a_mbs" -v nm="$n_mbs" -v ap="$a_p99" -v np="$n_p99" \
+    awk -v t="$name" \
+        -v ar="$(median <<<"${A_RPS[$target]}")" -v nr="$(median <<<"${N_RPS[$target]}")" \
+        -v am="$(median <<<"${A_MBS[$target]}")" -v nm="$(median <<<"${N_MBS[$target]}")" \
+        -v ap="$(median <<<"${A_P99[$target]}")" -v np="$(median <<<"${N_P99[$target]}")" \
         'BEGIN { printf "%-10s %12.1f %12.1f %10.1f %10.1f %7.0f%% %7.0f%% %9.2f %9.2f\n", t, ar, nr, am, nm, 100*ar/nr, 100*am/nm, ap, np }'
-    [ -z "${a_err:-}${n_err:-}" ] || echo "  errors: athens:${a_err:-} nginx:${n_err:-}"
+    echo "  athens req/s:${A_RPS[$target]}  nginx req/s:${N_RPS[$target]}"
 done
 
 echo "athens peak RSS (VmHWM): $(awk '/VmHWM/ { print $2, $3 }' "/proc/$ATHENS_PID/status")"
 echo "nginx worker peak RSS (VmHWM): $(for p in $(pgrep -P "$NGINX_PID"); do awk '/VmHWM/ { printf "%s %s ", $2, $3 }' "/proc/$p/status"; done)"
-echo "load: wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores shared by client and servers"
+echo "load: wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds (medians), $(nproc) cores shared by client and servers"

@@ -16,7 +16,9 @@ use crate::singleflight::object_lease::ObjectLeases;
 use crate::singleflight::redis::RedisLocks;
 use crate::singleflight::{LockService, WaitPolicy};
 use crate::storage::object::services;
-use crate::storage::{DiskStorage, ExternalStorage, MemoryStorage, ObjectStorage, Storage};
+use crate::storage::{
+    CachedStorage, DiskStorage, ExternalStorage, MemoryStorage, ObjectStorage, Storage,
+};
 
 /// A lock service with the waiting policy configured for it.
 pub struct SingleFlight {
@@ -87,6 +89,12 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
             Arc::new(external)
         }
         (None, other) => bail!("StorageType {other:?} is not supported by this server"),
+    };
+    // Memory storage is memory already; every other backend pays a file
+    // or network read per request for the small, immutable version files.
+    let storage: Arc<dyn Storage> = match config.storage_type.as_str() {
+        "" | "memory" => storage,
+        _ => Arc::new(CachedStorage::new(storage)),
     };
     let single_flight = open_single_flight(config, object_store).await?;
     Ok(Backends {

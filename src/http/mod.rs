@@ -612,12 +612,11 @@ fn versioned_cache_policy(requested: &str) -> &'static str {
     }
 }
 
-async fn protocol_handler(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    request: Request,
-) -> Response {
+async fn protocol_handler(State(state): State<AppState>, request: Request) -> Response {
+    // Read from the request in place: the `HeaderMap` extractor would
+    // clone every header of every request.
+    let method = request.method().clone();
+    let headers = request.headers();
     if method != Method::GET && method != Method::HEAD {
         let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         response

@@ -5,6 +5,7 @@
 //! reads of anything else answer [`StorageError::NotFound`] (nothing of
 //! the sort can have been saved), saves of anything else are refused.
 
+pub mod cached;
 pub mod disk;
 pub mod external;
 pub mod gcs;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::io::AsyncRead;
 
+pub use cached::CachedStorage;
 pub use disk::DiskStorage;
 pub use external::ExternalStorage;
 pub use memory::MemoryStorage;
