@@ -665,7 +665,7 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
                 let body: String = versions.iter().map(|v| format!("{v}\n")).collect();
                 small_response(
                     &method,
-                    &headers,
+                    headers,
                     Bytes::from(body),
                     CONTENT_TEXT,
                     CACHE_SHORT,
@@ -674,15 +674,13 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
             Err(e) => protocol_error_response(&e),
         },
         Endpoint::Latest => match protocol.latest(&module).await {
-            Ok(info) => {
-                small_response(&method, &headers, info.to_json(), CONTENT_JSON, CACHE_SHORT)
-            }
+            Ok(info) => small_response(&method, headers, info.to_json(), CONTENT_JSON, CACHE_SHORT),
             Err(e) => protocol_error_response(&e),
         },
         Endpoint::Info(version) => match protocol.info(&module, &version).await {
             Ok((info, _)) => small_response(
                 &method,
-                &headers,
+                headers,
                 info,
                 CONTENT_JSON,
                 versioned_cache_policy(&version),
@@ -692,7 +690,7 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
         Endpoint::Mod(version) => match protocol.go_mod(&module, &version).await {
             Ok((go_mod, _)) => small_response(
                 &method,
-                &headers,
+                headers,
                 go_mod,
                 CONTENT_TEXT,
                 versioned_cache_policy(&version),
@@ -703,7 +701,7 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
             Ok((zip, resolved)) => {
                 let cache_control = versioned_cache_policy(&version);
                 let etag = zip_etag(&module, &resolved, zip.size);
-                if etag_matches(&headers, &etag) {
+                if etag_matches(headers, &etag) {
                     return not_modified(etag, cache_control);
                 }
                 let size = zip.size;
