@@ -225,9 +225,15 @@ fn pack_into_storage(
     let checkout = tempfile::tempdir().expect("checkout dir");
     let dir = checkout.path().join("tree");
     repo.export(rev, subdir, &dir).expect("git export");
+    pack_dir(&dir, module, version, time, root)
+}
+
+/// `athens pack` of the module tree in `dir` into Athens' disk layout under
+/// `root`; returns the zip's and the go.mod's `h1:` as it prints them.
+fn pack_dir(dir: &Path, module: &str, version: &str, time: &str, root: &Path) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_athens"))
         .arg("pack")
-        .arg(&dir)
+        .arg(dir)
         .args([
             "--module",
             module,
@@ -254,6 +260,95 @@ fn pack_into_storage(
         (Some(zip), Some(gomod)) => (zip.to_string(), gomod.to_string()),
         _ => panic!("unexpected pack output {stdout:?}"),
     }
+}
+
+/// A module whose go-import tag has the `mod` type: the go command fetches
+/// it from the module proxy the tag names, with the GOPROXY protocol, and
+/// so must we (here the named proxy is another athens serving a packed
+/// store).
+#[test]
+fn go_import_mod_tag_fetches_from_the_named_proxy() {
+    const MODULE: &str = "example.test/modlib";
+    let scratch = tempfile::tempdir().expect("scratch");
+    let upstream_root = scratch.path().join("upstream");
+    std::fs::create_dir_all(&upstream_root).expect("upstream root");
+    for (version, time, body) in [
+        (
+            "v1.0.0",
+            "2024-01-02T03:04:05Z",
+            "func A() int { return 1 }",
+        ),
+        (
+            "v1.1.0",
+            "2024-02-03T04:05:06Z",
+            "func A() int { return 2 }",
+        ),
+    ] {
+        let dir = scratch.path().join(format!("tree-{version}"));
+        std::fs::create_dir_all(&dir).expect("tree");
+        std::fs::write(dir.join("go.mod"), format!("module {MODULE}\n\ngo 1.21\n"))
+            .expect("go.mod");
+        std::fs::write(dir.join("a.go"), format!("package modlib\n\n{body}\n")).expect("a.go");
+        pack_dir(&dir, MODULE, version, time, &upstream_root);
+    }
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[]);
+    // The named proxy fetches nothing itself: it serves its store.
+    let mut upstream_setup = ServerSetup::disk(&upstream_root, &gitconfig);
+    upstream_setup.extra_env.push((
+        "ATHENS_GO_BINARY_ENV_VARS".into(),
+        format!("GIT_CONFIG_GLOBAL={}; GOPROXY=off", gitconfig.display()),
+    ));
+    let upstream = Server::start(&upstream_setup);
+    let meta =
+        fixtures::MetaServer::start(&[("/modlib", &format!("{MODULE} mod {}", upstream.url()))]);
+    // example.test is reached through the meta server as an HTTP proxy:
+    // https is refused, then GOINSECURE allows http.
+    let meta_proxy = format!("http://{}", meta.addr);
+    let lookup_env = [
+        ("GOINSECURE", MODULE),
+        ("HTTP_PROXY", meta_proxy.as_str()),
+        ("HTTPS_PROXY", meta_proxy.as_str()),
+    ];
+
+    let mut direct = direct_client(&[]);
+    for (key, value) in lookup_env {
+        direct.set_env(key, value);
+    }
+    let queries: &[(&str, &str, bool)] = &[
+        (MODULE, "v1.0.0", true),
+        (MODULE, "v1.1.0", true),
+        (MODULE, "latest", true),
+    ];
+    let want = answers(&direct, queries, |_, q| q.to_string());
+    assert_eq!(want[&key(MODULE, "latest")].version, "v1.1.0");
+    let want_list = tagged_versions(&direct, MODULE);
+    assert_eq!(want_list, ["v1.0.0", "v1.1.0"]);
+
+    let mut setup = ServerSetup::memory(&gitconfig);
+    let go_env: Vec<String> = [
+        ("GIT_CONFIG_GLOBAL", gitconfig.display().to_string()),
+        ("GOPROXY", "direct".to_string()),
+        ("GOSUMDB", "off".to_string()),
+    ]
+    .into_iter()
+    .chain(lookup_env.iter().map(|(k, v)| (*k, v.to_string())))
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect();
+    setup
+        .extra_env
+        .push(("ATHENS_GO_BINARY_ENV_VARS".into(), go_env.join("; ")));
+    let server = Server::start(&setup);
+    let client = proxy_client(&server.url());
+    let got = answers(&client, queries, |_, q| q.to_string());
+    assert_same_answers("mod tag through the proxy", &want, &got);
+    assert_eq!(tagged_versions(&client, MODULE), want_list);
+    assert!(meta.hits() > 0);
+    let log = upstream.log_text();
+    assert!(
+        log.contains("/example.test/modlib/@v/v1.0.0.zip"),
+        "the named proxy was not asked for the zip:\n{log}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use vcs::fetcher::{DirectFetcher, FailureKind, FetchError as VcsError};
 use vcs::goenv::GoEnv;
 use vcs::resolve::Info;
 
+use super::upstream::{UpstreamOptions, UpstreamProxyFetcher};
 use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
 use crate::config::Config;
 
@@ -36,13 +38,58 @@ const INHERITED: &[&str] = &[
 pub struct NativeFetcher {
     direct: DirectFetcher,
     temp_dir: Option<PathBuf>,
+    /// Request timeout towards a module proxy named by a go-import `mod`
+    /// tag.
+    proxy_timeout: Duration,
 }
 
 impl NativeFetcher {
     /// Wraps a prepared direct fetcher; zips are staged in `temp_dir` (the
     /// system temp dir when `None`).
     pub fn new(direct: DirectFetcher, temp_dir: Option<PathBuf>) -> NativeFetcher {
-        NativeFetcher { direct, temp_dir }
+        NativeFetcher {
+            direct,
+            temp_dir,
+            proxy_timeout: UpstreamOptions::default().timeout,
+        }
+    }
+
+    /// Sets the request timeout towards module proxies named by go-import
+    /// `mod` tags.
+    pub fn with_proxy_timeout(mut self, timeout: Duration) -> NativeFetcher {
+        self.proxy_timeout = timeout;
+        self
+    }
+
+    /// The module proxy at `url`, which a go-import `mod` tag named for
+    /// `module`, as a fetcher: the go command fetches such a module from
+    /// there exactly as from a GOPROXY entry.
+    fn module_proxy(
+        &self,
+        module: &str,
+        version: &str,
+        url: &str,
+    ) -> Result<UpstreamProxyFetcher, FetchError> {
+        // One URL, not a GOPROXY list: a separator would split it.
+        if url.contains([',', '|']) {
+            return Err(FetchError::not_found(
+                module,
+                version,
+                format!("go-import names an invalid module proxy URL {url:?}"),
+            ));
+        }
+        let options = UpstreamOptions {
+            timeout: self.proxy_timeout,
+            temp_dir: self.temp_dir.clone(),
+            no_proxy: String::new(),
+        };
+        UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
+            FetchError::not_found(
+                module,
+                version,
+                format!("go-import names module proxy {url:?}: {reason}"),
+            )
+        })
     }
 
     /// Builds the fetcher the configuration describes: the go environment
@@ -73,7 +120,7 @@ impl NativeFetcher {
         let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
         let direct = DirectFetcher::new(env, base.join("vcs")).map_err(|e| e.to_string())?;
         let temp_dir = (!config.go_get_dir.is_empty()).then_some(base);
-        Ok(NativeFetcher::new(direct, temp_dir))
+        Ok(NativeFetcher::new(direct, temp_dir).with_proxy_timeout(config.timeout_duration()))
     }
 
     fn staging_file(&self) -> std::io::Result<tempfile::NamedTempFile> {
@@ -158,11 +205,16 @@ impl Fetcher for NativeFetcher {
         let file = staging
             .reopen()
             .map_err(|e| FetchError::other(module, version, format!("staging zip: {e}")))?;
-        let downloaded = self
-            .direct
-            .download(module, version, file)
-            .await
-            .map_err(|e| convert(module, version, e))?;
+        let downloaded = match self.direct.download(module, version, file).await {
+            Ok(downloaded) => downloaded,
+            Err(VcsError::ModuleProxy { url, .. }) => {
+                return self
+                    .module_proxy(module, version, &url)?
+                    .fetch(module, version)
+                    .await;
+            }
+            Err(e) => return Err(convert(module, version, e)),
+        };
         let zip = FetchedZip::from_temp_path(staging.into_temp_path())
             .map_err(|e| FetchError::other(module, version, format!("staged zip: {e}")))?;
         Ok(FetchedModule {
@@ -174,27 +226,36 @@ impl Fetcher for NativeFetcher {
     }
 
     async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
-        self.direct
-            .list(module)
-            .await
-            .map_err(|e| convert(module, "", e))
+        match self.direct.list(module).await {
+            Ok(versions) => Ok(versions),
+            Err(VcsError::ModuleProxy { url, .. }) => {
+                self.module_proxy(module, "", &url)?.list(module).await
+            }
+            Err(e) => Err(convert(module, "", e)),
+        }
     }
 
     async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
-        let info = self
-            .direct
-            .latest(module)
-            .await
-            .map_err(|e| convert(module, "latest", e))?;
-        rev_info(module, "latest", &info)
+        match self.direct.latest(module).await {
+            Ok(info) => rev_info(module, "latest", &info),
+            Err(VcsError::ModuleProxy { url, .. }) => {
+                self.module_proxy(module, "latest", &url)?
+                    .latest(module)
+                    .await
+            }
+            Err(e) => Err(convert(module, "latest", e)),
+        }
     }
 
     async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
-        let info = self
-            .direct
-            .query(module, rev)
-            .await
-            .map_err(|e| convert(module, rev, e))?;
-        rev_info(module, rev, &info)
+        match self.direct.query(module, rev).await {
+            Ok(info) => rev_info(module, rev, &info),
+            Err(VcsError::ModuleProxy { url, .. }) => {
+                self.module_proxy(module, rev, &url)?
+                    .query(module, rev)
+                    .await
+            }
+            Err(e) => Err(convert(module, rev, e)),
+        }
     }
 }

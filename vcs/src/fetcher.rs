@@ -40,6 +40,17 @@ pub enum FetchError {
     /// The repository was found but the module, version or query was not.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// A go-import `mod` tag says the module is served by the module proxy
+    /// at `url` (the go command then fetches it from there with the GOPROXY
+    /// protocol, as from a GOPROXY entry); this fetcher speaks only git, so
+    /// it leaves that to its caller.
+    #[error("{path}: served by the module proxy at {url}")]
+    ModuleProxy {
+        /// The module path.
+        path: String,
+        /// The proxy's base URL.
+        url: String,
+    },
     /// The repository uses something other than git.
     #[error("{path}: {vcs} repositories are not supported by the native fetcher")]
     UnsupportedVcs {
@@ -85,7 +96,9 @@ impl FetchError {
             },
             // The go command could not fetch such a module through git
             // either; a proxy further down GOPROXY might have it.
-            FetchError::UnsupportedVcs { .. } => FailureKind::NotFound,
+            FetchError::UnsupportedVcs { .. } | FetchError::ModuleProxy { .. } => {
+                FailureKind::NotFound
+            }
             FetchError::Io { .. } | FetchError::Worker { .. } => FailureKind::Internal,
         }
     }
@@ -211,6 +224,12 @@ impl DirectFetcher {
         F: FnOnce(&ModuleRepo) -> Result<T, FetchError> + Send + 'static,
     {
         let root = discovery::resolve_repo(path, &self.inner.env, &self.inner.client).await?;
+        if root.vcs == Vcs::Mod {
+            return Err(FetchError::ModuleProxy {
+                path: path.to_string(),
+                url: root.repo_url,
+            });
+        }
         if root.vcs != Vcs::Git {
             return Err(FetchError::UnsupportedVcs {
                 path: path.to_string(),

@@ -15,10 +15,7 @@
 //! (shallow fetches of named refs, full history only when needed) is held
 //! to the same answers as the go command.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-
-use fixtures::{FixtureRepo, GitHttpServer, GoOracle, Tree};
+use fixtures::{FixtureRepo, GitHttpServer, GoOracle, MetaServer, Tree};
 use vcs::discovery::DiscoveryClient;
 use vcs::fetcher::DirectFetcher;
 use vcs::goenv::GoEnv;
@@ -538,82 +535,4 @@ fn go_import_meta() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert!(server.hits() > 0);
-}
-
-/// Serves go-import pages over plain HTTP, both as an origin server (for our
-/// pinned host) and as an HTTP proxy (absolute-form requests from the go
-/// command); CONNECT is refused so https attempts fail fast.
-struct MetaServer {
-    addr: SocketAddr,
-    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl MetaServer {
-    fn start(pages: &[(&str, &str)]) -> MetaServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let pages: Vec<(String, String)> = pages
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.to_string()))
-            .collect();
-        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = hits.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let pages = pages.clone();
-                let counter = counter.clone();
-                std::thread::spawn(move || serve(stream, &pages, &counter));
-            }
-        });
-        MetaServer { addr, hits }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-fn serve(mut stream: TcpStream, pages: &[(String, String)], hits: &std::sync::atomic::AtomicUsize) {
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let mut parts = head.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let target = parts.next().unwrap_or("");
-    if method == "CONNECT" {
-        let _ = stream.write_all(
-            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
-        return;
-    }
-    let path = target.strip_prefix("http://example.test").unwrap_or(target);
-    let path = path.split('?').next().unwrap_or("");
-    let content = pages
-        .iter()
-        .find(|(p, _)| path == p || path.starts_with(&format!("{p}/")))
-        .map(|(_, c)| c.clone());
-    let (status, body) = match content {
-        Some(c) => {
-            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            (
-                "200 OK",
-                format!("<html><head><meta name=\"go-import\" content=\"{c}\"></head><body>ok</body></html>"),
-            )
-        }
-        None => ("404 Not Found", "not found".to_string()),
-    };
-    let _ = stream.write_all(
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
 }

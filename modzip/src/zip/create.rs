@@ -512,9 +512,8 @@ mod tests {
 
     /// A file that can be told to misbehave when opened.
     struct TestFile {
-        path: String,
-        data: Vec<u8>,
-        /// Hands out more bytes than `data.len()` announces.
+        file: MemFile,
+        /// Hands out more bytes than its metadata announces.
         grows: bool,
         /// Fails to open.
         unreadable: bool,
@@ -522,20 +521,17 @@ mod tests {
 
     impl ModuleFile for TestFile {
         fn path(&self) -> &str {
-            &self.path
+            self.file.path()
         }
         fn metadata(&self) -> io::Result<FileMeta> {
-            Ok(FileMeta {
-                kind: FileKind::Regular,
-                size: self.data.len() as u64,
-            })
+            self.file.metadata()
         }
         fn open(&self) -> io::Result<Box<dyn Read + '_>> {
             if self.unreadable {
                 return Err(io::Error::other("no access"));
             }
             let extra: &[u8] = if self.grows { b"more" } else { b"" };
-            Ok(Box::new(self.data.as_slice().chain(extra)))
+            Ok(Box::new(self.file.open()?.chain(extra)))
         }
     }
 
@@ -550,8 +546,10 @@ mod tests {
                 };
                 let line = format!("// file {i}\n");
                 TestFile {
-                    path: format!("p{}/f{i}.go", i % 7),
-                    data: line.bytes().cycle().take(len).collect(),
+                    file: MemFile::new(
+                        format!("p{}/f{i}.go", i % 7),
+                        line.bytes().cycle().take(len).collect::<Vec<u8>>(),
+                    ),
                     grows: false,
                     unreadable: false,
                 }
@@ -584,11 +582,11 @@ mod tests {
         for file in &files {
             let mut content = Vec::new();
             other
-                .by_name(&format!("example.com/m@v1.0.0/{}", file.path))
+                .by_name(&format!("example.com/m@v1.0.0/{}", file.path()))
                 .expect("entry")
                 .read_to_end(&mut content)
                 .expect("read");
-            assert!(content == file.data, "{}", file.path);
+            assert!(content == file.file.data, "{}", file.path());
         }
     }
 
@@ -601,7 +599,7 @@ mod tests {
             files[index].unreadable = !grows;
             let err = create_on_threads(Cursor::new(Vec::new()), &version, &files, &Limits::GO, 3)
                 .unwrap_err();
-            let path = &files[index].path;
+            let path = files[index].path();
             match err {
                 ZipError::LargerThanDeclared { path: p, .. } if grows => assert_eq!(&p, path),
                 ZipError::Io { path: p, .. } if !grows => assert_eq!(&p, path),

@@ -46,6 +46,23 @@ struct Written {
     offset: u32,
 }
 
+impl Written {
+    /// The fields local and central headers share, in their order: version
+    /// needed, flags, method, time, date, CRC-32, sizes, name length.
+    fn put_shared_fields(&self, out: &mut Vec<u8>) -> Result<(), ZipError> {
+        out.extend_from_slice(&VERSION_20.to_le_bytes());
+        out.extend_from_slice(&flags(&self.name).to_le_bytes());
+        out.extend_from_slice(&METHOD_DEFLATE.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&DOS_DATE_1980.to_le_bytes());
+        out.extend_from_slice(&self.crc.to_le_bytes());
+        out.extend_from_slice(&self.compressed.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&name_len(&self.name)?.to_le_bytes());
+        Ok(())
+    }
+}
+
 /// Writes a zip archive entry by entry, in the order given.
 pub(crate) struct ArchiveWriter<W: Write + Seek> {
     w: W,
@@ -90,15 +107,8 @@ impl<W: Write + Seek> ArchiveWriter<W> {
     fn local_header(&mut self, entry: &Written) -> Result<(), ZipError> {
         let mut h = Vec::with_capacity(30 + entry.name.len());
         h.extend_from_slice(&LOCAL_HEADER_SIG.to_le_bytes());
-        h.extend_from_slice(&VERSION_20.to_le_bytes());
-        h.extend_from_slice(&flags(&entry.name).to_le_bytes());
-        h.extend_from_slice(&METHOD_DEFLATE.to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(&DOS_DATE_1980.to_le_bytes());
-        h.extend_from_slice(&entry.crc.to_le_bytes());
-        h.extend_from_slice(&entry.compressed.to_le_bytes());
-        h.extend_from_slice(&entry.size.to_le_bytes());
-        h.extend_from_slice(&name_len(&entry.name)?.to_le_bytes());
+        entry.put_shared_fields(&mut h)?;
+        // Extra field length.
         h.extend_from_slice(&0u16.to_le_bytes());
         h.extend_from_slice(entry.name.as_bytes());
         self.put(&h, &entry.name)
@@ -225,16 +235,9 @@ impl<W: Write + Seek> ArchiveWriter<W> {
         for entry in &entries {
             record.clear();
             record.extend_from_slice(&CENTRAL_HEADER_SIG.to_le_bytes());
+            // Version made by.
             record.extend_from_slice(&VERSION_20.to_le_bytes());
-            record.extend_from_slice(&VERSION_20.to_le_bytes());
-            record.extend_from_slice(&flags(&entry.name).to_le_bytes());
-            record.extend_from_slice(&METHOD_DEFLATE.to_le_bytes());
-            record.extend_from_slice(&0u16.to_le_bytes());
-            record.extend_from_slice(&DOS_DATE_1980.to_le_bytes());
-            record.extend_from_slice(&entry.crc.to_le_bytes());
-            record.extend_from_slice(&entry.compressed.to_le_bytes());
-            record.extend_from_slice(&entry.size.to_le_bytes());
-            record.extend_from_slice(&name_len(&entry.name)?.to_le_bytes());
+            entry.put_shared_fields(&mut record)?;
             // Extra field, comment, disk number, internal attributes.
             record.extend_from_slice(&[0u8; 8]);
             // External attributes.

@@ -282,14 +282,17 @@ impl RepoHandles {
         })
     }
 
+    /// What `read` finds among the loose objects, when those are looked
+    /// at first.
+    fn read_loose<T>(
+        &self,
+        read: impl FnOnce(&LooseObjects) -> io::Result<Option<T>>,
+    ) -> io::Result<Option<T>> {
+        self.loose.as_ref().map_or(Ok(None), read)
+    }
+
     fn blob(&self, id: ObjectId) -> io::Result<Vec<u8>> {
-        if let Some(data) = self
-            .loose
-            .as_ref()
-            .map(|l| l.blob(&id))
-            .transpose()?
-            .flatten()
-        {
+        if let Some(data) = self.read_loose(|loose| loose.blob(&id))? {
             return Ok(data);
         }
         self.with(|repo| {
@@ -301,13 +304,7 @@ impl RepoHandles {
     }
 
     fn blob_size(&self, repo: &gix::Repository, id: ObjectId) -> io::Result<u64> {
-        if let Some(size) = self
-            .loose
-            .as_ref()
-            .map(|l| l.blob_size(&id))
-            .transpose()?
-            .flatten()
-        {
+        if let Some(size) = self.read_loose(|loose| loose.blob_size(&id))? {
             return Ok(size);
         }
         let header = repo
