@@ -33,6 +33,21 @@ const INHERITED: &[&str] = &[
     "no_proxy",
 ];
 
+/// The go environment Athens would give its go command: a few process
+/// variables, then `GoBinaryEnvVars` (later entries win).
+pub(crate) fn go_env_vars(config: &Config) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = INHERITED
+        .iter()
+        .filter_map(|key| Some((key.to_string(), std::env::var(key).ok()?)))
+        .collect();
+    for entry in &config.go_binary_env_vars.0 {
+        if let Some((key, value)) = entry.split_once('=') {
+            vars.push((key.to_string(), value.to_string()));
+        }
+    }
+    vars
+}
+
 /// Fetches modules from their origin repositories, natively.
 #[derive(Debug, Clone)]
 pub struct NativeFetcher {
@@ -82,6 +97,7 @@ impl NativeFetcher {
             timeout: self.proxy_timeout,
             temp_dir: self.temp_dir.clone(),
             no_proxy: String::new(),
+            go_env: Some(self.direct.env().clone()),
         };
         UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
             FetchError::not_found(
@@ -105,15 +121,7 @@ impl NativeFetcher {
         };
         std::fs::create_dir_all(&base)
             .map_err(|e| format!("creating GoGetDir {}: {e}", base.display()))?;
-        let mut vars: Vec<(String, String)> = INHERITED
-            .iter()
-            .filter_map(|key| Some((key.to_string(), std::env::var(key).ok()?)))
-            .collect();
-        for entry in &config.go_binary_env_vars.0 {
-            if let Some((key, value)) = entry.split_once('=') {
-                vars.push((key.to_string(), value.to_string()));
-            }
-        }
+        let mut vars = go_env_vars(config);
         if let Some(netrc) = netrc_file(config, &base)? {
             vars.push(("NETRC".to_string(), netrc.display().to_string()));
         }

@@ -19,8 +19,10 @@ use bytes::Bytes;
 use reqwest::Url;
 use tokio::io::AsyncWriteExt;
 
+use super::native::go_env_vars;
 use super::{is_canonical_version, FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
 use crate::config::Config;
+use vcs::goenv::GoEnv;
 
 /// The go command's default when GOPROXY is not set.
 pub const DEFAULT_GOPROXY: &str = "https://proxy.golang.org,direct";
@@ -114,6 +116,10 @@ pub struct UpstreamOptions {
     pub temp_dir: Option<PathBuf>,
     /// GONOPROXY-style patterns of modules that always go direct.
     pub no_proxy: String,
+    /// The go environment whose HTTP_PROXY, HTTPS_PROXY and NO_PROXY route
+    /// requests, as they route the go command's; `None` for the process
+    /// environment's.
+    pub go_env: Option<GoEnv>,
 }
 
 impl Default for UpstreamOptions {
@@ -122,6 +128,7 @@ impl Default for UpstreamOptions {
             timeout: Duration::from_secs(300),
             temp_dir: None,
             no_proxy: String::new(),
+            go_env: None,
         }
     }
 }
@@ -213,9 +220,15 @@ impl UpstreamProxyFetcher {
         options: UpstreamOptions,
     ) -> Result<Self, String> {
         let entries = parse_goproxy(goproxy)?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
-            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")));
+        if let Some(env) = options.go_env.clone() {
+            builder = builder
+                .no_proxy()
+                .proxy(reqwest::Proxy::custom(move |url| env.http_proxy_for(url)));
+        }
+        let client = builder
             .build()
             .map_err(|e| format!("creating HTTP client: {e}"))?;
         Ok(UpstreamProxyFetcher {
@@ -227,7 +240,8 @@ impl UpstreamProxyFetcher {
     }
 
     /// Builds the fetcher from the configuration: GOPROXY, GONOPROXY and
-    /// GOPRIVATE from `GoBinaryEnvVars`, `Timeout` and `GoGetDir`.
+    /// GOPRIVATE from `GoBinaryEnvVars`, `Timeout` and `GoGetDir`; requests
+    /// go through the HTTP(S)_PROXY the go command would use.
     pub fn from_config(config: &Config, direct: Option<Arc<dyn Fetcher>>) -> Result<Self, String> {
         let env = &config.go_binary_env_vars;
         let goproxy = env.get("GOPROXY").unwrap_or("");
@@ -237,6 +251,8 @@ impl UpstreamProxyFetcher {
             .unwrap_or("")
             .to_string();
         let temp_dir = (!config.go_get_dir.is_empty()).then(|| PathBuf::from(&config.go_get_dir));
+        let go_env =
+            GoEnv::from_vars(go_env_vars(config)).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
         Self::new(
             goproxy,
             direct,
@@ -244,6 +260,7 @@ impl UpstreamProxyFetcher {
                 timeout: config.timeout_duration(),
                 temp_dir,
                 no_proxy,
+                go_env: Some(go_env),
             },
         )
     }

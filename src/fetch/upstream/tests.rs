@@ -392,3 +392,18 @@ async fn config_supplies_goproxy_and_gonoproxy() {
     assert_eq!(f.entries().len(), 2);
     assert_eq!(f.options.no_proxy, "corp.example");
 }
+
+#[tokio::test]
+async fn requests_go_through_the_http_proxy_of_the_go_environment() {
+    // The fake answers as a forward proxy would: the request names a host
+    // that does not resolve, so only the proxy can answer it.
+    let (proxy, hits) = fake_proxy(&[("/example.com/m/@v/list", 200, b"v1.0.0\n")]).await;
+    let mut config = Config::default();
+    config.go_binary_env_vars = crate::config::EnvList(vec![
+        "GOPROXY=http://goproxy.invalid".into(),
+        format!("HTTP_PROXY={proxy}"),
+    ]);
+    let f = UpstreamProxyFetcher::from_config(&config, None).unwrap();
+    assert_eq!(f.list("example.com/m").await.unwrap(), vec!["v1.0.0"]);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
