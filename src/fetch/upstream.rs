@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use super::native::go_env_vars;
 use super::{is_canonical_version, FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
 use crate::config::Config;
+use vcs::discovery::Netrc;
 use vcs::goenv::GoEnv;
 
 /// The go command's default when GOPROXY is not set.
@@ -139,6 +140,8 @@ pub struct UpstreamProxyFetcher {
     direct: Option<Arc<dyn Fetcher>>,
     options: UpstreamOptions,
     client: reqwest::Client,
+    /// Credentials for https proxies, from the go environment's netrc.
+    netrc: Netrc,
 }
 
 /// What is asked of one source.
@@ -231,17 +234,41 @@ impl UpstreamProxyFetcher {
         let client = builder
             .build()
             .map_err(|e| format!("creating HTTP client: {e}"))?;
+        let netrc = match options.go_env.as_ref().and_then(GoEnv::netrc_path) {
+            // A missing or unreadable netrc means no credentials, as for
+            // the go command.
+            Some(path) => Netrc::load(&path).unwrap_or_default(),
+            None => Netrc::default(),
+        };
         Ok(UpstreamProxyFetcher {
             entries,
             direct,
             options,
             client,
+            netrc,
         })
+    }
+
+    /// A GET of `url`, with the netrc credentials the go command would send
+    /// (https only, and not when the URL carries its own).
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.client.get(url);
+        let Ok(parsed) = Url::parse(url) else {
+            return request;
+        };
+        if !parsed.username().is_empty() {
+            return request;
+        }
+        match self.netrc.credentials_for(&parsed) {
+            Some((login, password)) => request.basic_auth(login, Some(password)),
+            None => request,
+        }
     }
 
     /// Builds the fetcher from the configuration: GOPROXY, GONOPROXY and
     /// GOPRIVATE from `GoBinaryEnvVars`, `Timeout` and `GoGetDir`; requests
-    /// go through the HTTP(S)_PROXY the go command would use.
+    /// go through the HTTP(S)_PROXY the go command would use, with the
+    /// credentials of its netrc (`NETRCPath`, `NETRC` or `~/.netrc`).
     pub fn from_config(config: &Config, direct: Option<Arc<dyn Fetcher>>) -> Result<Self, String> {
         let env = &config.go_binary_env_vars;
         let goproxy = env.get("GOPROXY").unwrap_or("");
@@ -251,8 +278,13 @@ impl UpstreamProxyFetcher {
             .unwrap_or("")
             .to_string();
         let temp_dir = (!config.go_get_dir.is_empty()).then(|| PathBuf::from(&config.go_get_dir));
-        let go_env =
-            GoEnv::from_vars(go_env_vars(config)).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
+        let mut vars = go_env_vars(config);
+        // Athens hands NETRCPath to its go command, which then uses it for
+        // proxies as well as repositories.
+        if !config.netrc_path.is_empty() {
+            vars.push(("NETRC".to_string(), config.netrc_path.clone()));
+        }
+        let go_env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
         Self::new(
             goproxy,
             direct,
@@ -428,7 +460,6 @@ impl UpstreamProxyFetcher {
         version: &str,
     ) -> Result<reqwest::Response, FetchError> {
         let response = self
-            .client
             .get(url)
             .send()
             .await

@@ -407,3 +407,38 @@ async fn requests_go_through_the_http_proxy_of_the_go_environment() {
     assert_eq!(f.list("example.com/m").await.unwrap(), vec!["v1.0.0"]);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn https_requests_carry_the_netrc_credentials_of_the_go_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let netrc = dir.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        "machine goproxy.corp.example login robot password s3cret\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.netrc_path = netrc.display().to_string();
+    config.go_binary_env_vars =
+        crate::config::EnvList(vec!["GOPROXY=https://goproxy.corp.example".into()]);
+    let f = UpstreamProxyFetcher::from_config(&config, None).unwrap();
+    let auth = |url: &str| {
+        let request = f.get(url).build().unwrap();
+        request
+            .headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(
+        auth("https://goproxy.corp.example/m/@v/list").as_deref(),
+        Some("Basic cm9ib3Q6czNjcmV0")
+    );
+    // Never in clear text, never to another host, and a URL's own
+    // credentials win.
+    assert_eq!(auth("http://goproxy.corp.example/m/@v/list"), None);
+    assert_eq!(auth("https://other.example/m/@v/list"), None);
+    assert_eq!(
+        auth("https://u:p@goproxy.corp.example/m/@v/list").as_deref(),
+        Some("Basic dTpw")
+    );
+}
