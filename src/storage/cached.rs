@@ -250,11 +250,13 @@ mod tests {
     async fn conformance_over_memory_and_disk() {
         let memory = CachedStorage::new(Arc::new(MemoryStorage::new()));
         crate::storage::conformance::run(&memory).await;
+        crate::storage::conformance::component_order(&memory).await;
         crate::storage::conformance::concurrent_saves(&memory).await;
         crate::storage::conformance::large_zip(&memory, 20 << 20).await;
         let dir = tempfile::tempdir().unwrap();
         let disk = CachedStorage::new(Arc::new(DiskStorage::new(dir.path()).unwrap()));
         crate::storage::conformance::run(&disk).await;
+        crate::storage::conformance::component_order(&disk).await;
         crate::storage::conformance::escape_attempts(&disk).await;
     }
 

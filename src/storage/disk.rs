@@ -567,6 +567,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(root.path()).unwrap();
         crate::storage::conformance::run(&storage).await;
+        crate::storage::conformance::component_order(&storage).await;
         crate::storage::conformance::concurrent_saves(&storage).await;
         crate::storage::conformance::large_zip(&storage, 20 << 20).await;
     }

@@ -719,6 +719,7 @@ mod tests {
         let client = ExternalStorage::new(&url).unwrap();
         client.check().await.unwrap();
         conformance::run(&client).await;
+        conformance::component_order(&client).await;
         conformance::concurrent_saves(&client).await;
         // What the client saved is in the backend behind the server.
         assert!(memory.exists("example.com/Mod", "v1.0.0").await.unwrap());

@@ -145,6 +145,7 @@ mod tests {
     async fn memory_storage_passes_conformance_suite() {
         let storage = MemoryStorage::new();
         crate::storage::conformance::run(&storage).await;
+        crate::storage::conformance::component_order(&storage).await;
         crate::storage::conformance::concurrent_saves(&storage).await;
         crate::storage::conformance::large_zip(&storage, 20 << 20).await;
     }

@@ -104,7 +104,10 @@ impl PartialOrd for CatalogEntry {
 /// A page of the catalog of stored module versions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CatalogPage {
-    /// Entries in catalog order (see [`CatalogEntry`]).
+    /// Entries in the backend's catalog order: path-element order (see
+    /// [`CatalogEntry`]) for memory and disk, key order
+    /// (`module/@v/version.info`) for object stores, which can then list
+    /// one page without listing the whole bucket.
     pub entries: Vec<CatalogEntry>,
     /// Token for the next page; `None` on the last page.
     pub next: Option<String>,
@@ -232,7 +235,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Removes a stored version; `NotFound` if it is not stored.
     async fn delete(&self, module: &str, version: &str) -> Result<(), StorageError>;
     /// Up to `page_size` stored versions after `token` (empty for the
-    /// first page); a `page_size` of 0 returns everything.
+    /// first page), in the backend's catalog order (see [`CatalogPage`]);
+    /// a `page_size` of 0 returns everything.
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError>;
 }
 

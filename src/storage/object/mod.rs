@@ -22,8 +22,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
 use super::{
-    check_storable, ensure_storable, paginate, CatalogEntry, CatalogPage, ServiceFailure, Storage,
-    StorageError, StoredZip,
+    catalog_token, check_storable, ensure_storable, parse_catalog_token, CatalogEntry, CatalogPage,
+    ServiceFailure, Storage, StorageError, StoredZip,
 };
 
 /// Zips up to this size are uploaded in one request and, when read,
@@ -373,17 +373,53 @@ impl Storage for ObjectStorage {
     }
 
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {
-        // Object listings come in key order, which is not catalog order
-        // (`@v` sorts before nested module paths), so the page is cut
-        // from the whole listing.
-        let entries: Vec<CatalogEntry> = self
-            .store
-            .list(None)
+        // Pages follow the bucket's key order, so each page is listed from
+        // where the last one ended instead of from a listing of the whole
+        // bucket. (Key order is not the disk backend's order: `@v` sorts
+        // before nested module paths.)
+        let offset = match parse_catalog_token(token)? {
+            Some(entry) => Some(key(&entry.module, &entry.version, Artifact::Info).map_err(
+                |_| StorageError::InvalidToken {
+                    token: token.to_string(),
+                },
+            )?),
+            None => None,
+        };
+        let listing = match &offset {
+            Some(offset) => self.store.list_with_offset(None, offset),
+            None => self.store.list(None),
+        };
+        // Not every service honours the offset (Azurite starts over from
+        // the first key), so keys up to it are skipped here as well.
+        let mut infos = listing
             .map_err(|e| self.failure("listing", &Path::default(), e))
-            .try_filter_map(|meta| async move { Ok(parse_info_key(meta.location.as_ref())) })
-            .try_collect()
-            .await?;
-        paginate(entries, token, page_size)
+            .try_filter_map(|meta| {
+                let past_offset = offset.as_ref().is_none_or(|o| meta.location > *o);
+                let entry = past_offset
+                    .then(|| parse_info_key(meta.location.as_ref()))
+                    .flatten();
+                futures::future::ready(Ok(entry))
+            });
+        let limit = if page_size == 0 {
+            usize::MAX
+        } else {
+            page_size
+        };
+        let mut entries = Vec::new();
+        let mut more = false;
+        while let Some(entry) = infos.try_next().await? {
+            if entries.len() == limit {
+                more = true;
+                break;
+            }
+            entries.push(entry);
+        }
+        let next = if more {
+            entries.last().map(catalog_token)
+        } else {
+            None
+        };
+        Ok(CatalogPage { entries, next })
     }
 }
 

@@ -40,6 +40,7 @@ async fn s3_conformance() {
     let (storage, _) = s3_storage(&moto, "conformance");
     storage.check().await.unwrap();
     conformance::run(&storage).await;
+    conformance::key_order(&storage).await;
     conformance::concurrent_saves(&storage).await;
 }
 
@@ -58,6 +59,7 @@ async fn minio_settings_reach_an_s3_compatible_service() {
     let storage = ObjectStorage::new(services::minio(&config).unwrap(), "minio");
     storage.check().await.unwrap();
     conformance::run(&storage).await;
+    conformance::key_order(&storage).await;
 }
 
 /// Athens' object layout, read and written: keys are
@@ -198,6 +200,7 @@ async fn azure_blob_conformance() {
     );
     storage.check().await.unwrap();
     conformance::run(&storage).await;
+    conformance::key_order(&storage).await;
     conformance::concurrent_saves(&storage).await;
     conformance::large_zip(&storage, 12 << 20).await;
 }
@@ -268,6 +271,7 @@ async fn gcs_conformance() {
     let storage = ObjectStorage::new(Arc::new(store), "gcp");
     storage.check().await.unwrap();
     conformance::run(&storage).await;
+    conformance::key_order(&storage).await;
     conformance::concurrent_saves(&storage).await;
     conformance::large_zip(&storage, 20 << 20).await;
 }
