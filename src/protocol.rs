@@ -311,6 +311,11 @@ fn latest_rank(version: &str) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetch::{FetchedModule, FetchedZip};
+    use crate::stash::BaseStasher;
+    use crate::storage::MemoryStorage;
+    use async_trait::async_trait;
+    use std::time::Duration;
 
     #[test]
     fn lock_failures_ask_the_client_to_retry() {
@@ -321,11 +326,6 @@ mod tests {
         });
         assert_eq!(err.status(), 503);
     }
-    use crate::fetch::{FetchedModule, FetchedZip};
-    use crate::stash::BaseStasher;
-    use crate::storage::MemoryStorage;
-    use async_trait::async_trait;
-    use std::time::Duration;
 
     /// Lists a fixed answer; fetches anything.
     struct ListFetcher {

@@ -2,8 +2,10 @@
 //! server's [`Fetcher`] trait: what `direct` means in our GOPROXY list, and
 //! what Athens did by running `go mod download`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,6 +58,27 @@ pub struct NativeFetcher {
     /// Request timeout towards a module proxy named by a go-import `mod`
     /// tag.
     proxy_timeout: Duration,
+    module_proxies: ModuleProxies,
+}
+
+/// The fetchers of the module proxies go-import `mod` tags have named, one
+/// per URL, so that each keeps its HTTP client and connections.
+#[derive(Clone, Default)]
+struct ModuleProxies(Arc<Mutex<HashMap<String, Arc<UpstreamProxyFetcher>>>>);
+
+/// More distinct module proxies than this and the remembered ones are
+/// dropped (they are few in practice; this only bounds memory).
+const MAX_MODULE_PROXIES: usize = 64;
+
+impl std::fmt::Debug for ModuleProxies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self
+            .0
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_tuple("ModuleProxies").field(&urls).finish()
+    }
 }
 
 impl NativeFetcher {
@@ -66,6 +89,7 @@ impl NativeFetcher {
             direct,
             temp_dir,
             proxy_timeout: UpstreamOptions::default().timeout,
+            module_proxies: ModuleProxies::default(),
         }
     }
 
@@ -84,7 +108,16 @@ impl NativeFetcher {
         module: &str,
         version: &str,
         url: &str,
-    ) -> Result<UpstreamProxyFetcher, FetchError> {
+    ) -> Result<Arc<UpstreamProxyFetcher>, FetchError> {
+        if let Some(known) = self
+            .module_proxies
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(url).cloned())
+        {
+            return Ok(known);
+        }
         // One URL, not a GOPROXY list: a separator would split it.
         if url.contains([',', '|']) {
             return Err(FetchError::not_found(
@@ -99,13 +132,21 @@ impl NativeFetcher {
             no_proxy: String::new(),
             go_env: Some(self.direct.env().clone()),
         };
-        UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
+        let fetcher = UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
             FetchError::not_found(
                 module,
                 version,
                 format!("go-import names module proxy {url:?}: {reason}"),
             )
-        })
+        })?;
+        let fetcher = Arc::new(fetcher);
+        if let Ok(mut known) = self.module_proxies.0.lock() {
+            if known.len() >= MAX_MODULE_PROXIES {
+                known.clear();
+            }
+            known.insert(url.to_string(), Arc::clone(&fetcher));
+        }
+        Ok(fetcher)
     }
 
     /// Builds the fetcher the configuration describes: the go environment

@@ -253,6 +253,9 @@ impl UpstreamProxyFetcher {
     /// (https only, and not when the URL carries its own).
     fn get(&self, url: &str) -> reqwest::RequestBuilder {
         let request = self.client.get(url);
+        if self.netrc.entries().is_empty() {
+            return request;
+        }
         let Ok(parsed) = Url::parse(url) else {
             return request;
         };

@@ -298,16 +298,26 @@ pub(crate) fn paginate(
     let mut rest = sorted
         .into_iter()
         .filter(|e| after.as_ref().is_none_or(|a| e > a));
-    let limit = if page_size == 0 {
+    let entries: Vec<CatalogEntry> = rest.by_ref().take(page_limit(page_size)).collect();
+    Ok(page(entries, rest.next().is_some()))
+}
+
+/// How many entries a page of `page_size` holds (0 means all).
+pub(crate) fn page_limit(page_size: usize) -> usize {
+    if page_size == 0 {
         usize::MAX
     } else {
         page_size
-    };
-    let entries: Vec<CatalogEntry> = rest.by_ref().take(limit).collect();
-    let next = if rest.next().is_some() {
+    }
+}
+
+/// A page of `entries`; when `more` follow, its token continues after the
+/// last one.
+pub(crate) fn page(entries: Vec<CatalogEntry>, more: bool) -> CatalogPage {
+    let next = if more {
         entries.last().map(catalog_token)
     } else {
         None
     };
-    Ok(CatalogPage { entries, next })
+    CatalogPage { entries, next }
 }

@@ -183,26 +183,8 @@ enum Transport {
 }
 
 impl Bench {
-    fn new(tree: &Tree) -> Bench {
-        Self::with(tree, |_| {}, |env| env, |b| b)
-    }
-
     fn over(tree: &Tree, transport: Transport) -> Bench {
-        match transport {
-            Transport::File => Self::new(tree),
-            Transport::Http => Self::build(tree, |_| {}, |env| env, |b| b, Transport::Http),
-        }
-    }
-
-    fn with(
-        tree: &Tree,
-        oracle_setup: impl FnOnce(&mut GoOracle),
-        env_extra: impl FnOnce(Vec<(String, String)>) -> Vec<(String, String)>,
-        client: impl FnOnce(
-            vcs::discovery::DiscoveryClientBuilder,
-        ) -> vcs::discovery::DiscoveryClientBuilder,
-    ) -> Bench {
-        Self::build(tree, oracle_setup, env_extra, client, Transport::File)
+        Self::build(tree, |_| {}, |env| env, |b| b, transport)
     }
 
     fn build(
@@ -504,7 +486,7 @@ fn go_import_meta() {
     ]);
     let tree = fixtures::load_repo_tree("meta").unwrap();
     let proxy = format!("http://{}", server.addr);
-    let bench = Bench::with(
+    let bench = Bench::build(
         &tree,
         |oracle| {
             // The go command reaches example.test through the test server as
@@ -519,6 +501,7 @@ fn go_import_meta() {
             vars
         },
         |client| client.pin_host("example.test", server.addr),
+        Transport::File,
     );
     let mut bad = Vec::new();
     for (module, query) in [

@@ -22,8 +22,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
 use super::{
-    catalog_token, check_storable, ensure_storable, parse_catalog_token, CatalogEntry, CatalogPage,
-    ServiceFailure, Storage, StorageError, StoredZip,
+    check_storable, ensure_storable, page, page_limit, parse_catalog_token, CatalogEntry,
+    CatalogPage, ServiceFailure, Storage, StorageError, StoredZip,
 };
 
 /// Zips up to this size are uploaded in one request and, when read,
@@ -400,11 +400,7 @@ impl Storage for ObjectStorage {
                     .flatten();
                 futures::future::ready(Ok(entry))
             });
-        let limit = if page_size == 0 {
-            usize::MAX
-        } else {
-            page_size
-        };
+        let limit = page_limit(page_size);
         let mut entries = Vec::new();
         let mut more = false;
         while let Some(entry) = infos.try_next().await? {
@@ -414,12 +410,7 @@ impl Storage for ObjectStorage {
             }
             entries.push(entry);
         }
-        let next = if more {
-            entries.last().map(catalog_token)
-        } else {
-            None
-        };
-        Ok(CatalogPage { entries, next })
+        Ok(page(entries, more))
     }
 }
 
