@@ -63,14 +63,57 @@ pub fn module_path(data: &[u8]) -> Option<String> {
 /// blocks of those) are skipped. A version like `1.21.0-foo` or `v1.21x`,
 /// which only the lax rules accept, is reduced to its `major.minor` part.
 pub fn go_version(data: &[u8]) -> Option<String> {
-    let statements = Parser::parse(data).ok()?;
-    let mut go: Option<String> = None;
+    parse_lax(data).ok()?.go
+}
+
+/// What the go command's lax parse (`modfile.ParseLax`, the parse it applies
+/// to every dependency's go.mod) records of a go.mod file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaxGoMod {
+    /// The path of the `module` statement, unquoted; `None` when there is
+    /// no `module` statement. Bytes that are not UTF-8 become U+FFFD, so
+    /// such a path can never equal a valid module path.
+    pub module: Option<String>,
+    /// The `go` version as [`go_version`] reports it.
+    pub go: Option<String>,
+}
+
+/// Why the lax parse rejects a go.mod file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GoModError {
+    /// The tokenizer or the grammar failed (unterminated string, `/*`,
+    /// unbalanced block, unexpected character...).
+    #[error("go.mod syntax error")]
+    Syntax,
+    /// A `module`, `go`, `require` or `ignore` statement is malformed, or a
+    /// `module` or `go` statement is repeated.
+    #[error("malformed or repeated {verb} statement in go.mod")]
+    Directive {
+        /// The statement's verb.
+        verb: String,
+    },
+}
+
+/// Parses a go.mod file the way the go command parses a dependency's
+/// go.mod: the whole file must tokenize and parse, and the statements a
+/// dependency's go.mod is held to (`module`, `go`, `require`, `ignore`)
+/// must be well formed; everything else is skipped. A missing `module`
+/// statement is not an error here (the callers decide).
+pub fn parse_lax(data: &[u8]) -> Result<LaxGoMod, GoModError> {
+    let statements = Parser::parse(data).map_err(|SyntaxError| GoModError::Syntax)?;
+    let mut parsed = LaxGoMod::default();
     let mut saw_module = false;
+    let rejected = |verb: &[u8]| GoModError::Directive {
+        verb: String::from_utf8_lossy(verb).into_owned(),
+    };
     for statement in &statements {
         match statement {
             Statement::Line(tokens) => {
-                let (verb, args) = tokens.split_first()?;
-                check_lax_directive(verb, args, &mut go, &mut saw_module).ok()?;
+                let Some((verb, args)) = tokens.split_first() else {
+                    return Err(GoModError::Syntax);
+                };
+                check_lax_directive(verb, args, &mut parsed, &mut saw_module)
+                    .map_err(|Rejected| rejected(verb))?;
             }
             Statement::Block { head, lines } => {
                 let [verb] = head.as_slice() else {
@@ -80,12 +123,13 @@ pub fn go_version(data: &[u8]) -> Option<String> {
                     continue;
                 }
                 for line in lines {
-                    check_lax_directive(verb, line, &mut go, &mut saw_module).ok()?;
+                    check_lax_directive(verb, line, &mut parsed, &mut saw_module)
+                        .map_err(|Rejected| rejected(verb))?;
                 }
             }
         }
     }
-    go
+    Ok(parsed)
 }
 
 /// Block heads whose lines the lax parser looks at (the others are skipped
@@ -97,16 +141,17 @@ const BLOCK_VERBS: [&[u8]; 8] = [
 /// A statement the lax parser rejects.
 struct Rejected;
 
-/// Applies the lax-mode checks for one directive, recording the go version.
+/// Applies the lax-mode checks for one directive, recording the module
+/// path and go version.
 fn check_lax_directive(
     verb: &[u8],
     args: &[&[u8]],
-    go: &mut Option<String>,
+    parsed: &mut LaxGoMod,
     saw_module: &mut bool,
 ) -> Result<(), Rejected> {
     match verb {
         b"go" => {
-            if go.is_some() {
+            if parsed.go.is_some() {
                 return Err(Rejected);
             }
             let [version] = args else {
@@ -118,7 +163,7 @@ fn check_lax_directive(
                 lax_go_version(version).ok_or(Rejected)?
             };
             // Both shapes are pure ASCII.
-            *go = Some(String::from_utf8_lossy(accepted).into_owned());
+            parsed.go = Some(String::from_utf8_lossy(accepted).into_owned());
             Ok(())
         }
         b"module" => {
@@ -129,7 +174,9 @@ fn check_lax_directive(
             let [path] = args else {
                 return Err(Rejected);
             };
-            parse_string(path).map(drop)
+            let path = parse_string(path)?;
+            parsed.module = Some(String::from_utf8_lossy(&path).into_owned());
+            Ok(())
         }
         b"require" => {
             let [path, version] = args else {

@@ -553,6 +553,44 @@ pub fn canonical_version(version: &str) -> String {
     canonical
 }
 
+/// Whether `version` is a valid semantic version already in the canonical
+/// form [`canonical_version`] gives it (`v1.2.3`, `v1.2.3-pre`,
+/// `v2.0.0+incompatible`; not `v1.2`, `v1.2.3+meta` or a branch name): the
+/// only form the go command accepts for a resolved version.
+pub fn is_canonical_version(version: &str) -> bool {
+    semver::is_valid(version) && canonical_version(version) == version
+}
+
+/// Whether a go.mod declaring module path `mpath` may serve the module
+/// whose path has major version suffix `path_major` (as returned by
+/// [`split_path_version`]; "" for none).
+///
+/// Only the major version matters, not the rest of the path, so that forks
+/// declaring the original path stay usable (as `replace` targets). Without
+/// a suffix, `mpath` must allow `v0`/`v1`; with one, `mpath` must carry a
+/// suffix with the same major version (`/v2` and `.v2` alike). An empty or
+/// invalid `mpath` fits nothing. A `gopkg.in/` `mpath` fits a path without
+/// suffix whatever its own suffix, a leniency old go commands had that
+/// existing modules rely on.
+pub fn go_mod_path_fits_major(mpath: &str, path_major: &str) -> bool {
+    if path_major.is_empty() && mpath.starts_with("gopkg.in/") {
+        return true;
+    }
+    if mpath.is_empty() {
+        return false;
+    }
+    let Some((_, mpath_major)) = split_path_version(mpath) else {
+        return false;
+    };
+    if path_major.is_empty() {
+        return matches!(path_major_prefix(mpath_major), "" | "v0" | "v1");
+    }
+    if mpath_major.is_empty() {
+        return false;
+    }
+    path_major[1..] == mpath_major[1..]
+}
+
 /// Orders module versions by path, then by version. A version may carry a
 /// `/suffix` (as in go.sum's `v1.2.3/go.mod`): the part before the slash is
 /// compared as a semantic version, the suffix as a string.
@@ -689,20 +727,9 @@ pub fn match_prefix_patterns(globs: &str, target: &str) -> bool {
         if glob.is_empty() {
             continue;
         }
-        let mut slashes_left = glob.matches('/').count();
-        let mut prefix = target;
-        for (i, b) in target.bytes().enumerate() {
-            if b == b'/' {
-                if slashes_left == 0 {
-                    prefix = &target[..i];
-                    break;
-                }
-                slashes_left -= 1;
-            }
-        }
-        if slashes_left > 0 {
+        let Some(prefix) = prefix_for_pattern(glob, target) else {
             continue;
-        }
+        };
         if glob_match(glob.as_bytes(), prefix.as_bytes()) == Ok(true) {
             return true;
         }
@@ -710,9 +737,59 @@ pub fn match_prefix_patterns(globs: &str, target: &str) -> bool {
     false
 }
 
-/// A pattern that `path.Match` syntax cannot parse.
+/// Why a pattern breaks `path.Match` syntax (internal form, without the
+/// pattern).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct BadPattern;
+struct BadSyntax(&'static str);
+
+const UNTERMINATED_CLASS: BadSyntax = BadSyntax("unterminated character class");
+const MISPLACED_CLASS_CHAR: BadSyntax = BadSyntax("'-' or ']' where a class character belongs");
+const TRAILING_BACKSLASH: BadSyntax = BadSyntax("trailing backslash");
+
+/// A pattern that Go's `path.Match` syntax rejects.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("malformed pattern {pattern:?}: {reason}")]
+pub struct BadPattern {
+    /// The offending pattern.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Go's `path.Match`: whether all of `name` matches the shell pattern
+/// `pattern`.
+///
+/// `*` is any run of characters other than `/`, `?` one character other
+/// than `/`, `[...]` a character class (`[^...]` negated, `a-z` a range; a
+/// class may match `/`), `\c` the character `c`. A malformed pattern is an
+/// error even where the name already failed to match, as in Go.
+pub fn path_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+    glob_match(pattern.as_bytes(), name.as_bytes()).map_err(|BadSyntax(reason)| BadPattern {
+        pattern: pattern.to_string(),
+        reason,
+    })
+}
+
+/// Checks that `pattern` is well formed for [`path_match`].
+pub fn check_pattern(pattern: &str) -> Result<(), BadPattern> {
+    path_match(pattern, "").map(drop)
+}
+
+/// The leading part of `target` with as many path elements as `pattern`
+/// has (`pattern` with N slashes gets the first N+1 elements), or `None`
+/// when `target` has fewer elements.
+pub fn prefix_for_pattern<'t>(pattern: &str, target: &'t str) -> Option<&'t str> {
+    let mut slashes_left = pattern.matches('/').count();
+    for (i, b) in target.bytes().enumerate() {
+        if b == b'/' {
+            if slashes_left == 0 {
+                return Some(&target[..i]);
+            }
+            slashes_left -= 1;
+        }
+    }
+    (slashes_left == 0).then_some(target)
+}
 
 /// Decodes one UTF-8 character the way Go does: malformed input (including
 /// a slice that starts inside a character) yields U+FFFD with width 1.
@@ -763,14 +840,15 @@ fn scan_chunk(pattern: &[u8]) -> (bool, &[u8], &[u8]) {
 }
 
 /// Reads one possibly escaped character of a bracket expression.
-fn range_char(chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
+fn range_char(chunk: &[u8]) -> Result<(u32, &[u8]), BadSyntax> {
     let mut chunk = chunk;
     match chunk.first() {
-        None | Some(b'-') | Some(b']') => return Err(BadPattern),
+        None => return Err(UNTERMINATED_CLASS),
+        Some(b'-') | Some(b']') => return Err(MISPLACED_CLASS_CHAR),
         Some(b'\\') => {
             chunk = &chunk[1..];
             if chunk.is_empty() {
-                return Err(BadPattern);
+                return Err(UNTERMINATED_CLASS);
             }
         }
         Some(_) => {}
@@ -778,7 +856,7 @@ fn range_char(chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
     let (c, width) = decode_char(chunk);
     let rest = &chunk[width..];
     if (c == 0xFFFD && width == 1) || rest.is_empty() {
-        return Err(BadPattern);
+        return Err(UNTERMINATED_CLASS);
     }
     Ok((c, rest))
 }
@@ -786,7 +864,7 @@ fn range_char(chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
 /// Matches one chunk (no `*`) against the start of `s`, returning what is
 /// left of `s` on success. Syntax errors are reported even after a mismatch
 /// so that malformed patterns are rejected consistently.
-fn match_chunk<'s>(chunk: &[u8], s: &'s [u8]) -> Result<Option<&'s [u8]>, BadPattern> {
+fn match_chunk<'s>(chunk: &[u8], s: &'s [u8]) -> Result<Option<&'s [u8]>, BadSyntax> {
     let mut chunk = chunk;
     let mut s = s;
     let mut failed = false;
@@ -837,7 +915,7 @@ fn match_chunk<'s>(chunk: &[u8], s: &'s [u8]) -> Result<Option<&'s [u8]>, BadPat
                 if first == b'\\' {
                     chunk = &chunk[1..];
                     if chunk.is_empty() {
-                        return Err(BadPattern);
+                        return Err(TRAILING_BACKSLASH);
                     }
                 }
                 if !failed {
@@ -852,7 +930,7 @@ fn match_chunk<'s>(chunk: &[u8], s: &'s [u8]) -> Result<Option<&'s [u8]>, BadPat
 }
 
 /// Go's `path.Match`: whether the whole of `name` matches `pattern`.
-fn glob_match(pattern: &[u8], name: &[u8]) -> Result<bool, BadPattern> {
+fn glob_match(pattern: &[u8], name: &[u8]) -> Result<bool, BadSyntax> {
     let mut pattern = pattern;
     let mut name = name;
     'chunks: while !pattern.is_empty() {
@@ -1509,12 +1587,87 @@ mod tests {
     }
 
     #[test]
+    fn path_match_like_go() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("abc", "abc", true),
+            ("*", "abc", true),
+            ("*c", "abc", true),
+            ("a*", "a", true),
+            ("a*", "abc", true),
+            ("a*", "ab/c", false),
+            ("a*/b", "abc/b", true),
+            ("a*/b", "a/c/b", false),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", false),
+            ("a*b?c*x", "abxbbxdbxebxczzx", true),
+            ("a*b?c*x", "abxbbxdbxebxczzy", false),
+            ("ab[c]", "abc", true),
+            ("ab[b-d]", "abc", true),
+            ("ab[e-g]", "abc", false),
+            ("ab[^c]", "abc", false),
+            ("ab[^b-d]", "abc", false),
+            ("ab[^e-g]", "abc", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "ab", false),
+            ("a?b", "a☺b", true),
+            ("a[^a]b", "a☺b", true),
+            ("a???b", "a☺b", false),
+            ("a[^a][^a][^a]b", "a☺b", false),
+            ("[a-ζ]*", "α", true),
+            ("*[a-ζ]", "A", false),
+            ("a?b", "a/b", false),
+            ("a*b", "a/b", false),
+            ("[\\]a]", "]", true),
+            ("[\\-]", "-", true),
+            ("[x\\-]", "x", true),
+            ("[x\\-]", "-", true),
+            ("[x\\-]", "z", false),
+            ("[\\-x]", "x", true),
+            ("[/]", "/", true),
+            ("*x", "xxx", true),
+        ];
+        for &(pattern, name, want) in cases {
+            assert_eq!(
+                path_match(pattern, name),
+                Ok(want),
+                "pattern {pattern:?} name {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_match_rejects_malformed_patterns() {
+        for pattern in [
+            "[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", "[\\", "a\\",
+        ] {
+            assert!(
+                path_match(pattern, "a").is_err(),
+                "pattern {pattern:?} should be rejected"
+            );
+            assert!(check_pattern(pattern).is_err());
+            assert!(!match_prefix_patterns(pattern, "a"));
+        }
+    }
+
+    #[test]
     fn glob_syntax_errors() {
-        assert_eq!(glob_match(b"[", b"a"), Err(BadPattern));
-        assert_eq!(glob_match(b"a[", b"b"), Err(BadPattern));
-        assert_eq!(glob_match(b"[a-", b"a"), Err(BadPattern));
-        assert_eq!(glob_match(b"\\", b"a"), Err(BadPattern));
-        assert_eq!(glob_match(b"x*[", b"xyz"), Err(BadPattern));
+        assert_eq!(glob_match(b"[", b"a"), Err(UNTERMINATED_CLASS));
+        assert_eq!(glob_match(b"a[", b"b"), Err(UNTERMINATED_CLASS));
+        assert_eq!(glob_match(b"[a-", b"a"), Err(UNTERMINATED_CLASS));
+        assert_eq!(glob_match(b"\\", b"a"), Err(TRAILING_BACKSLASH));
+        assert_eq!(glob_match(b"x*[", b"xyz"), Err(UNTERMINATED_CLASS));
+        assert_eq!(glob_match(b"[]a]", b"a"), Err(MISPLACED_CLASS_CHAR));
+        assert_eq!(
+            path_match("a[", "b").unwrap_err().to_string(),
+            "malformed pattern \"a[\": unterminated character class"
+        );
+        assert_eq!(check_pattern("[a-c]*"), Ok(()));
+        assert!(check_pattern("ok/[").is_err());
+        assert_eq!(prefix_for_pattern("a/*", "a/b/c"), Some("a/b"));
+        assert_eq!(prefix_for_pattern("a/*", "a"), None);
+        assert_eq!(prefix_for_pattern("a", "a"), Some("a"));
         assert_eq!(glob_match(b"*x", b"yx"), Ok(true));
         assert_eq!(glob_match(b"*", b"a/b"), Ok(false));
     }

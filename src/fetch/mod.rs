@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use modzip::module::is_canonical_version;
 pub use native::NativeFetcher;
 pub use upstream::{ProxyEntry, UpstreamOptions, UpstreamProxyFetcher};
 
@@ -21,8 +22,10 @@ pub struct RevInfo {
     /// Canonical version.
     #[serde(rename = "Version")]
     pub version: String,
-    /// Commit time, RFC 3339.
-    #[serde(rename = "Time", default)]
+    /// Commit time, RFC 3339; empty when unknown (then left out of the
+    /// JSON, which Go's decoder reads as the zero time, where `""` would
+    /// fail to decode).
+    #[serde(rename = "Time", default, skip_serializing_if = "String::is_empty")]
     pub time: String,
     /// Where the version came from (VCS, URL, ref, hash), passed through
     /// untouched.
@@ -212,10 +215,4 @@ pub trait Fetcher: Send + Sync + 'static {
     /// Resolves a query (branch, hash, partial or canonical version) to
     /// the canonical version's info, without downloading the module.
     async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError>;
-}
-
-/// Checks that a version reported by upstream is canonical, as the go
-/// command requires of `.info` answers.
-pub fn is_canonical_version(version: &str) -> bool {
-    modzip::semver::is_valid(version) && modzip::module::canonical_version(version) == version
 }

@@ -131,6 +131,7 @@ impl NativeFetcher {
             temp_dir: self.temp_dir.clone(),
             no_proxy: String::new(),
             go_env: Some(self.direct.env().clone()),
+            ..UpstreamOptions::default()
         };
         let fetcher = UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
             FetchError::not_found(

@@ -9,6 +9,16 @@
 //!   always go to the direct fetcher.
 //!
 //! `http://`, `https://` and `file://` proxy URLs are supported.
+//!
+//! Nothing a proxy returns is passed on before it is checked as the go
+//! command checks it (see [`verify`]): the `.info` JSON, the `.mod` file
+//! (parsed, with a module path fitting the request) and the zip (every
+//! rule of the module zip format, data included, and its `go.mod` equal to
+//! the `.mod`). Redirects follow the go command's rules too: at most ten,
+//! never from https to plain http, and credentials never travel to another
+//! host.
+
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,18 +29,21 @@ use bytes::Bytes;
 use reqwest::Url;
 use tokio::io::AsyncWriteExt;
 
+use modzip::zip::{MAX_GO_MOD, MAX_ZIP_FILE};
+
 use super::native::go_env_vars;
-use super::{is_canonical_version, FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
+use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
 use crate::config::Config;
 use vcs::discovery::Netrc;
 use vcs::goenv::GoEnv;
 
 /// The go command's default when GOPROXY is not set.
 pub const DEFAULT_GOPROXY: &str = "https://proxy.golang.org,direct";
-/// Largest `.info`, `.mod` or list body accepted (the go command's go.mod cap).
-const MAX_SMALL_BODY: u64 = 16 << 20;
-/// Largest zip accepted (the go command's module zip cap).
-pub const MAX_ZIP_SIZE: u64 = 500 << 20;
+/// Largest `.info`, `.mod` or list body accepted: the go.mod cap of the
+/// module zip format (the others are never near it).
+const MAX_SMALL_BODY: u64 = MAX_GO_MOD;
+/// Redirects followed per request, as the go command's HTTP client.
+const MAX_REDIRECTS: usize = 10;
 
 /// One entry of a GOPROXY list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +134,10 @@ pub struct UpstreamOptions {
     /// requests, as they route the go command's; `None` for the process
     /// environment's.
     pub go_env: Option<GoEnv>,
+    /// A PEM bundle of the certificate authorities trusted for https
+    /// proxies instead of the bundled web roots, as `SSL_CERT_FILE` is for
+    /// the go command; `None` for the bundled roots.
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 impl Default for UpstreamOptions {
@@ -130,6 +147,7 @@ impl Default for UpstreamOptions {
             temp_dir: None,
             no_proxy: String::new(),
             go_env: None,
+            ssl_cert_file: None,
         }
     }
 }
@@ -225,7 +243,24 @@ impl UpstreamProxyFetcher {
         let entries = parse_goproxy(goproxy)?;
         let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
-            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(go_redirect_rule));
+        if let Some(path) = &options.ssl_cert_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading SSL_CERT_FILE {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "SSL_CERT_FILE {}: no certificates in it",
+                    path.display()
+                ));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
         if let Some(env) = options.go_env.clone() {
             builder = builder
                 .no_proxy()
@@ -250,7 +285,10 @@ impl UpstreamProxyFetcher {
     }
 
     /// A GET of `url`, with the netrc credentials the go command would send
-    /// (https only, and not when the URL carries its own).
+    /// (https only, and not when the URL carries its own). On a redirect to
+    /// another host or port the client drops them ([`go_redirect_rule`]
+    /// refuses the only same-host change that would expose them: https to
+    /// http).
     fn get(&self, url: &str) -> reqwest::RequestBuilder {
         let request = self.client.get(url);
         if self.netrc.entries().is_empty() {
@@ -287,6 +325,12 @@ impl UpstreamProxyFetcher {
         if !config.netrc_path.is_empty() {
             vars.push(("NETRC".to_string(), config.netrc_path.clone()));
         }
+        // Athens' go command sees SSL_CERT_FILE only when GoBinaryEnvVars
+        // sets it; the host's variable is not inherited.
+        let ssl_cert_file = env
+            .get("SSL_CERT_FILE")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
         let go_env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
         Self::new(
             goproxy,
@@ -296,6 +340,7 @@ impl UpstreamProxyFetcher {
                 temp_dir,
                 no_proxy,
                 go_env: Some(go_env),
+                ssl_cert_file,
             },
         )
     }
@@ -417,24 +462,25 @@ impl UpstreamProxyFetcher {
     /// Reads a small response body, mapping 404/410 to `NotFound`.
     async fn get_small(&self, url: &str, module: &str, version: &str) -> Result<Bytes, FetchError> {
         if url.starts_with("file:") {
-            return read_file_url(url, module, version).await;
+            return read_file_url(url, module, version, MAX_SMALL_BODY).await;
         }
         let mut response = self.send(url, module, version).await?;
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_SMALL_BODY)
+        {
+            return Err(too_large(url, module, version, "response", MAX_SMALL_BODY));
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.transport_error(url, module, version, e))?
         {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > MAX_SMALL_BODY {
-                return Err(FetchError::InvalidResponse {
-                    module: module.to_string(),
-                    version: version.to_string(),
-                    upstream: redact(url),
-                    message: format!("response larger than {MAX_SMALL_BODY} bytes"),
-                });
+            if (body.len() + chunk.len()) as u64 > MAX_SMALL_BODY {
+                return Err(too_large(url, module, version, "response", MAX_SMALL_BODY));
             }
+            body.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(body))
     }
@@ -493,19 +539,6 @@ impl UpstreamProxyFetcher {
         let url = Self::module_url(base, module, rev, &Self::version_tail(module, rev, "info")?)?;
         let body = self.get_small(&url, module, rev).await?;
         let info = parse_info(&body, base, module, rev)?;
-        // Asking for a version that is valid for the module must give
-        // exactly that version back.
-        if is_canonical_version(rev)
-            && modzip::module::check(module, rev).is_ok()
-            && info.version != rev
-        {
-            return Err(FetchError::InvalidResponse {
-                module: module.to_string(),
-                version: rev.to_string(),
-                upstream: redact(base),
-                message: format!("returned info for version {} instead", info.version),
-            });
-        }
         Ok((info, body))
     }
 
@@ -517,12 +550,21 @@ impl UpstreamProxyFetcher {
     ) -> Result<FetchedModule, FetchError> {
         let (info, info_body) = self.proxy_stat(base, module, rev).await?;
         let version = info.version.clone();
-        // Keep upstream's bytes when they describe the version itself; a
-        // resolved query is re-encoded so the stored .info is canonical.
-        let info_body = if version == rev {
+        // Keep upstream's bytes when they describe the version itself in
+        // the usual spelling; a resolved query, or JSON only Go's lenient
+        // decoder reads the same way, is re-encoded.
+        let usual_spelling =
+            serde_json::from_slice::<RevInfo>(&info_body).is_ok_and(|strict| strict == info);
+        let info_body = if version == rev && usual_spelling {
             info_body
         } else {
             info.to_json()
+        };
+        let invalid = |message: String| FetchError::InvalidResponse {
+            module: module.to_string(),
+            version: version.clone(),
+            upstream: redact(base),
+            message,
         };
         let mod_url = Self::module_url(
             base,
@@ -531,6 +573,7 @@ impl UpstreamProxyFetcher {
             &Self::version_tail(module, &version, "mod")?,
         )?;
         let go_mod = self.get_small(&mod_url, module, &version).await?;
+        verify::check_go_mod(module, &go_mod).map_err(invalid)?;
         let zip_url = Self::module_url(
             base,
             module,
@@ -538,6 +581,24 @@ impl UpstreamProxyFetcher {
             &Self::version_tail(module, &version, "zip")?,
         )?;
         let zip = self.download_zip(&zip_url, module, &version).await?;
+        let checked = {
+            let (module, version) = (module.to_string(), version.clone());
+            let (path, go_mod) = (zip.path().to_path_buf(), go_mod.clone());
+            tokio::task::spawn_blocking(move || {
+                verify::check_zip(&module, &version, &path, &go_mod)
+            })
+            .await
+        };
+        match checked {
+            Ok(result) => result.map_err(invalid)?,
+            Err(e) => {
+                return Err(FetchError::other(
+                    module,
+                    &version,
+                    format!("checking the zip: {e}"),
+                ))
+            }
+        }
         Ok(FetchedModule {
             version,
             info: info_body,
@@ -556,10 +617,15 @@ impl UpstreamProxyFetcher {
             FetchError::other(module, version, format!("writing downloaded zip: {e}"))
         };
         if url.starts_with("file:") {
-            let data = read_file_url(url, module, version).await?;
+            let data = read_file_url(url, module, version, MAX_ZIP_FILE).await?;
             return FetchedZip::from_bytes(&data, self.options.temp_dir.as_deref()).map_err(local);
         }
         let mut response = self.send(url, module, version).await?;
+        // A size announced over the limit is refused before any byte is
+        // read; one that lies is caught while streaming.
+        if response.content_length().is_some_and(|n| n > MAX_ZIP_FILE) {
+            return Err(too_large(url, module, version, "zip", MAX_ZIP_FILE));
+        }
         let builder = {
             let mut b = tempfile::Builder::new();
             b.prefix(".athens-zip-");
@@ -579,13 +645,8 @@ impl UpstreamProxyFetcher {
             .map_err(|e| self.transport_error(url, module, version, e))?
         {
             size += chunk.len() as u64;
-            if size > MAX_ZIP_SIZE {
-                return Err(FetchError::InvalidResponse {
-                    module: module.to_string(),
-                    version: version.to_string(),
-                    upstream: redact(url),
-                    message: format!("zip larger than {MAX_ZIP_SIZE} bytes"),
-                });
+            if size > MAX_ZIP_FILE {
+                return Err(too_large(url, module, version, "zip", MAX_ZIP_FILE));
             }
             file.write_all(&chunk).await.map_err(local)?;
         }
@@ -631,21 +692,57 @@ fn parse_info(body: &[u8], base: &str, module: &str, rev: &str) -> Result<RevInf
         upstream: redact(base),
         message,
     };
-    let info: RevInfo = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
-    if !is_canonical_version(&info.version) {
-        return Err(invalid(format!(
-            "version {:?} is not canonical",
-            info.version
-        )));
-    }
+    let info = verify::decode_info(body).map_err(invalid)?;
+    verify::check_info_version(module, rev, &info).map_err(invalid)?;
     Ok(info)
 }
 
-async fn read_file_url(url: &str, module: &str, version: &str) -> Result<Bytes, FetchError> {
+fn too_large(url: &str, module: &str, version: &str, what: &str, max: u64) -> FetchError {
+    FetchError::InvalidResponse {
+        module: module.to_string(),
+        version: version.to_string(),
+        upstream: redact(url),
+        message: format!("{what} larger than {max} bytes"),
+    }
+}
+
+/// The go command's redirect rules: at most [`MAX_REDIRECTS`], and never
+/// from a request that started over https to plain http. (reqwest itself
+/// drops the credentials when a redirect changes the host or port.)
+fn go_redirect_rule(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let previous = attempt.previous();
+    if previous.len() >= MAX_REDIRECTS {
+        return attempt.error(format!("stopped after {MAX_REDIRECTS} redirects"));
+    }
+    if previous.first().is_some_and(|u| u.scheme() == "https") && attempt.url().scheme() != "https"
+    {
+        let from = previous
+            .last()
+            .map(|u| redact(u.as_str()))
+            .unwrap_or_default();
+        let to = redact(attempt.url().as_str());
+        return attempt.error(format!(
+            "redirected from secure URL {from} to insecure URL {to}"
+        ));
+    }
+    attempt.follow()
+}
+
+async fn read_file_url(
+    url: &str,
+    module: &str,
+    version: &str,
+    max: u64,
+) -> Result<Bytes, FetchError> {
     let path = Url::parse(url)
         .ok()
         .and_then(|u| u.to_file_path().ok())
         .ok_or_else(|| FetchError::other(module, version, format!("invalid file URL {url}")))?;
+    if let Ok(meta) = tokio::fs::metadata(&path).await {
+        if meta.len() > max {
+            return Err(too_large(url, module, version, "file", max));
+        }
+    }
     match tokio::fs::read(&path).await {
         Ok(data) => Ok(Bytes::from(data)),
         Err(e)

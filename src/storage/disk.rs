@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use modzip::module::is_canonical_version;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use super::{
@@ -122,10 +123,6 @@ fn version_dir_complete(dir: &Path, version: &str) -> bool {
     ]
     .iter()
     .all(|name| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_file()))
-}
-
-fn is_canonical_version(name: &str) -> bool {
-    modzip::semver::is_valid(name) && modzip::module::canonical_version(name) == name
 }
 
 fn unique_suffix() -> String {

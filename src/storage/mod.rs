@@ -246,7 +246,7 @@ pub trait Storage: Send + Sync + 'static {
 /// as relative file paths.
 pub fn check_storable(module: &str, version: &str) -> Result<(), String> {
     modzip::module::check_path(module).map_err(|e| e.to_string())?;
-    if !modzip::semver::is_valid(version) || modzip::module::canonical_version(version) != version {
+    if !modzip::module::is_canonical_version(version) {
         return Err(format!(
             "version {version:?} is not a canonical semantic version"
         ));

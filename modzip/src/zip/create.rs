@@ -9,7 +9,7 @@ use std::sync::{mpsc, Condvar, Mutex};
 
 use super::check::{check_files_with, check_zip_with};
 use super::dir::list_dir;
-use super::read::entry_error;
+use super::read::{entry_error, Archive};
 use super::write::{ArchiveWriter, Deflated, Deflater};
 use super::{check_module_version, zip_prefix, Limits, ModuleFile, ZipError};
 use crate::module::Version;
@@ -299,7 +299,6 @@ pub(crate) fn unzip_with<R: Read + Seek>(
     for index in 0..archive.entries.len() {
         let entry = &archive.entries[index];
         let display = entry.display_name();
-        let declared = entry.uncompressed_size;
         let Some(name) = entry.name.get(prefix_len..) else {
             continue;
         };
@@ -330,29 +329,92 @@ pub(crate) fn unzip_with<R: Read + Seek>(
         let mut out = options
             .open(&target)
             .map_err(|e| ZipError::io(target.display().to_string(), e))?;
-        let mut reader = archive.open_entry(index)?;
-        let mut copied: u64 = 0;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(entry_error(&display, declared, e)),
-            };
-            copied += n as u64;
-            if copied > declared {
-                return Err(ZipError::LargerThanDeclared {
-                    path: display,
-                    declared,
-                });
-            }
-            out.write_all(&buf[..n])
-                .map_err(|e| ZipError::io(target.display().to_string(), e))?;
-        }
+        copy_entry(
+            &mut archive,
+            index,
+            &mut buf,
+            &mut out,
+            &target.display().to_string(),
+        )?;
         out.flush()
             .map_err(|e| ZipError::io(target.display().to_string(), e))?;
     }
     Ok(())
+}
+
+/// Copies the data of entry `index` to `out`, checking it against the
+/// entry's declared size and CRC-32 (`out_name` names `out` in errors).
+fn copy_entry<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    index: usize,
+    buf: &mut [u8],
+    out: &mut dyn Write,
+    out_name: &str,
+) -> Result<(), ZipError> {
+    let entry = &archive.entries[index];
+    let display = entry.display_name();
+    let declared = entry.uncompressed_size;
+    let mut reader = archive.open_entry(index)?;
+    let mut copied: u64 = 0;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(entry_error(&display, declared, e)),
+        };
+        copied += n as u64;
+        if copied > declared {
+            return Err(ZipError::LargerThanDeclared {
+                path: display,
+                declared,
+            });
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| ZipError::io(out_name.to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// Checks a module zip for `m` as completely as [`unzip`] does, without
+/// writing anything: [`check_zip`](super::check_zip) must pass, and every
+/// file's data must decompress to its declared size with the right CRC-32.
+///
+/// Returns the root `go.mod` of the module, when the zip has one (its size
+/// is at most [`MAX_GO_MOD`](super::MAX_GO_MOD), as the check requires).
+pub fn verify_zip<R: Read + Seek>(m: &Version, zip: R) -> Result<Option<Vec<u8>>, ZipError> {
+    verify_zip_with(m, zip, &Limits::GO)
+}
+
+pub(crate) fn verify_zip_with<R: Read + Seek>(
+    m: &Version,
+    zip: R,
+    limits: &Limits,
+) -> Result<Option<Vec<u8>>, ZipError> {
+    let (archive, checked) = check_zip_with(m, zip, limits)?;
+    checked.err()?;
+    let Some(mut archive) = archive else {
+        return Err(ZipError::Format {
+            reason: "archive was not read",
+        });
+    };
+    let go_mod_name = format!("{}go.mod", zip_prefix(m));
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut go_mod = None;
+    for index in 0..archive.entries.len() {
+        let name = &archive.entries[index].name;
+        if name.ends_with(b"/") {
+            continue;
+        }
+        if name.as_slice() == go_mod_name.as_bytes() {
+            let mut data = Vec::new();
+            copy_entry(&mut archive, index, &mut buf, &mut data, "go.mod")?;
+            go_mod = Some(data);
+        } else {
+            copy_entry(&mut archive, index, &mut buf, &mut io::sink(), "sink")?;
+        }
+    }
+    Ok(go_mod)
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use crate::gover;
 use crate::module::{self, ModuleError, PathError, Version};
 
 pub use check::{check_files, check_zip};
-pub use create::{create, create_from_dir, unzip};
+pub use create::{create, create_from_dir, unzip, verify_zip};
 pub use dir::{check_dir, list_dir, DirFile};
 
 /// Largest allowed module zip, and largest allowed total size of the files

@@ -41,12 +41,37 @@ fn fetcher(goproxy: &str, direct: Option<Arc<dyn Fetcher>>) -> UpstreamProxyFetc
 }
 
 const INFO_V1: &[u8] = br#"{"Version":"v1.0.0","Time":"2021-01-02T03:04:05Z"}"#;
+const UPPER_MOD: &[u8] = b"module example.com/Upper\n";
+
+/// Test data that lives as long as the test process (the fake proxies
+/// serve borrowed bytes).
+fn leak(data: Vec<u8>) -> &'static [u8] {
+    Box::leak(data.into_boxed_slice())
+}
+
+/// A module zip with `files` under the `module@version/` prefix.
+fn module_zip(module: &str, version: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let named: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|(name, data)| (format!("{module}@{version}/{name}"), *data))
+        .collect();
+    let entries: Vec<(&str, &[u8])> = named.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    fixtures::rawzip::stored_zip(&entries)
+}
+
+fn upper_zip() -> &'static [u8] {
+    leak(module_zip(
+        "example.com/Upper",
+        "v1.0.0",
+        &[("go.mod", UPPER_MOD), ("upper.go", b"package upper\n")],
+    ))
+}
 
 fn module_routes() -> Vec<(&'static str, u16, &'static [u8])> {
     vec![
         ("/example.com/!upper/@v/v1.0.0.info", 200, INFO_V1),
-        ("/example.com/!upper/@v/v1.0.0.mod", 200, b"module example.com/Upper\n"),
-        ("/example.com/!upper/@v/v1.0.0.zip", 200, b"PK-zip-bytes"),
+        ("/example.com/!upper/@v/v1.0.0.mod", 200, UPPER_MOD),
+        ("/example.com/!upper/@v/v1.0.0.zip", 200, upper_zip()),
         (
             "/example.com/!upper/@v/main.info",
             200,
@@ -159,9 +184,9 @@ async fn fetches_info_mod_and_zip_with_case_escaping() {
     let m = f.fetch("example.com/Upper", "v1.0.0").await.unwrap();
     assert_eq!(m.version, "v1.0.0");
     assert_eq!(&m.info[..], INFO_V1);
-    assert_eq!(&m.go_mod[..], b"module example.com/Upper\n");
-    assert_eq!(std::fs::read(m.zip.path()).unwrap(), b"PK-zip-bytes");
-    assert_eq!(m.zip.size(), 12);
+    assert_eq!(&m.go_mod[..], UPPER_MOD);
+    assert_eq!(std::fs::read(m.zip.path()).unwrap(), upper_zip());
+    assert_eq!(m.zip.size(), upper_zip().len() as u64);
 }
 
 #[tokio::test]
@@ -353,12 +378,12 @@ async fn file_proxies_are_read_from_disk() {
     std::fs::create_dir_all(&vdir).unwrap();
     std::fs::write(vdir.join("v1.0.0.info"), INFO_V1).unwrap();
     std::fs::write(vdir.join("v1.0.0.mod"), "module example.com/Upper\n").unwrap();
-    std::fs::write(vdir.join("v1.0.0.zip"), "zipdata").unwrap();
+    std::fs::write(vdir.join("v1.0.0.zip"), upper_zip()).unwrap();
     std::fs::write(vdir.join("list"), "v1.0.0\n").unwrap();
     let url = Url::from_directory_path(dir.path()).unwrap().to_string();
     let f = fetcher(&url, None);
     let m = f.fetch("example.com/Upper", "v1.0.0").await.unwrap();
-    assert_eq!(std::fs::read(m.zip.path()).unwrap(), b"zipdata");
+    assert_eq!(std::fs::read(m.zip.path()).unwrap(), upper_zip());
     assert_eq!(
         f.latest("example.com/Upper").await.unwrap().version,
         "v1.0.0"
