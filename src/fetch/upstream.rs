@@ -160,6 +160,8 @@ pub struct UpstreamProxyFetcher {
     client: reqwest::Client,
     /// Credentials for https proxies, from the go environment's netrc.
     netrc: Netrc,
+    /// Largest zip accepted: the module zip limit (tests lower it).
+    max_zip_size: u64,
 }
 
 /// What is asked of one source.
@@ -281,6 +283,7 @@ impl UpstreamProxyFetcher {
             options,
             client,
             netrc,
+            max_zip_size: MAX_ZIP_FILE,
         })
     }
 
@@ -493,12 +496,22 @@ impl UpstreamProxyFetcher {
         e: reqwest::Error,
     ) -> FetchError {
         // reqwest errors can embed the URL; report the redacted one only.
+        // The causes say what went wrong ("error following redirect" alone
+        // does not).
+        let e = e.without_url();
+        let mut message = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            message.push_str(": ");
+            message.push_str(&c.to_string());
+            cause = c.source();
+        }
         FetchError::Upstream {
             module: module.to_string(),
             version: version.to_string(),
             upstream: redact(url),
             status: None,
-            message: e.without_url().to_string(),
+            message,
         }
     }
 
@@ -623,8 +636,11 @@ impl UpstreamProxyFetcher {
         let mut response = self.send(url, module, version).await?;
         // A size announced over the limit is refused before any byte is
         // read; one that lies is caught while streaming.
-        if response.content_length().is_some_and(|n| n > MAX_ZIP_FILE) {
-            return Err(too_large(url, module, version, "zip", MAX_ZIP_FILE));
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_zip_size)
+        {
+            return Err(too_large(url, module, version, "zip", self.max_zip_size));
         }
         let builder = {
             let mut b = tempfile::Builder::new();
@@ -645,8 +661,8 @@ impl UpstreamProxyFetcher {
             .map_err(|e| self.transport_error(url, module, version, e))?
         {
             size += chunk.len() as u64;
-            if size > MAX_ZIP_FILE {
-                return Err(too_large(url, module, version, "zip", MAX_ZIP_FILE));
+            if size > self.max_zip_size {
+                return Err(too_large(url, module, version, "zip", self.max_zip_size));
             }
             file.write_all(&chunk).await.map_err(local)?;
         }

@@ -467,3 +467,488 @@ fn https_requests_carry_the_netrc_credentials_of_the_go_environment() {
         Some("Basic dTpw")
     );
 }
+
+#[test]
+fn info_is_decoded_as_the_go_json_decoder_decodes_it() {
+    use verify::decode_info;
+    let info =
+        decode_info(br#"{"version":"v1.0.0","TIME":"2021-01-02T03:04:05Z","Extra":1}"#).unwrap();
+    assert_eq!(info.version, "v1.0.0");
+    assert_eq!(info.time, "2021-01-02T03:04:05Z");
+    let info = decode_info(br#"{"Version":"v1.0.0","Time":null,"Origin":null}"#).unwrap();
+    assert_eq!((info.time.as_str(), info.origin), ("", None));
+    // A top-level null decodes to nothing, which no version check passes.
+    assert_eq!(decode_info(b"null").unwrap().version, "");
+    let info = decode_info(br#"{"Version":"v1.0.0","Origin":{"VCS":"git","Hash":"abc","X":[1]}}"#)
+        .unwrap();
+    assert_eq!(info.origin.unwrap()["Hash"], "abc");
+    for bad in [
+        &b"not json at all"[..],
+        b"",
+        b"[]",
+        b"\"v1.0.0\"",
+        br#"{"Version":1}"#,
+        br#"{"Version":"v1.0.0","Time":"yesterday"}"#,
+        br#"{"Version":"v1.0.0","Time":5}"#,
+        br#"{"Version":"v1.0.0","Origin":"git"}"#,
+        br#"{"Version":"v1.0.0","Origin":{"Hash":7}}"#,
+        br#"{"Version":"v1.0.0"} trailing"#,
+    ] {
+        assert!(
+            decode_info(bad).is_err(),
+            "{:?} should not decode",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn times_are_rfc3339_as_go_reads_them() {
+    for good in [
+        "2021-01-02T03:04:05Z",
+        "2021-01-02T03:04:05.123456789Z",
+        "2021-01-02T03:04:05+01:00",
+        "2020-02-29T23:59:59-23:59",
+        "0000-01-01T00:00:00Z",
+        "2021-01-02T03:04:05.1234567891234Z",
+    ] {
+        assert!(verify::is_go_rfc3339(good), "{good}");
+    }
+    for bad in [
+        "",
+        "2021-01-02",
+        "2021-01-02 03:04:05Z",
+        "2021-01-02T03:04:05",
+        "2021-13-02T03:04:05Z",
+        "2021-02-29T03:04:05Z",
+        "2021-04-31T03:04:05Z",
+        "2021-01-02T24:00:00Z",
+        "2021-01-02T03:60:05Z",
+        "2021-01-02T03:04:60Z",
+        "2021-01-02T03:04:05z",
+        "2021-01-02T03:04:05+24:00",
+        "2021-01-02T03:04:05+01:60",
+        "2021-01-02T03:04:05+0100",
+        "2021-01-02T03:04:05.Z",
+        "2021-01-02T03:04:05ZZ",
+        "+021-01-02T03:04:05Z",
+    ] {
+        assert!(!verify::is_go_rfc3339(bad), "{bad}");
+    }
+}
+
+#[test]
+fn resolved_versions_must_be_canonical_and_fit_the_module() {
+    let info = |v: &str| RevInfo {
+        version: v.into(),
+        time: String::new(),
+        origin: None,
+    };
+    let check = verify::check_info_version;
+    assert!(check("example.com/m", "v1.0.0", &info("v1.0.0")).is_ok());
+    assert!(check(
+        "example.com/m",
+        "main",
+        &info("v1.0.1-0.20210102030405-abcdefabcdef")
+    )
+    .is_ok());
+    assert!(check("example.com/m", "", &info("v2.0.0+incompatible")).is_ok());
+    assert!(check("example.com/m", "v1.0.0", &info("v1.0.1")).is_err());
+    assert!(check("example.com/m", "main", &info("v1.0")).is_err());
+    assert!(check("example.com/m", "main", &info("")).is_err());
+    assert!(check("example.com/m", "main", &info("v1.0.0+build")).is_err());
+    // Canonical, but not a version this module path can have.
+    assert!(check("example.com/m", "main", &info("v2.0.0")).is_err());
+    assert!(check("example.com/m/v2", "latest", &info("v1.0.0")).is_err());
+    assert!(check("gopkg.in/yaml.v2", "", &info("v2.4.0")).is_ok());
+}
+
+#[test]
+fn go_mod_answers_must_parse_and_fit_the_major_version() {
+    let check = verify::check_go_mod;
+    for (module, data) in [
+        ("example.com/m", "module example.com/m\n"),
+        (
+            "example.com/m",
+            "// c\nmodule \"example.com/m\"\n\ngo 1.21\nrequire x.com/y v1.0.0\n",
+        ),
+        // A fork keeps its original path: usable as a replace target.
+        ("example.com/fork", "module example.com/m\n"),
+        ("example.com/m/v2", "module example.com/m/v2\n"),
+        ("example.com/m/v2", "module other.example/x/v2\n"),
+        ("gopkg.in/yaml.v2", "module gopkg.in/yaml.v2\n"),
+        // Old go commands let unversioned paths take gopkg.in go.mod files.
+        ("example.com/m", "module gopkg.in/yaml.v3\n"),
+        (
+            "example.com/m",
+            "module example.com/m\nreplace ( whatever => ./x )\n",
+        ),
+    ] {
+        assert!(check(module, data.as_bytes()).is_ok(), "{module}: {data:?}");
+    }
+    for (module, data) in [
+        ("example.com/m", "not a go.mod file, just text\n"),
+        ("example.com/m", ""),
+        ("example.com/m", "go 1.21\n"),
+        ("example.com/m", "module \"\"\n"),
+        (
+            "example.com/m",
+            "module example.com/m\nmodule example.com/m\n",
+        ),
+        ("example.com/m", "module example.com/m\nrequire x.com/y\n"),
+        ("example.com/m", "module \"example.com/m\n"),
+        ("example.com/m", "module example.com/m/v2\n"),
+        ("example.com/m/v2", "module example.com/m\n"),
+        ("example.com/m/v2", "module example.com/m/v3\n"),
+        ("gopkg.in/yaml.v2", "module github.com/go-yaml/yaml\n"),
+    ] {
+        assert!(
+            check(module, data.as_bytes()).is_err(),
+            "{module}: {data:?}"
+        );
+    }
+}
+
+/// Fetches `example.com/Upper@v1.0.0` from a proxy answering the usual
+/// `.info` and the given `.mod` and zip bytes.
+async fn fetch_with(
+    go_mod: &'static [u8],
+    zip: &'static [u8],
+) -> Result<FetchedModule, FetchError> {
+    let (base, _) = fake_proxy(&[
+        ("/example.com/!upper/@v/v1.0.0.info", 200, INFO_V1),
+        ("/example.com/!upper/@v/v1.0.0.mod", 200, go_mod),
+        ("/example.com/!upper/@v/v1.0.0.zip", 200, zip),
+    ])
+    .await;
+    fetcher(&base, None)
+        .fetch("example.com/Upper", "v1.0.0")
+        .await
+}
+
+#[tokio::test]
+async fn hostile_answers_are_invalid_responses() {
+    let p = "example.com/Upper@v1.0.0/";
+    let zip = |entries: &[(&str, &[u8])]| leak(fixtures::rawzip::stored_zip(entries));
+    let cases: Vec<(&str, &'static [u8], &'static [u8], &str)> = vec![
+        (
+            "plain .mod",
+            b"Hello, I am not a go.mod",
+            upper_zip(),
+            ".mod",
+        ),
+        (
+            "wrong major",
+            b"module example.com/Upper/v3\n",
+            upper_zip(),
+            "does not fit",
+        ),
+        (
+            "plain zip",
+            UPPER_MOD,
+            b"PK but not really a zip",
+            "invalid zip",
+        ),
+        (
+            "outside the prefix",
+            UPPER_MOD,
+            zip(&[
+                (&format!("{p}go.mod"), UPPER_MOD),
+                ("evil/x.go", b"package x"),
+            ]),
+            "invalid zip",
+        ),
+        (
+            "duplicate",
+            UPPER_MOD,
+            zip(&[
+                (&format!("{p}go.mod"), UPPER_MOD),
+                (&format!("{p}a.go"), b"package a"),
+                (&format!("{p}a.go"), b"package b"),
+            ]),
+            "invalid zip",
+        ),
+        (
+            "case-fold collision",
+            UPPER_MOD,
+            zip(&[
+                (&format!("{p}A.go"), b"package a"),
+                (&format!("{p}a.go"), b"package a"),
+            ]),
+            "invalid zip",
+        ),
+        (
+            "parent path",
+            UPPER_MOD,
+            zip(&[(&format!("{p}../escape.go"), b"package a")]),
+            "invalid zip",
+        ),
+        (
+            "go.mod differs",
+            UPPER_MOD,
+            leak(module_zip(
+                "example.com/Upper",
+                "v1.0.0",
+                &[(
+                    "go.mod",
+                    b"module example.com/Upper\nrequire evil.example/x v1.0.0\n",
+                )],
+            )),
+            "differs",
+        ),
+    ];
+    for (name, go_mod, zip, wanted) in cases {
+        let err = fetch_with(go_mod, zip).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::InvalidResponse { .. }),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains(wanted), "{name}: {err}");
+    }
+    // A zip without go.mod is fine whatever the .mod says (old modules).
+    let m = fetch_with(
+        b"module example.com/Upper\nrequire a.example/b v1.0.0\n",
+        leak(module_zip(
+            "example.com/Upper",
+            "v1.0.0",
+            &[("a.go", b"package a")],
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.version, "v1.0.0");
+}
+
+#[tokio::test]
+async fn hostile_info_answers_are_invalid_responses() {
+    for info in [
+        &b"<html>proxy error</html>"[..],
+        br#"{"Version":"v1.0.0","Time":"today"}"#,
+        br#"{"Version":"v1.0"}"#,
+        br#"{"Version":"v1.0.1"}"#,
+    ] {
+        let (base, hits) = fake_proxy(&[
+            ("/example.com/!upper/@v/v1.0.0.info", 200, info),
+            ("/example.com/!upper/@v/v1.0.0.mod", 200, UPPER_MOD),
+            ("/example.com/!upper/@v/v1.0.0.zip", 200, upper_zip()),
+        ])
+        .await;
+        let err = fetcher(&base, None)
+            .fetch("example.com/Upper", "v1.0.0")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::InvalidResponse { .. }), "{err}");
+        // Nothing after a bad .info is even asked for.
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+    // A query must resolve to a version the module can have.
+    let (base, _) = fake_proxy(&[(
+        "/example.com/!upper/@v/main.info",
+        200,
+        br#"{"Version":"v2.0.0","Time":"2021-01-02T03:04:05Z"}"#,
+    )])
+    .await;
+    let f = fetcher(&base, None);
+    assert!(matches!(
+        f.fetch("example.com/Upper", "main").await.unwrap_err(),
+        FetchError::InvalidResponse { .. }
+    ));
+    assert!(matches!(
+        f.query("example.com/Upper", "main").await.unwrap_err(),
+        FetchError::InvalidResponse { .. }
+    ));
+}
+
+#[tokio::test]
+async fn lenient_info_spellings_are_stored_re_encoded() {
+    let (base, _) = fake_proxy(&[
+        (
+            "/example.com/!upper/@v/v1.0.0.info",
+            200,
+            br#"{"version":"v1.0.0","time":"2021-01-02T03:04:05Z"}"#,
+        ),
+        ("/example.com/!upper/@v/v1.0.0.mod", 200, UPPER_MOD),
+        ("/example.com/!upper/@v/v1.0.0.zip", 200, upper_zip()),
+    ])
+    .await;
+    let m = fetcher(&base, None)
+        .fetch("example.com/Upper", "v1.0.0")
+        .await
+        .unwrap();
+    assert_eq!(&m.info[..], INFO_V1);
+}
+
+/// A server on 127.0.0.1 that answers every connection with `response`
+/// as is, then closes it.
+async fn raw_server(response: &'static [u8]) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(response).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn oversized_zips_are_refused_announced_or_streamed() {
+    // Announced: refused from the header, before the body.
+    let announced =
+        raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 524288001\r\nConnection: close\r\n\r\nPK")
+            .await;
+    let f = fetcher(&announced, None);
+    let err = f
+        .download_zip(
+            &format!("{announced}/m/@v/v1.0.0.zip"),
+            "example.com/m",
+            "v1.0.0",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::InvalidResponse { .. }), "{err}");
+    assert!(err.to_string().contains("larger than 524288000"), "{err}");
+
+    // Streamed without a length: refused once past the limit.
+    let mut body =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..8 {
+        body.extend_from_slice(b"100\r\n");
+        body.extend_from_slice(&[b'x'; 256]);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let streamed = raw_server(leak(body)).await;
+    let mut f = fetcher(&streamed, None);
+    f.max_zip_size = 1000;
+    let url = format!("{streamed}/m/@v/v1.0.0.zip");
+    let err = f
+        .download_zip(&url, "example.com/m", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than 1000"), "{err}");
+    f.max_zip_size = 2048;
+    assert_eq!(
+        f.download_zip(&url, "example.com/m", "v1.0.0")
+            .await
+            .unwrap()
+            .size(),
+        2048
+    );
+}
+
+/// A fake proxy that records the Authorization header of each request and
+/// answers every path with a redirect to `location` + path, or with a
+/// version list when `location` is empty.
+async fn recording_server(
+    location: String,
+) -> (String, Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let state = (location, seen.clone());
+    async fn answer(
+        State((location, seen)): State<(String, Arc<std::sync::Mutex<Vec<Option<String>>>>)>,
+        headers: axum::http::HeaderMap,
+        uri: Uri,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        seen.lock().unwrap().push(auth);
+        if location.is_empty() {
+            return (StatusCode::OK, "v1.0.0\n").into_response();
+        }
+        (
+            StatusCode::FOUND,
+            [(
+                axum::http::header::LOCATION,
+                format!("{location}{}", uri.path()),
+            )],
+        )
+            .into_response()
+    }
+    let app = Router::new().fallback(answer).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_host() {
+    let (second, second_seen) = recording_server(String::new()).await;
+    let (first, first_seen) = recording_server(second.clone()).await;
+    let with_creds = first.replace("http://", "http://robot:s3cret@");
+    let versions = fetcher(&with_creds, None)
+        .list("example.com/m")
+        .await
+        .unwrap();
+    assert_eq!(versions, vec!["v1.0.0"]);
+    assert_eq!(
+        first_seen.lock().unwrap().as_slice(),
+        [Some("Basic cm9ib3Q6czNjcmV0".to_string())]
+    );
+    assert_eq!(second_seen.lock().unwrap().as_slice(), [None]);
+}
+
+#[tokio::test]
+async fn redirect_loops_stop_after_ten() {
+    // The server redirects to itself forever.
+    let (base, seen) = {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let app = Router::new().fallback(move |uri: Uri| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (
+                    StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, uri.path().to_string())],
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}"), seen)
+    };
+    let err = fetcher(&base, None)
+        .list("example.com/m")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Upstream { .. }), "{err}");
+    assert!(
+        err.to_string().contains("stopped after 10 redirects"),
+        "{err}"
+    );
+    // The first request and nine redirects, as the go command's client.
+    assert_eq!(seen.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn ssl_cert_file_must_hold_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = |file: &str| UpstreamOptions {
+        ssl_cert_file: Some(dir.path().join(file)),
+        ..UpstreamOptions::default()
+    };
+    let err = UpstreamProxyFetcher::new("https://a.example", None, options("missing.pem"))
+        .err()
+        .unwrap();
+    assert!(err.contains("SSL_CERT_FILE"), "{err}");
+    std::fs::write(dir.path().join("empty.pem"), "no certificates here\n").unwrap();
+    let err = UpstreamProxyFetcher::new("https://a.example", None, options("empty.pem"))
+        .err()
+        .unwrap();
+    assert!(err.contains("no certificates"), "{err}");
+}
