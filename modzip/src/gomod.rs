@@ -925,6 +925,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parse_lax_reports_the_module_path_and_rejects_what_go_rejects() {
+        let parsed = parse_lax(b"// x\nmodule \"example.com/m\" // y\ngo 1.21.0\n").unwrap();
+        assert_eq!(parsed.module.as_deref(), Some("example.com/m"));
+        assert_eq!(parsed.go.as_deref(), Some("1.21.0"));
+        assert_eq!(parse_lax(b"").unwrap(), LaxGoMod::default());
+        // Parentheses inside a line are just more arguments.
+        assert!(parse_lax(b"module ( example.com/m )\n").is_err());
+        assert_eq!(
+            parse_lax(b"module (\n\texample.com/b\n)\n")
+                .unwrap()
+                .module
+                .as_deref(),
+            Some("example.com/b")
+        );
+        assert_eq!(parse_lax(b"plain text here"), Ok(LaxGoMod::default()));
+        assert_eq!(parse_lax(b"module a\n/* no */\n"), Err(GoModError::Syntax));
+        assert_eq!(parse_lax(b"module \"a\n"), Err(GoModError::Syntax));
+        assert!(matches!(
+            parse_lax(b"module a\nmodule b\n"),
+            Err(GoModError::Directive { verb }) if verb == "module"
+        ));
+        assert!(matches!(
+            parse_lax(b"module a b\n"),
+            Err(GoModError::Directive { .. })
+        ));
+        assert!(matches!(parse_lax(b"module a\nrequire b v1\n"), Ok(_)));
+        assert!(matches!(
+            parse_lax(b"module a\nrequire b\n"),
+            Err(GoModError::Directive { verb }) if verb == "require"
+        ));
+    }
+
+    #[test]
     fn module_path_follows_the_line_scan() {
         let cases: [(&str, Option<&str>); 16] = [
             ("module example.com/m\n", Some("example.com/m")),

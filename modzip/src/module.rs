@@ -1652,6 +1652,36 @@ mod tests {
     }
 
     #[test]
+    fn canonical_versions_and_go_mod_majors() {
+        for v in [
+            "v1.2.3",
+            "v0.0.0-20200101000000-abcdefabcdef",
+            "v2.0.0+incompatible",
+            "v1.0.0-rc.1",
+        ] {
+            assert!(is_canonical_version(v), "{v}");
+        }
+        for v in [
+            "",
+            "v1",
+            "v1.2",
+            "1.2.3",
+            "v1.2.3+meta",
+            "master",
+            "v01.2.3",
+        ] {
+            assert!(!is_canonical_version(v), "{v}");
+        }
+        let fits = go_mod_path_fits_major;
+        assert!(fits("example.com/m", "") && fits("other.example/fork", ""));
+        assert!(fits("gopkg.in/yaml.v1", "") && fits("gopkg.in/yaml.v3", ""));
+        assert!(!fits("example.com/m/v2", "") && !fits("", "") && !fits("example.com/m/v1", ""));
+        assert!(fits("example.com/m/v2", "/v2") && fits("gopkg.in/x.v2", "/v2"));
+        assert!(fits("example.com/m/v2", ".v2") && !fits("example.com/m", ".v2"));
+        assert!(!fits("example.com/m/v3", "/v2") && !fits("example.com/m", "/v2"));
+    }
+
+    #[test]
     fn glob_syntax_errors() {
         assert_eq!(glob_match(b"[", b"a"), Err(UNTERMINATED_CLASS));
         assert_eq!(glob_match(b"a[", b"b"), Err(UNTERMINATED_CLASS));

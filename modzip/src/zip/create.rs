@@ -872,6 +872,42 @@ mod tests {
     }
 
     #[test]
+    fn verify_zip_checks_data_and_returns_the_go_mod() {
+        let m = m("example.com/m", "v1.0.0");
+        let good = [
+            entry("go.mod", "module example.com/m\n"),
+            entry("a.go", "package a\n"),
+        ];
+        assert_eq!(
+            verify_zip(&m, zip_of(&good)).unwrap().as_deref(),
+            Some(&b"module example.com/m\n"[..])
+        );
+        assert_eq!(
+            verify_zip(&m, zip_of(&[entry("a.go", "package a\n")])).unwrap(),
+            None
+        );
+        // Only the root go.mod counts (a nested one makes the zip invalid).
+        assert!(verify_zip(&m, zip_of(&[entry("sub/go.mod", "module x\n")])).is_err());
+        let mut corrupt = entry("a.go", "package a\n");
+        corrupt.crc = Some(12345);
+        assert!(matches!(
+            verify_zip(&m, zip_of(&[corrupt])),
+            Err(ZipError::Checksum { .. })
+        ));
+        let mut bomb = entry("bomb", "");
+        bomb.data = vec![0u8; 1 << 20];
+        bomb.declared_size = Some(100);
+        assert!(matches!(
+            verify_zip(&m, zip_of(&[bomb])),
+            Err(ZipError::LargerThanDeclared { declared: 100, .. })
+        ));
+        assert!(matches!(
+            verify_zip(&m, zip_of(&[entry("a.go", ""), entry("a.go", "")])),
+            Err(ZipError::InvalidFiles(_))
+        ));
+    }
+
+    #[test]
     fn unzip_stops_a_zip_bomb_at_the_declared_size() {
         // 64 MiB of zeros deflates to about 64 KiB; the header claims 100 bytes.
         let mut bomb = entry("bomb", "");
