@@ -843,16 +843,17 @@ async fn oversized_zips_are_refused_announced_or_streamed() {
     );
 }
 
+/// The Authorization headers a server has seen, one per request.
+type SeenAuth = Arc<std::sync::Mutex<Vec<Option<String>>>>;
+
 /// A fake proxy that records the Authorization header of each request and
 /// answers every path with a redirect to `location` + path, or with a
 /// version list when `location` is empty.
-async fn recording_server(
-    location: String,
-) -> (String, Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+async fn recording_server(location: String) -> (String, SeenAuth) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let state = (location, seen.clone());
     async fn answer(
-        State((location, seen)): State<(String, Arc<std::sync::Mutex<Vec<Option<String>>>>)>,
+        State((location, seen)): State<(String, SeenAuth)>,
         headers: axum::http::HeaderMap,
         uri: Uri,
     ) -> axum::response::Response {
