@@ -37,10 +37,9 @@ use modzip::{module, pseudo, semver};
 
 use crate::codehost::{CodeError, CodeRepo, RevInfo, TreeFile};
 
-/// Largest go.mod the go command reads from a repository.
-pub const MAX_GO_MOD: u64 = 16 << 20;
-/// Largest LICENSE the go command copies from a repository root.
-pub const MAX_LICENSE: u64 = 16 << 20;
+/// Largest go.mod the go command reads from a repository, and largest
+/// LICENSE it copies from a repository root: the module zip limits.
+pub use modzip::zip::{MAX_GO_MOD, MAX_LICENSE};
 
 /// One module path backed by one repository.
 pub struct ModuleRepo {
@@ -577,9 +576,7 @@ impl ModuleRepo {
             .as_deref()
             .and_then(modzip::gomod::module_path)
             .unwrap_or_default();
-        let found1 = gomod1.is_some()
-            && (is_major(&mpath1, &self.path_major)
-                || self.can_replace_mismatched_version(&mpath1));
+        let found1 = gomod1.is_some() && is_major(&mpath1, &self.path_major);
         let missing = |reason: String| self.not_found(version, reason);
 
         let mut file2 = String::new();
@@ -685,12 +682,6 @@ impl ModuleRepo {
             "missing {}/go.mod at revision {}",
             self.path_prefix, rev
         )))
-    }
-
-    /// An old go command bug let unversioned modules replace gopkg.in paths;
-    /// such go.mod files are still accepted.
-    fn can_replace_mismatched_version(&self, mpath: &str) -> bool {
-        self.path_major.is_empty() && mpath.starts_with("gopkg.in/")
     }
 
     /// The `.mod` answer: the module's go.mod at canonical `version`, or
@@ -1191,24 +1182,10 @@ fn auto_quote(s: &str) -> String {
     }
 }
 
-/// Whether the versions a go.mod's module path `mpath` allows agree with
-/// the major version implied by `path_major`.
+/// Whether a go.mod declaring `mpath` may serve a module whose path has
+/// the major version suffix `path_major` (the gopkg.in leniency included).
 fn is_major(mpath: &str, path_major: &str) -> bool {
-    if mpath.is_empty() {
-        return false;
-    }
-    let Some((_, mpath_major)) = module::split_path_version(mpath) else {
-        return false;
-    };
-    if path_major.is_empty() {
-        return matches!(module::path_major_prefix(mpath_major), "" | "v0" | "v1");
-    }
-    if mpath_major.is_empty() {
-        return false;
-    }
-    // Only the validation rule matters (/v2 vs .v2 is fine: forks may be
-    // fetched under either form).
-    path_major[1..] == mpath_major[1..]
+    module::go_mod_path_fits_major(mpath, path_major)
 }
 
 /// Whether `s` is `prefix` or lies under it as a slash-separated path.
