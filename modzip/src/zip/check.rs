@@ -69,6 +69,18 @@ fn split_dir(path: &str) -> (&str, &str) {
 }
 
 pub(crate) fn check_files_with<F: ModuleFile>(files: &[F], limits: &Limits) -> FileSelection {
+    check_files_until(files, limits, false)
+}
+
+/// [`check_files_with`]; with `stop_at_size_error`, the files after the one
+/// that crosses the size limit are not looked at. The verdict of
+/// [`CheckedFiles::err`] is the same (a size error wins over invalid
+/// files), without asking for the metadata of every file of a huge tree.
+pub(crate) fn check_files_until<F: ModuleFile>(
+    files: &[F],
+    limits: &Limits,
+    stop_at_size_error: bool,
+) -> FileSelection {
     let mut checked = CheckedFiles::default();
     let mut valid_indexes = Vec::new();
     let mut valid_sizes = Vec::new();
@@ -98,7 +110,9 @@ pub(crate) fn check_files_with<F: ModuleFile>(files: &[F], limits: &Limits) -> F
             continue;
         }
         module_dirs.insert(dir.to_string());
-        if base == "go.mod" && dir.is_empty() {
+        // A go.mod over the limit is ignored when looking for the go
+        // version; its size says so without reading it.
+        if base == "go.mod" && dir.is_empty() && meta.size <= limits.go_mod {
             if let Ok(reader) = file.open() {
                 lang = root_go_lang(reader, limits.go_mod);
             }
@@ -179,6 +193,9 @@ pub(crate) fn check_files_with<F: ModuleFile>(files: &[F], limits: &Limits) -> F
             problems.checked.size_error = Some(ZipError::SourceTreeTooLarge {
                 max: limits.zip_file,
             });
+            if stop_at_size_error {
+                break;
+            }
         }
         if path == "go.mod" && meta.size > limits.go_mod {
             problems.add(

@@ -9,6 +9,7 @@
 //! Blob contents are read only when a file is opened (or, for files whose
 //! contents are converted, when their converted size is first asked for).
 
+use std::collections::HashMap;
 use std::io::{self, Cursor, Read};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -18,11 +19,20 @@ use gix::ObjectId;
 use modzip::zip::{FileKind, FileMeta, ModuleFile};
 
 use super::loose::LooseObjects;
+use super::options::TreeLimits;
 use crate::codehost::{CodeError, TreeFile};
 
 /// The attributes that influence the worktree form of a blob, in the order
 /// [`Conversion::from_matches`] expects them.
 const CONVERSION_ATTRIBUTES: [&str; 5] = ["crlf", "ident", "eol", "text", "working-tree-encoding"];
+
+impl std::hash::Hash for Conversion {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ident.hash(state);
+        (self.digest as u8).hash(state);
+        self.encoding.hash(state);
+    }
+}
 
 /// `core.autocrlf=input` and `core.eol=lf`, as the go command sets them.
 const EOL_CONFIG: eol::Configuration = eol::Configuration {
@@ -31,7 +41,7 @@ const EOL_CONFIG: eol::Configuration = eol::Configuration {
 };
 
 /// How one blob's bytes change on their way into the archive.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Conversion {
     ident: bool,
     digest: AttributesDigest,
@@ -39,7 +49,7 @@ pub(crate) struct Conversion {
 }
 
 /// A `working-tree-encoding` that changes bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum WorktreeEncoding {
     /// UTF-16 or UTF-32 (code unit width in bytes), which encoding_rs cannot
     /// produce. Without an explicit byte order, iconv as git uses it on
@@ -180,6 +190,13 @@ impl Conversion {
         }
     }
 
+    /// Whether the archived bytes are never fewer than the blob's: line
+    /// ending conversion only adds carriage returns, while `$Id$`
+    /// expansion and re-encoding can shrink a file.
+    fn never_shrinks(&self) -> bool {
+        !self.ident && self.encoding.is_none()
+    }
+
     /// Whether the archived bytes can differ from the blob's.
     fn changes_content(&self) -> bool {
         self.ident
@@ -268,6 +285,9 @@ struct RepoHandles {
     /// Set for repositories read in place, which may be mostly loose
     /// objects: blobs are looked for there first.
     loose: Option<LooseObjects>,
+    /// Converted sizes already computed. Trees may name one blob under
+    /// thousands of paths; each blob is read and converted once.
+    converted_sizes: Mutex<HashMap<(ObjectId, Conversion), u64>>,
 }
 
 type SharedRepo = Arc<RepoHandles>;
@@ -279,6 +299,7 @@ impl RepoHandles {
             idle: Mutex::new(vec![repo.clone()]),
             loose: loose_first
                 .then(|| LooseObjects::new(repo.objects.store_ref().path().to_path_buf())),
+            converted_sizes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -337,9 +358,46 @@ struct GitTreeFile {
 
 impl GitTreeFile {
     fn read_blob(&self) -> io::Result<Vec<u8>> {
+        // No zip can hold a file this large: it is never read whole.
+        if self.blob_size > modzip::zip::MAX_ZIP_FILE {
+            return Err(io::Error::other(format!(
+                "{}: {} bytes, more than a module zip may hold ({} bytes)",
+                self.path,
+                self.blob_size,
+                modzip::zip::MAX_ZIP_FILE
+            )));
+        }
         self.repo
             .blob(self.blob)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path)))
+    }
+
+    /// The size of the converted file, computed once per blob and
+    /// conversion.
+    fn converted_size(&self, conversion: &Conversion) -> io::Result<u64> {
+        if self.blob_size > modzip::zip::MAX_ZIP_FILE && conversion.never_shrinks() {
+            // At least the blob's size, so over the zip limit whatever its
+            // exact value: the module is refused the same way unread.
+            return Ok(self.blob_size);
+        }
+        let key = (self.blob, *conversion);
+        let poisoned = || io::Error::other("converted sizes poisoned by an earlier panic");
+        if let Some(size) = self
+            .repo
+            .converted_sizes
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&key)
+        {
+            return Ok(*size);
+        }
+        let size = self.contents()?.len() as u64;
+        self.repo
+            .converted_sizes
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key, size);
+        Ok(size)
     }
 
     fn contents(&self) -> io::Result<Vec<u8>> {
@@ -357,12 +415,12 @@ impl ModuleFile for GitTreeFile {
     }
 
     fn metadata(&self) -> io::Result<FileMeta> {
-        let size = match self.conversion {
+        let size = match &self.conversion {
             None => self.blob_size,
-            Some(_) => match self.converted_size.get() {
+            Some(conversion) => match self.converted_size.get() {
                 Some(size) => *size,
                 None => {
-                    let size = self.contents()?.len() as u64;
+                    let size = self.converted_size(conversion)?;
                     *self.converted_size.get_or_init(|| size)
                 }
             },
@@ -382,10 +440,29 @@ fn other(context: &str, err: impl std::fmt::Display) -> CodeError {
     CodeError::Other(format!("{context}: {err}"))
 }
 
+/// The directory `git archive --prefix=prefix/`, as the go command runs
+/// it, puts every path under.
+const ARCHIVE_PREFIX: &str = "prefix/";
+/// Longest entry name git writes into a zip archive.
+const ZIP_NAME_MAX: usize = 0xffff;
+/// Bytes of the local and central zip headers of one entry, besides its
+/// name (which both hold): the least each archived entry adds to the
+/// archive.
+const ZIP_ENTRY_OVERHEAD: u64 = 30 + 46;
+
 /// Lists the files under `subdir` of the tree `root`, in `git archive`
 /// order (tree order, depth first), with paths relative to `subdir`.
 ///
 /// `Ok(None)` when `subdir` does not exist in the tree.
+///
+/// The whole tree is walked, as `git archive` reads all of it into its
+/// index for attribute lookups: a path git refuses (`.git`, `git~1`, ...)
+/// or a tree deeper than `limits.max_depth` anywhere in it fails the
+/// listing as it fails the go command's archive. The walk keeps an
+/// explicit stack (no recursion on depth) and stops at the first limit
+/// crossed ([`CodeError::Refused`]): depth, `limits.max_entries` entries
+/// read, a path too long for a zip, or names alone making the archive
+/// larger than the go command accepts. Blob contents are not read.
 ///
 /// `loose_first` reads blobs that are loose objects with plain reads (see
 /// [`LooseObjects`]); meant for repositories read in place.
@@ -394,23 +471,41 @@ pub(crate) fn list_files(
     root: ObjectId,
     subdir: &str,
     loose_first: bool,
+    limits: &TreeLimits,
 ) -> Result<Option<Vec<TreeFile>>, CodeError> {
     let subdir = subdir.trim_matches('/');
-    let start = if subdir.is_empty() {
-        root
-    } else {
+    if !subdir.is_empty() {
         match super::lookup_path(repo, root, subdir)? {
             None => return Ok(None),
-            Some((mode, id)) if mode.is_tree() => id,
+            Some((mode, _)) if mode.is_tree() => {}
             // A file or submodule named by the subdirectory exports nothing
             // beneath it.
             Some(_) => return Ok(Some(Vec::new())),
         }
-    };
+    }
 
-    let index = repo
-        .index_from_tree(&root)
-        .map_err(|e| other("building attribute index", e))?;
+    let mut walk = TreeWalk::new(repo, limits, subdir)?;
+    walk.run(root)?;
+    let TreeWalk {
+        found,
+        attribute_files,
+        ..
+    } = walk;
+
+    // Attributes come from the .gitattributes blobs of the tree, found by
+    // path in an index; one holding just those files answers exactly as
+    // an index of the whole tree would.
+    let mut index = gix::index::State::new(repo.object_hash());
+    for (path, id) in &attribute_files {
+        index.dangerously_push_entry(
+            gix::index::entry::Stat::default(),
+            *id,
+            gix::index::entry::Flags::empty(),
+            gix::index::entry::Mode::FILE,
+            path.as_ref(),
+        );
+    }
+    drop(attribute_files);
     let mut attributes = repo
         .attributes_only(
             &index,
@@ -420,20 +515,45 @@ pub(crate) fn list_files(
     let mut outcome = attributes.selected_attribute_matches(CONVERSION_ATTRIBUTES);
 
     let shared = RepoHandles::new(repo, loose_first);
-    let mut files: Vec<GitTreeFile> = Vec::new();
-    let mut prefix = BString::from(subdir);
-    if !prefix.is_empty() {
-        prefix.push(b'/');
-    }
-    let mut walk = Walk {
-        repo,
-        attributes: &mut attributes,
-        outcome: &mut outcome,
-        shared: &shared,
-        files: &mut files,
-        strip: prefix.len(),
+    let strip = if subdir.is_empty() {
+        0
+    } else {
+        subdir.len() + 1
     };
-    walk.tree(start, &mut prefix)?;
+    let mut files: Vec<GitTreeFile> = Vec::with_capacity(found.len());
+    for (full_path, mode, oid) in found {
+        let full_path: &BStr = full_path.as_ref();
+        let rel = full_path.get(strip..).unwrap_or_default();
+        let path = rel.to_str_lossy().into_owned();
+        let (kind, conversion) = if mode.is_link() {
+            // git archive copies link targets verbatim; only regular files
+            // go through the attribute-driven conversion.
+            (FileKind::Symlink, None)
+        } else {
+            let platform = attributes
+                .at_entry(full_path, Some(gix::index::entry::Mode::FILE))
+                .map_err(|e| other(&format!("{path}: attributes"), e))?;
+            platform.matching_attributes(&mut outcome);
+            let mut states = [gix::attrs::StateRef::Unspecified; 5];
+            for (slot, m) in states.iter_mut().zip(outcome.iter_selected()) {
+                *slot = m.assignment.state;
+            }
+            let conversion = Conversion::from_matches(&states);
+            (
+                FileKind::Regular,
+                conversion.changes_content().then_some(conversion),
+            )
+        };
+        files.push(GitTreeFile {
+            path,
+            kind,
+            blob: oid,
+            blob_size: 0,
+            conversion,
+            converted_size: OnceLock::new(),
+            repo: Arc::clone(&shared),
+        });
+    }
     read_blob_sizes(&mut files, &shared)?;
     Ok(Some(
         files.into_iter().map(|f| Box::new(f) as TreeFile).collect(),
@@ -481,19 +601,77 @@ fn read_blob_sizes(files: &mut [GitTreeFile], shared: &SharedRepo) -> Result<(),
     })
 }
 
-struct Walk<'a, 'repo> {
-    repo: &'repo gix::Repository,
-    attributes: &'a mut gix::AttributeStack<'repo>,
-    outcome: &'a mut gix::attrs::search::Outcome,
-    shared: &'a SharedRepo,
-    /// The files found, their `blob_size` not yet read.
-    files: &'a mut Vec<GitTreeFile>,
-    /// Length of the `subdir/` prefix removed from every exported path.
-    strip: usize,
+/// One entry of a tree being walked.
+struct WalkEntry {
+    mode: gix::objs::tree::EntryMode,
+    name: BString,
+    oid: ObjectId,
 }
 
-impl Walk<'_, '_> {
-    fn tree(&mut self, id: ObjectId, prefix: &mut BString) -> Result<(), CodeError> {
+/// A tree whose entries are being visited.
+struct Frame {
+    entries: std::vec::IntoIter<WalkEntry>,
+    /// Length of the walk's path before this tree's name was appended.
+    parent_len: usize,
+    /// 0 for the root tree.
+    depth: usize,
+    /// Whether this tree is the listed subdirectory or inside it.
+    inside: bool,
+}
+
+/// A depth-first walk of a whole commit tree, in tree order, that collects
+/// the files under one subdirectory and every `.gitattributes` file, and
+/// enforces the limits of [`list_files`]. Memory is bounded by the entries
+/// read, whatever the shape of the tree.
+struct TreeWalk<'a> {
+    repo: &'a gix::Repository,
+    limits: TreeLimits,
+    /// How git (and gix) validate path components.
+    protect: gix::validate::path::component::Options,
+    /// The listed subdirectory, "" for the root.
+    subdir: &'a str,
+    entries_read: usize,
+    name_bytes: usize,
+    /// What the archive's headers alone take: a lower bound of its size.
+    archive_bytes: u64,
+    /// The directory being walked, with a trailing slash (empty at the root).
+    path: BString,
+    /// Non-submodule entries under `subdir`: full path, mode, blob.
+    found: Vec<(BString, gix::objs::tree::EntryMode, ObjectId)>,
+    /// Regular files named `.gitattributes` in any letter case: full path, blob.
+    attribute_files: Vec<(BString, ObjectId)>,
+}
+
+fn refused(reason: String) -> CodeError {
+    CodeError::Refused(reason)
+}
+
+impl<'a> TreeWalk<'a> {
+    fn new(
+        repo: &'a gix::Repository,
+        limits: &TreeLimits,
+        subdir: &'a str,
+    ) -> Result<TreeWalk<'a>, CodeError> {
+        Ok(TreeWalk {
+            repo,
+            limits: *limits,
+            protect: protect_options(repo)?,
+            subdir,
+            entries_read: 0,
+            name_bytes: 0,
+            archive_bytes: 0,
+            path: BString::default(),
+            found: Vec::new(),
+            attribute_files: Vec::new(),
+        })
+    }
+
+    /// Reads the entries of tree `id` at `depth`, counting them against the
+    /// limits before keeping them.
+    fn read_tree(&mut self, id: ObjectId, depth: usize) -> Result<Vec<WalkEntry>, CodeError> {
+        if depth > self.limits.max_depth {
+            return Err(refused("exceeded maximum allowed tree depth".to_string()));
+        }
         let tree = self
             .repo
             .find_tree(id)
@@ -501,69 +679,161 @@ impl Walk<'_, '_> {
         let decoded = tree
             .decode()
             .map_err(|e| other(&format!("decoding tree {id}"), e))?;
-        let entries: Vec<(gix::objs::tree::EntryMode, BString, ObjectId)> = decoded
+        self.entries_read = self.entries_read.saturating_add(decoded.entries.len());
+        if self.entries_read > self.limits.max_entries {
+            return Err(refused(format!(
+                "tree has more than {} entries, the most read for one module",
+                self.limits.max_entries
+            )));
+        }
+        let names: usize = decoded.entries.iter().map(|e| e.filename.len()).sum();
+        self.name_bytes = self.name_bytes.saturating_add(names);
+        let max_names = self
+            .limits
+            .max_entries
+            .saturating_mul(TreeLimits::NAME_BYTES_PER_ENTRY);
+        if self.name_bytes > max_names {
+            return Err(refused(format!(
+                "tree entry names take more than {max_names} bytes, the most read for one module"
+            )));
+        }
+        Ok(decoded
             .entries
             .iter()
-            .map(|e| (e.mode, e.filename.to_owned(), e.oid.to_owned()))
-            .collect();
-        drop(tree);
-        for (mode, name, oid) in entries {
-            let len = prefix.len();
-            prefix.push_str(&name);
-            let result = if mode.is_tree() {
-                prefix.push(b'/');
-                self.tree(oid, prefix)
-            } else if mode.is_commit() {
-                // Submodules are not part of the archive's file set.
-                Ok(())
-            } else {
-                self.file(mode, oid, prefix.as_ref())
-            };
-            prefix.truncate(len);
-            result?;
+            .map(|e| WalkEntry {
+                mode: e.mode,
+                name: e.filename.to_owned(),
+                oid: e.oid.to_owned(),
+            })
+            .collect())
+    }
+
+    /// git's check of each path component as it reads a tree into its
+    /// index: `.git` in any spelling, NTFS short names and the like.
+    fn validate(&self, entry: &WalkEntry) -> Result<(), CodeError> {
+        use gix::validate::path::component;
+        if entry.name.is_empty() {
+            return Ok(());
+        }
+        let invalid = |_| {
+            let mut path = self.path.clone();
+            path.push_str(&entry.name);
+            refused(format!("invalid path '{}'", shorten(path.as_ref())))
+        };
+        component(entry.name.as_ref(), None, self.protect).map_err(invalid)?;
+        if entry.mode.is_link() {
+            component(
+                entry.name.as_ref(),
+                Some(component::Mode::Symlink),
+                self.protect,
+            )
+            .map_err(invalid)?;
         }
         Ok(())
     }
 
-    fn file(
-        &mut self,
-        mode: gix::objs::tree::EntryMode,
-        oid: ObjectId,
-        full_path: &BStr,
-    ) -> Result<(), CodeError> {
-        let rel = full_path.get(self.strip..).unwrap_or_default();
-        let path = rel.to_str_lossy().into_owned();
-        let (kind, conversion) = if mode.is_link() {
-            // git archive copies link targets verbatim; only regular files
-            // go through the attribute-driven conversion.
-            (FileKind::Symlink, None)
-        } else {
-            let platform = self
-                .attributes
-                .at_entry(full_path, Some(gix::index::entry::Mode::FILE))
-                .map_err(|e| other(&format!("{path}: attributes"), e))?;
-            platform.matching_attributes(self.outcome);
-            let mut states = [gix::attrs::StateRef::Unspecified; 5];
-            for (slot, m) in states.iter_mut().zip(self.outcome.iter_selected()) {
-                *slot = m.assignment.state;
-            }
-            let conversion = Conversion::from_matches(&states);
-            (
-                FileKind::Regular,
-                conversion.changes_content().then_some(conversion),
-            )
-        };
-        self.files.push(GitTreeFile {
-            path,
-            kind,
-            blob: oid,
-            blob_size: 0,
-            conversion,
-            converted_size: OnceLock::new(),
-            repo: Arc::clone(self.shared),
-        });
+    /// Counts one entry `git archive` writes (the walk's path plus `name`,
+    /// with a slash for directories) against git's limit on names and the
+    /// go command's on the archive size.
+    fn archived(&mut self, name: &BStr, dir: bool, oid: &ObjectId) -> Result<(), CodeError> {
+        let len = ARCHIVE_PREFIX.len() + self.path.len() + name.len() + usize::from(dir);
+        if len > ZIP_NAME_MAX {
+            let mut path = BString::from(ARCHIVE_PREFIX);
+            path.push_str(&self.path);
+            path.push_str(name);
+            return Err(refused(format!(
+                "path too long ({len} chars, SHA1: {oid}): {}",
+                shorten(path.as_ref())
+            )));
+        }
+        self.archive_bytes = self
+            .archive_bytes
+            .saturating_add(ZIP_ENTRY_OVERHEAD + 2 * len as u64);
+        if self.archive_bytes > modzip::zip::MAX_ZIP_FILE {
+            return Err(refused("downloaded zip file too large".to_string()));
+        }
         Ok(())
     }
+
+    fn run(&mut self, root: ObjectId) -> Result<(), CodeError> {
+        let entries = self.read_tree(root, 0)?;
+        let mut stack = vec![Frame {
+            entries: entries.into_iter(),
+            parent_len: 0,
+            depth: 0,
+            inside: self.subdir.is_empty(),
+        }];
+        while let Some(frame) = stack.last_mut() {
+            let Some(entry) = frame.entries.next() else {
+                let parent_len = frame.parent_len;
+                stack.pop();
+                self.path.truncate(parent_len);
+                continue;
+            };
+            let (depth, inside) = (frame.depth, frame.inside);
+            self.validate(&entry)?;
+            if entry.mode.is_tree() {
+                if inside {
+                    self.archived(entry.name.as_ref(), true, &entry.oid)?;
+                }
+                let parent_len = self.path.len();
+                self.path.push_str(&entry.name);
+                let inside = inside || self.path == self.subdir.as_bytes();
+                self.path.push(b'/');
+                let entries = self.read_tree(entry.oid, depth + 1)?;
+                stack.push(Frame {
+                    entries: entries.into_iter(),
+                    parent_len,
+                    depth: depth + 1,
+                    inside,
+                });
+                continue;
+            }
+            let mut full_path = self.path.clone();
+            full_path.push_str(&entry.name);
+            if entry.mode.kind() == gix::objs::tree::EntryKind::Blob
+                && entry.name.eq_ignore_ascii_case(b".gitattributes")
+            {
+                self.attribute_files.push((full_path.clone(), entry.oid));
+            }
+            // Submodules are not part of the archive's file set.
+            if inside && !entry.mode.is_commit() {
+                self.archived(entry.name.as_ref(), false, &entry.oid)?;
+                self.found.push((full_path, entry.mode, entry.oid));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A path cut short for a message.
+fn shorten(path: &BStr) -> String {
+    const KEEP: usize = 200;
+    match path.get(..KEEP) {
+        Some(head) if path.len() > KEEP => format!("{}...", head.to_str_lossy()),
+        _ => path.to_str_lossy().into_owned(),
+    }
+}
+
+/// The path component checks gix applies when reading a tree into an
+/// index (`core.protectNTFS` on unless configured off, `core.protectHFS`
+/// on macOS, Windows device names on Windows), from the repository's
+/// configuration.
+fn protect_options(
+    repo: &gix::Repository,
+) -> Result<gix::validate::path::component::Options, CodeError> {
+    let config = repo.config_snapshot();
+    let flag = |key: &str, default: bool| -> Result<bool, CodeError> {
+        config
+            .try_boolean(key)
+            .map(|value| value.unwrap_or(default))
+            .map_err(|e| other(&format!("reading {key}"), e))
+    };
+    Ok(gix::validate::path::component::Options {
+        protect_windows: flag("gitoxide.core.protectWindows", cfg!(windows))?,
+        protect_hfs: flag("core.protectHFS", cfg!(target_os = "macos"))?,
+        protect_ntfs: flag("core.protectNTFS", true)?,
+    })
 }
 
 #[cfg(test)]
