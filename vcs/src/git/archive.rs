@@ -450,6 +450,9 @@ const ZIP_NAME_MAX: usize = 0xffff;
 /// archive.
 const ZIP_ENTRY_OVERHEAD: u64 = 30 + 46;
 
+/// Memory for the trees kept decoded while walking.
+const TREE_CACHE_BYTES: usize = 8 << 20;
+
 /// Lists the files under `subdir` of the tree `root`, in `git archive`
 /// order (tree order, depth first), with paths relative to `subdir`.
 ///
@@ -484,7 +487,11 @@ pub(crate) fn list_files(
         }
     }
 
-    let mut walk = TreeWalk::new(repo, limits, subdir)?;
+    // Trees shared by many paths are read from memory after the first
+    // time; the cache is bounded whatever the tree.
+    let mut walk_repo = repo.clone();
+    walk_repo.object_cache_size_if_unset(TREE_CACHE_BYTES);
+    let mut walk = TreeWalk::new(&walk_repo, limits, subdir)?;
     walk.run(root)?;
     let TreeWalk {
         found,
@@ -840,6 +847,294 @@ fn protect_options(
 mod tests {
     use super::*;
     use gix::attrs::StateRef;
+    use gix::objs::tree::{Entry, EntryKind};
+    use std::io::Write;
+
+    /// A bare repository written object by object, in process.
+    struct Repo {
+        _dir: tempfile::TempDir,
+        repo: gix::Repository,
+    }
+
+    impl Repo {
+        fn new() -> Repo {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = gix::init_bare(dir.path().join("r.git")).unwrap();
+            Repo { _dir: dir, repo }
+        }
+
+        fn blob(&self, data: &[u8]) -> ObjectId {
+            self.repo.write_blob(data).unwrap().detach()
+        }
+
+        /// A tree of `(kind, name, id)` entries, sorted as git wants them.
+        fn tree(&self, entries: &[(EntryKind, &str, ObjectId)]) -> ObjectId {
+            let mut tree = gix::objs::Tree::empty();
+            tree.entries = entries
+                .iter()
+                .map(|(kind, name, oid)| Entry {
+                    mode: (*kind).into(),
+                    filename: (*name).into(),
+                    oid: *oid,
+                })
+                .collect();
+            tree.entries.sort();
+            self.repo.write_object(&tree).unwrap().detach()
+        }
+
+        /// A loose blob whose header claims `size` bytes but that holds only
+        /// a few: reading it fails, so a test passing with it shows that
+        /// only its header was looked at.
+        fn fake_blob(&self, size: u64, seed: u8) -> ObjectId {
+            let id = ObjectId::from_bytes_or_panic(&[seed; 20]);
+            let hex = id.to_hex().to_string();
+            let dir = self.repo.objects.store_ref().path().join(&hex[..2]);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(format!("blob {size}\0abc").as_bytes()).unwrap();
+            std::fs::write(dir.join(&hex[2..]), z.finish().unwrap()).unwrap();
+            id
+        }
+
+        fn list(
+            &self,
+            root: ObjectId,
+            subdir: &str,
+            limits: &TreeLimits,
+        ) -> Result<Option<Vec<TreeFile>>, CodeError> {
+            list_files(&self.repo, root, subdir, true, limits)
+        }
+    }
+
+    /// `dirs` nested directories named `d` (the innermost empty) beside a
+    /// go.mod: the innermost tree is at depth `dirs`.
+    fn deep_tree(r: &Repo, dirs: usize) -> ObjectId {
+        let mut t = r.tree(&[]);
+        for _ in 1..dirs {
+            t = r.tree(&[(EntryKind::Tree, "d", t)]);
+        }
+        let gomod = r.blob(b"module example.com/m\n");
+        r.tree(&[
+            (EntryKind::Tree, "d", t),
+            (EntryKind::Blob, "go.mod", gomod),
+        ])
+    }
+
+    /// A listed file as the zip writer takes it.
+    struct Listed(TreeFile);
+
+    impl ModuleFile for Listed {
+        fn path(&self) -> &str {
+            self.0.path()
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            self.0.metadata()
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            self.0.open()
+        }
+    }
+
+    fn refusal(result: Result<Option<Vec<TreeFile>>, CodeError>) -> String {
+        match result {
+            Err(CodeError::Refused(reason)) => reason,
+            Err(other) => panic!("expected a refusal, got {other:?}"),
+            Ok(files) => panic!(
+                "expected a refusal, got {} files",
+                files.map_or(0, |f| f.len())
+            ),
+        }
+    }
+
+    /// Runs `work` on a thread with a small stack: a walk recursing per
+    /// directory level would overflow it.
+    fn on_small_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(work)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn trees_deeper_than_git_reads_are_refused_iteratively() {
+        let outcome = on_small_stack(|| {
+            let r = Repo::new();
+            // git reads 2048 nested directories and refuses 2049.
+            let at_limit = deep_tree(&r, 2048);
+            let listed = r.list(at_limit, "", &TreeLimits::default()).map(|f| {
+                f.unwrap()
+                    .iter()
+                    .map(|f| f.path().to_string())
+                    .collect::<Vec<_>>()
+            });
+            let over = deep_tree(&r, 2049);
+            let deep = deep_tree(&r, 3000);
+            (
+                listed,
+                refusal(r.list(over, "", &TreeLimits::default())),
+                refusal(r.list(deep, "", &TreeLimits::default())),
+                // A module beside the deep tree is refused as git refuses
+                // to archive it: git reads the whole tree.
+                refusal(r.list(deep, "d", &TreeLimits::default())),
+                refusal(r.list(
+                    at_limit,
+                    "",
+                    &TreeLimits {
+                        max_depth: 100,
+                        ..TreeLimits::default()
+                    },
+                )),
+            )
+        });
+        assert_eq!(outcome.0.unwrap(), vec!["go.mod".to_string()]);
+        for reason in [outcome.1, outcome.2, outcome.3, outcome.4] {
+            assert_eq!(reason, "exceeded maximum allowed tree depth");
+        }
+    }
+
+    #[test]
+    fn fanout_bomb_is_refused_at_the_entry_limit() {
+        let r = Repo::new();
+        let blob = r.blob(b"x\n");
+        let names: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        let level = |kind: EntryKind, id: ObjectId| -> Vec<(EntryKind, &str, ObjectId)> {
+            names.iter().map(|n| (kind, n.as_str(), id)).collect()
+        };
+        let mut t = r.tree(&level(EntryKind::Blob, blob));
+        // 10^9 paths from ten small trees.
+        for _ in 0..8 {
+            t = r.tree(&level(EntryKind::Tree, t));
+        }
+        let start = std::time::Instant::now();
+        let limits = TreeLimits {
+            max_entries: 100_000,
+            ..TreeLimits::default()
+        };
+        assert_eq!(
+            refusal(r.list(t, "", &limits)),
+            "tree has more than 100000 entries, the most read for one module"
+        );
+        assert_eq!(
+            refusal(r.list(t, "n3/n4", &TreeLimits::default())),
+            "tree has more than 500000 entries, the most read for one module"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn shared_huge_blob_is_refused_by_size_unread() {
+        let r = Repo::new();
+        // Ten paths to one blob said to be 60 MiB: 600 MiB in all.
+        let huge = r.fake_blob(60 << 20, 0xab);
+        let gomod = r.blob(b"module example.com/m\n");
+        let mut entries = vec![(EntryKind::Blob, "go.mod", gomod)];
+        let names: Vec<String> = (0..10).map(|i| format!("f{i}.bin")).collect();
+        entries.extend(names.iter().map(|n| (EntryKind::Blob, n.as_str(), huge)));
+        let root = r.tree(&entries);
+        let files = r.list(root, "", &TreeLimits::default()).unwrap().unwrap();
+        assert_eq!(files.len(), 11);
+        assert_eq!(files[1].metadata().unwrap().size, 60 << 20);
+        let m = modzip::Version {
+            path: "example.com/m".into(),
+            version: "v1.0.0".into(),
+        };
+        let files: Vec<Listed> = files.into_iter().map(Listed).collect();
+        let err = modzip::zip::create(Cursor::new(Vec::new()), &m, &files).unwrap_err();
+        assert!(
+            matches!(err, modzip::zip::ZipError::SourceTreeTooLarge { .. }),
+            "{err}"
+        );
+        // Reading it would have failed: the blob holds three bytes.
+        assert!(files[1].open().is_err());
+        drop(files);
+    }
+
+    #[test]
+    fn converted_blobs_over_the_zip_limit_are_not_read() {
+        let r = Repo::new();
+        let huge = r.fake_blob(modzip::zip::MAX_ZIP_FILE + 1, 0xcd);
+        let attrs = r.blob(b"*.txt text eol=crlf\n*.id ident\n");
+        let root = r.tree(&[
+            (EntryKind::Blob, ".gitattributes", attrs),
+            (EntryKind::Blob, "a.txt", huge),
+            (EntryKind::Blob, "b.id", huge),
+        ]);
+        let files = r.list(root, "", &TreeLimits::default()).unwrap().unwrap();
+        // Line endings only grow a file: its blob size already says too large.
+        assert_eq!(
+            files[1].metadata().unwrap().size,
+            modzip::zip::MAX_ZIP_FILE + 1
+        );
+        // $Id$ expansion may shrink it, and it is too large to read.
+        assert!(files[2].metadata().is_err());
+    }
+
+    #[test]
+    fn attributes_come_from_the_root_and_the_subdirectory() {
+        let r = Repo::new();
+        let text = r.blob(b"a\nb\n");
+        let root_attrs = r.blob(b"*.txt text eol=crlf\n");
+        let sub_attrs = r.blob(b"keep.txt -text\n");
+        let gomod = r.blob(b"module example.com/m/sub\n");
+        let inner = r.tree(&[(EntryKind::Blob, "c.txt", text)]);
+        let sub = r.tree(&[
+            (EntryKind::Blob, ".gitattributes", sub_attrs),
+            (EntryKind::Blob, "a.txt", text),
+            (EntryKind::Blob, "go.mod", gomod),
+            (EntryKind::Tree, "in", inner),
+            (EntryKind::Blob, "keep.txt", text),
+        ]);
+        let other_attrs = r.blob(b"*.txt -text\n");
+        let other = r.tree(&[(EntryKind::Blob, ".gitattributes", other_attrs)]);
+        let root = r.tree(&[
+            (EntryKind::Blob, ".gitattributes", root_attrs),
+            (EntryKind::Tree, "other", other),
+            (EntryKind::Tree, "sub", sub),
+        ]);
+        let files = r
+            .list(root, "sub", &TreeLimits::default())
+            .unwrap()
+            .unwrap();
+        let got: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.path().to_string(),
+                    crate::codehost::read_all(f.as_ref()).unwrap(),
+                )
+            })
+            .collect();
+        let crlf = b"a\r\nb\r\n".to_vec();
+        let lf = b"a\nb\n".to_vec();
+        assert_eq!(
+            got,
+            vec![
+                (".gitattributes".to_string(), b"keep.txt -text\n".to_vec()),
+                ("a.txt".to_string(), crlf.clone()),
+                ("go.mod".to_string(), b"module example.com/m/sub\n".to_vec()),
+                ("in/c.txt".to_string(), crlf),
+                ("keep.txt".to_string(), lf),
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_git_refuses_anywhere_in_the_tree_fail_the_listing() {
+        let r = Repo::new();
+        let blob = r.blob(b"x");
+        let bad = r.tree(&[(EntryKind::Blob, ".GIT", blob)]);
+        let module = r.tree(&[(EntryKind::Blob, "go.mod", blob)]);
+        let root = r.tree(&[
+            (EntryKind::Tree, "mod", module),
+            (EntryKind::Tree, "other", bad),
+        ]);
+        assert_eq!(
+            refusal(r.list(root, "mod", &TreeLimits::default())),
+            "invalid path 'other/.GIT'"
+        );
+    }
 
     fn value(v: &'static str) -> StateRef<'static> {
         StateRef::Value(gix::attrs::state::ValueRef::from_bytes(v.as_bytes()))
