@@ -156,6 +156,15 @@ pub struct Config {
     /// Seconds one fetch-and-save of a module may take.
     #[serde(rename = "StashTimeout")]
     pub stash_timeout: u64,
+    /// Deepest git tree the native fetcher reads (git's
+    /// `core.maxTreeDepth`); deeper repositories are refused as git
+    /// refuses them.
+    #[serde(rename = "MaxTreeDepth")]
+    pub max_tree_depth: usize,
+    /// Most git tree entries the native fetcher reads to build one module
+    /// zip; bounds the work and memory a hostile repository can cause.
+    #[serde(rename = "MaxModuleFiles")]
+    pub max_module_files: usize,
     /// Settings of the distributed single-flight backends.
     #[serde(rename = "SingleFlight")]
     pub single_flight: SingleFlight,
@@ -567,6 +576,8 @@ impl Default for Config {
             index_type: "none".into(),
             shutdown_timeout: 60,
             stash_timeout: 600,
+            max_tree_depth: vcs::git::TreeLimits::DEFAULT_MAX_DEPTH,
+            max_module_files: vcs::git::TreeLimits::DEFAULT_MAX_ENTRIES,
             single_flight: SingleFlight::default(),
             storage: Storage::default(),
             index: Index::default(),
@@ -863,6 +874,12 @@ impl Config {
         if self.go_get_workers == 0 {
             fail("GoGetWorkers", "must be greater than 0".into());
         }
+        if self.max_tree_depth == 0 {
+            fail("MaxTreeDepth", "must be greater than 0".into());
+        }
+        if self.max_module_files == 0 {
+            fail("MaxModuleFiles", "must be greater than 0".into());
+        }
         if self.protocol_workers == 0 {
             fail("ProtocolWorkers", "must be greater than 0".into());
         }
@@ -1038,6 +1055,15 @@ impl Config {
     /// [`Config::timeout`] as a duration.
     pub fn timeout_duration(&self) -> Duration {
         Duration::from_secs(self.timeout)
+    }
+
+    /// The bounds on git trees the native fetcher reads:
+    /// [`Config::max_tree_depth`] and [`Config::max_module_files`].
+    pub fn tree_limits(&self) -> vcs::git::TreeLimits {
+        vcs::git::TreeLimits {
+            max_depth: self.max_tree_depth,
+            max_entries: self.max_module_files,
+        }
     }
 
     /// [`Config::stash_timeout`] as a duration.

@@ -249,6 +249,10 @@ settings_table! {
         "Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.";
     "StashTimeout", "ATHENS_STASH_TIMEOUT", [stash_timeout],
         "Seconds one fetch-and-store of a module version may take.";
+    "MaxTreeDepth", "ATHENS_MAX_TREE_DEPTH", [max_tree_depth],
+        "Deepest git tree read (git's core.maxTreeDepth); deeper repositories are refused with 404.";
+    "MaxModuleFiles", "ATHENS_MAX_MODULE_FILES", [max_module_files],
+        "Most git tree entries read to build one module zip; a larger tree is refused with 404.";
     "Timeout", "ATHENS_TIMEOUT", [timeout],
         "Seconds an outbound network call may take.";
     "SingleFlight.Etcd.Endpoints", "ATHENS_ETCD_ENDPOINTS", [single_flight.etcd.endpoints],

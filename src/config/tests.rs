@@ -493,3 +493,29 @@ fn missing_file_is_a_read_error() {
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/athens.toml"));
 }
+
+#[test]
+fn tree_limits_default_to_git_and_can_be_set() {
+    let c = parse("").unwrap().config;
+    assert_eq!(c.tree_limits(), vcs::git::TreeLimits::default());
+    assert_eq!(c.max_tree_depth, 2048);
+    assert_eq!(c.max_module_files, 500_000);
+    let env = env_of(&[
+        ("ATHENS_MAX_TREE_DEPTH", "100"),
+        ("ATHENS_MAX_MODULE_FILES", "1000"),
+    ]);
+    let c = Config::from_toml_str("MaxTreeDepth = 50\n", &env)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.tree_limits(),
+        vcs::git::TreeLimits {
+            max_depth: 100,
+            max_entries: 1000,
+        }
+    );
+    let err = parse("MaxTreeDepth = 0\nMaxModuleFiles = 0\n").unwrap_err();
+    let mut keys = invalid_keys(err);
+    keys.sort();
+    assert_eq!(keys, vec!["MaxModuleFiles", "MaxTreeDepth"]);
+}

@@ -154,7 +154,8 @@ impl NativeFetcher {
     /// Athens would give its go command (a few process variables plus
     /// `GoBinaryEnvVars`, later entries winning), credentials from
     /// `NETRCPath` and `GithubToken`, repositories cached under
-    /// `GoGetDir/vcs` (or the system temp dir).
+    /// `GoGetDir/vcs` (or the system temp dir), trees bounded by
+    /// `MaxTreeDepth` and `MaxModuleFiles`.
     pub fn from_config(config: &Config) -> Result<NativeFetcher, String> {
         let base = if config.go_get_dir.is_empty() {
             std::env::temp_dir().join("athens")
@@ -168,7 +169,9 @@ impl NativeFetcher {
             vars.push(("NETRC".to_string(), netrc.display().to_string()));
         }
         let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
-        let direct = DirectFetcher::new(env, base.join("vcs")).map_err(|e| e.to_string())?;
+        let direct = DirectFetcher::new(env, base.join("vcs"))
+            .map_err(|e| e.to_string())?
+            .with_tree_limits(config.tree_limits());
         let temp_dir = (!config.go_get_dir.is_empty()).then_some(base);
         Ok(NativeFetcher::new(direct, temp_dir).with_proxy_timeout(config.timeout_duration()))
     }
@@ -224,6 +227,11 @@ fn netrc_file(config: &Config, dir: &Path) -> Result<Option<PathBuf>, String> {
 
 fn convert(module: &str, version: &str, err: VcsError) -> FetchError {
     let message = err.to_string();
+    if err.is_limit() {
+        // Once per fetch: what was refused and why, for operators to tell
+        // an attack or an oversized module from a limit set too low.
+        tracing::warn!(module, version, reason = %message, "repository refused by a limit");
+    }
     match err.kind() {
         // A forbidden VCS is as final for the client as a missing module:
         // the go command would refuse it too, so let GOPROXY fall through.

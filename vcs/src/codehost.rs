@@ -47,6 +47,13 @@ pub enum CodeError {
     /// The revision, file or repository does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The revision exists but what it holds crosses a limit (a tree deeper
+    /// than git reads, more tree entries than allowed, a file over the go
+    /// command's size limits, a path git cannot archive). Permanent: that
+    /// version can never be served, so a proxy answers "not found" and the
+    /// client may try elsewhere.
+    #[error("{0}")]
+    Refused(String),
     /// Anything else: transport, corrupt objects, I/O.
     #[error("{0}")]
     Other(String),
@@ -73,7 +80,9 @@ pub trait CodeRepo: Send + Sync {
     /// The commit at the tip of the default branch.
     fn latest(&self) -> Result<RevInfo, CodeError>;
     /// Contents of `file` (slash path from the repository root) at `rev`,
-    /// `Ok(None)` when the file does not exist there. Fails past `max_size`.
+    /// `Ok(None)` when the file does not exist there. A file over `max_size`
+    /// is [`CodeError::Refused`] (so that error also says the file exists),
+    /// found out before its content is read.
     fn read_file(&self, rev: &str, file: &str, max_size: u64)
         -> Result<Option<Vec<u8>>, CodeError>;
     /// Among the tags named `prefix` + semver that are reachable from `rev`

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::codehost::{CodeError, CodeRepo};
 use crate::discovery::{self, DiscoveryClient, DiscoveryError, Netrc, RepoRoot, Vcs};
-use crate::git::{GitOptions, GitRepo, HostCredentials};
+use crate::git::{GitOptions, GitRepo, HostCredentials, TreeLimits};
 use crate::goenv::GoEnv;
 use crate::resolve::{Info, ModuleRepo, ResolveError, VersionProblem};
 
@@ -104,6 +104,22 @@ impl FetchError {
     }
 }
 
+impl FetchError {
+    /// Whether the version was refused because the repository crosses a
+    /// limit (tree depth or size, a file or the module over the go
+    /// command's size limits): worth a log line, since it may be an attack
+    /// or a limit set too low.
+    pub fn is_limit(&self) -> bool {
+        match self {
+            FetchError::Resolve(ResolveError::Refused { .. }) => true,
+            FetchError::Resolve(ResolveError::Zip { source, .. }) => {
+                matches!(**source, modzip::zip::ZipError::SourceTreeTooLarge { .. })
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The files of one module version, as a proxy stores them.
 #[derive(Debug)]
 pub struct Downloaded {
@@ -117,6 +133,8 @@ pub struct Downloaded {
 #[derive(Debug, Clone)]
 pub struct DirectFetcher {
     inner: Arc<Inner>,
+    /// Bounds on the trees read to build zips.
+    tree_limits: TreeLimits,
 }
 
 #[derive(Debug)]
@@ -160,7 +178,21 @@ impl DirectFetcher {
                 git,
                 cache_root,
             }),
+            tree_limits: TreeLimits::default(),
         })
+    }
+
+    /// The same fetcher with other bounds on the repository trees it reads
+    /// (by default git's tree depth and [`TreeLimits::DEFAULT_MAX_ENTRIES`]);
+    /// a version whose tree crosses one is refused as not found.
+    pub fn with_tree_limits(mut self, limits: TreeLimits) -> DirectFetcher {
+        self.tree_limits = limits;
+        self
+    }
+
+    /// The bounds on repository trees in force.
+    pub fn tree_limits(&self) -> TreeLimits {
+        self.tree_limits
     }
 
     /// The go environment this fetcher honours.
@@ -237,9 +269,10 @@ impl DirectFetcher {
             });
         }
         let inner = self.inner.clone();
+        let tree_limits = self.tree_limits;
         let module = path.to_string();
         tokio::task::spawn_blocking(move || {
-            let repo = open_repo(&inner, &root)?;
+            let repo = open_repo(&inner, &root, tree_limits)?;
             let m = ModuleRepo::new(&module, repo, &root.root, root.subdir.as_deref())?;
             work(&m)
         })
@@ -251,8 +284,16 @@ impl DirectFetcher {
     }
 }
 
-fn open_repo(inner: &Inner, root: &RepoRoot) -> Result<Arc<dyn CodeRepo>, FetchError> {
-    match GitRepo::open(&root.repo_url, &inner.cache_root, inner.git.clone()) {
+fn open_repo(
+    inner: &Inner,
+    root: &RepoRoot,
+    tree_limits: TreeLimits,
+) -> Result<Arc<dyn CodeRepo>, FetchError> {
+    let opts = GitOptions {
+        tree_limits,
+        ..inner.git.clone()
+    };
+    match GitRepo::open(&root.repo_url, &inner.cache_root, opts) {
         Ok(repo) => Ok(Arc::new(repo)),
         // A repository that is gone is a module that does not exist, not a
         // failing origin: the client should fall through.

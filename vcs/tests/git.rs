@@ -354,7 +354,10 @@ fn read_file_cases() {
         5000
     );
     match repo.read_file("HEAD", "big.txt", 4999) {
-        Err(CodeError::Other(msg)) => assert!(msg.contains("big.txt"), "{msg}"),
+        Err(CodeError::Refused(msg)) => assert_eq!(
+            msg,
+            "big.txt file too large (max size is 4999 bytes): 5000 bytes at HEAD"
+        ),
         other => panic!("{other:?}"),
     }
     let oracle = git(&f.dir, &["cat-file", "blob", "v1.0.0:go.mod"]);

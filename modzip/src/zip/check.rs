@@ -1,7 +1,7 @@
 //! Sorting files into valid, omitted and invalid, for a list of files and
 //! for an existing zip archive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek};
 use std::sync::Arc;
 
@@ -69,6 +69,18 @@ fn split_dir(path: &str) -> (&str, &str) {
 }
 
 pub(crate) fn check_files_with<F: ModuleFile>(files: &[F], limits: &Limits) -> FileSelection {
+    check_files_until(files, limits, false)
+}
+
+/// [`check_files_with`]; with `stop_at_size_error`, the files after the one
+/// that crosses the size limit are not looked at. The verdict of
+/// [`CheckedFiles::err`] is the same (a size error wins over invalid
+/// files), without asking for the metadata of every file of a huge tree.
+pub(crate) fn check_files_until<F: ModuleFile>(
+    files: &[F],
+    limits: &Limits,
+    stop_at_size_error: bool,
+) -> FileSelection {
     let mut checked = CheckedFiles::default();
     let mut valid_indexes = Vec::new();
     let mut valid_sizes = Vec::new();
@@ -98,25 +110,40 @@ pub(crate) fn check_files_with<F: ModuleFile>(files: &[F], limits: &Limits) -> F
             continue;
         }
         module_dirs.insert(dir.to_string());
-        if base == "go.mod" && dir.is_empty() {
+        // A go.mod over the limit is ignored when looking for the go
+        // version; its size says so without reading it.
+        if base == "go.mod" && dir.is_empty() && meta.size <= limits.go_mod {
             if let Ok(reader) = file.open() {
                 lang = root_go_lang(reader, limits.go_mod);
             }
         }
     }
 
-    let in_submodule = |path: &str| -> bool {
-        let mut rest = path;
-        loop {
-            let (dir, _) = split_dir(rest);
-            if dir.is_empty() {
-                return false;
+    // Whether each directory (with its trailing slash) lies inside a nested
+    // module, remembered so that a file costs the length of its path, not
+    // its depth times its length, whatever the shape of the tree.
+    let mut nested: HashMap<String, bool> = HashMap::new();
+    let mut in_submodule = |path: &str| -> bool {
+        let (dir, _) = split_dir(path);
+        // The directories from `dir` up to the first one already known.
+        let mut pending: Vec<&str> = Vec::new();
+        let mut known = false;
+        let mut current = dir;
+        while !current.is_empty() {
+            if let Some(&answer) = nested.get(current) {
+                known = answer;
+                break;
             }
-            if module_dirs.contains(dir) {
-                return true;
-            }
-            rest = &dir[..dir.len() - 1];
+            pending.push(current);
+            current = split_dir(&current[..current.len() - 1]).0;
         }
+        // Top down: a directory is inside a nested module when it holds a
+        // go.mod itself or its parent is inside one.
+        for dir in pending.into_iter().rev() {
+            known = known || module_dirs.contains(dir);
+            nested.insert(dir.to_string(), known);
+        }
+        known
     };
 
     let mut collisions = CollisionChecker::default();
@@ -179,6 +206,9 @@ pub(crate) fn check_files_with<F: ModuleFile>(files: &[F], limits: &Limits) -> F
             problems.checked.size_error = Some(ZipError::SourceTreeTooLarge {
                 max: limits.zip_file,
             });
+            if stop_at_size_error {
+                break;
+            }
         }
         if path == "go.mod" && meta.size > limits.go_mod {
             problems.add(
@@ -571,6 +601,42 @@ mod tests {
             find(&checked.invalid, "d/x"),
             FileErrorKind::FileAndDirectory { path } if path == "d"
         ));
+    }
+
+    #[test]
+    fn a_colliding_directory_fails_every_file_below_it() {
+        let checked = check_files(&mem(&["a", "A/b/x", "A/b/y", "A/c"]));
+        assert_eq!(checked.valid, ["a"]);
+        for path in ["A/b/x", "A/b/y", "A/c"] {
+            assert!(matches!(
+                find(&checked.invalid, path),
+                FileErrorKind::CaseCollision { other, path } if other == "a" && path == "A"
+            ));
+        }
+    }
+
+    #[test]
+    fn deep_trees_cost_their_path_lengths_not_depth_times_files() {
+        // 1000 files 1000 directories deep: walking every file's parents
+        // would fold a billion characters.
+        let deep = vec!["d"; 1000].join("/");
+        let mut paths: Vec<String> = vec!["go.mod".into()];
+        paths.extend((0..1000).map(|i| format!("{deep}/f{i}")));
+        let files: Vec<MemFile> = paths
+            .iter()
+            .map(|p| MemFile::new(p.as_str(), "x"))
+            .collect();
+        let start = std::time::Instant::now();
+        let checked = check_files(&files);
+        assert!(checked.err().is_ok());
+        assert_eq!(checked.valid.len(), 1001);
+        let mut files = files;
+        let nested = vec!["d"; 500].join("/");
+        files.push(MemFile::new(format!("{nested}/go.mod"), "module n\n"));
+        let checked = check_files(&files);
+        assert_eq!(checked.valid, ["go.mod"]);
+        assert_eq!(checked.omitted.len(), 1001);
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 
-use super::check::{check_files_with, check_zip_with};
+use super::check::{check_files_until, check_zip_with};
 use super::dir::list_dir;
 use super::read::{entry_error, Archive};
 use super::write::{ArchiveWriter, Deflated, Deflater};
@@ -59,7 +59,9 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
     threads: usize,
 ) -> Result<W, ZipError> {
     check_module_version(m)?;
-    let selection = check_files_with(files, limits);
+    // Every size is known before anything is read or compressed; the first
+    // one over the limit ends the check.
+    let selection = check_files_until(files, limits, true);
     selection.checked.err()?;
 
     let prefix = zip_prefix(m);

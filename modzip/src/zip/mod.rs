@@ -568,10 +568,32 @@ fn fold_char(c: char) -> char {
 struct CollisionChecker {
     /// Folded path -> (original path, is a directory).
     seen: HashMap<String, (String, bool)>,
+    /// Directory -> what checking its parents gave the first time. A
+    /// directory met again would give the same (recorded entries never
+    /// change), so a file costs its depth once per directory, not per file.
+    parents_checked: HashMap<String, Result<(), FileErrorKind>>,
 }
 
 impl CollisionChecker {
     fn check(&mut self, path: &str, is_dir: bool) -> Result<(), FileErrorKind> {
+        let mut passed: Vec<String> = Vec::new();
+        let result = self.check_up(path, is_dir, &mut passed);
+        for dir in passed {
+            self.parents_checked
+                .entry(dir)
+                .or_insert_with(|| result.clone());
+        }
+        result
+    }
+
+    /// Checks `path` and its parents in turn, recording in `passed` the
+    /// directories whose parents are checked by the same walk.
+    fn check_up(
+        &mut self,
+        path: &str,
+        is_dir: bool,
+        passed: &mut Vec<String>,
+    ) -> Result<(), FileErrorKind> {
         let mut current = path.to_string();
         let mut current_is_dir = is_dir;
         loop {
@@ -590,7 +612,10 @@ impl CollisionChecker {
                     if !current_is_dir {
                         return Err(FileErrorKind::Duplicate { path: current });
                     }
-                    // The same directory again: expected for sibling files.
+                    // The same directory again, expected for sibling files.
+                    if let Some(result) = self.parents_checked.get(&current) {
+                        return result.clone();
+                    }
                 }
                 None => {
                     self.seen.insert(fold, (current.clone(), current_is_dir));
@@ -599,6 +624,9 @@ impl CollisionChecker {
             let parent = parent_dir(&current);
             if parent == "." {
                 return Ok(());
+            }
+            if current_is_dir {
+                passed.push(current);
             }
             current = parent;
             current_is_dir = true;

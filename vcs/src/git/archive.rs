@@ -9,6 +9,7 @@
 //! Blob contents are read only when a file is opened (or, for files whose
 //! contents are converted, when their converted size is first asked for).
 
+use std::collections::HashMap;
 use std::io::{self, Cursor, Read};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -18,11 +19,20 @@ use gix::ObjectId;
 use modzip::zip::{FileKind, FileMeta, ModuleFile};
 
 use super::loose::LooseObjects;
+use super::options::TreeLimits;
 use crate::codehost::{CodeError, TreeFile};
 
 /// The attributes that influence the worktree form of a blob, in the order
 /// [`Conversion::from_matches`] expects them.
 const CONVERSION_ATTRIBUTES: [&str; 5] = ["crlf", "ident", "eol", "text", "working-tree-encoding"];
+
+impl std::hash::Hash for Conversion {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ident.hash(state);
+        (self.digest as u8).hash(state);
+        self.encoding.hash(state);
+    }
+}
 
 /// `core.autocrlf=input` and `core.eol=lf`, as the go command sets them.
 const EOL_CONFIG: eol::Configuration = eol::Configuration {
@@ -31,7 +41,7 @@ const EOL_CONFIG: eol::Configuration = eol::Configuration {
 };
 
 /// How one blob's bytes change on their way into the archive.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Conversion {
     ident: bool,
     digest: AttributesDigest,
@@ -39,7 +49,7 @@ pub(crate) struct Conversion {
 }
 
 /// A `working-tree-encoding` that changes bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum WorktreeEncoding {
     /// UTF-16 or UTF-32 (code unit width in bytes), which encoding_rs cannot
     /// produce. Without an explicit byte order, iconv as git uses it on
@@ -180,6 +190,13 @@ impl Conversion {
         }
     }
 
+    /// Whether the archived bytes are never fewer than the blob's: line
+    /// ending conversion only adds carriage returns, while `$Id$`
+    /// expansion and re-encoding can shrink a file.
+    fn never_shrinks(&self) -> bool {
+        !self.ident && self.encoding.is_none()
+    }
+
     /// Whether the archived bytes can differ from the blob's.
     fn changes_content(&self) -> bool {
         self.ident
@@ -268,6 +285,9 @@ struct RepoHandles {
     /// Set for repositories read in place, which may be mostly loose
     /// objects: blobs are looked for there first.
     loose: Option<LooseObjects>,
+    /// Converted sizes already computed. Trees may name one blob under
+    /// thousands of paths; each blob is read and converted once.
+    converted_sizes: Mutex<HashMap<(ObjectId, Conversion), u64>>,
 }
 
 type SharedRepo = Arc<RepoHandles>;
@@ -279,6 +299,7 @@ impl RepoHandles {
             idle: Mutex::new(vec![repo.clone()]),
             loose: loose_first
                 .then(|| LooseObjects::new(repo.objects.store_ref().path().to_path_buf())),
+            converted_sizes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -337,9 +358,46 @@ struct GitTreeFile {
 
 impl GitTreeFile {
     fn read_blob(&self) -> io::Result<Vec<u8>> {
+        // No zip can hold a file this large: it is never read whole.
+        if self.blob_size > modzip::zip::MAX_ZIP_FILE {
+            return Err(io::Error::other(format!(
+                "{}: {} bytes, more than a module zip may hold ({} bytes)",
+                self.path,
+                self.blob_size,
+                modzip::zip::MAX_ZIP_FILE
+            )));
+        }
         self.repo
             .blob(self.blob)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path)))
+    }
+
+    /// The size of the converted file, computed once per blob and
+    /// conversion.
+    fn converted_size(&self, conversion: &Conversion) -> io::Result<u64> {
+        if self.blob_size > modzip::zip::MAX_ZIP_FILE && conversion.never_shrinks() {
+            // At least the blob's size, so over the zip limit whatever its
+            // exact value: the module is refused the same way unread.
+            return Ok(self.blob_size);
+        }
+        let key = (self.blob, *conversion);
+        let poisoned = || io::Error::other("converted sizes poisoned by an earlier panic");
+        if let Some(size) = self
+            .repo
+            .converted_sizes
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&key)
+        {
+            return Ok(*size);
+        }
+        let size = self.contents()?.len() as u64;
+        self.repo
+            .converted_sizes
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key, size);
+        Ok(size)
     }
 
     fn contents(&self) -> io::Result<Vec<u8>> {
@@ -357,12 +415,12 @@ impl ModuleFile for GitTreeFile {
     }
 
     fn metadata(&self) -> io::Result<FileMeta> {
-        let size = match self.conversion {
+        let size = match &self.conversion {
             None => self.blob_size,
-            Some(_) => match self.converted_size.get() {
+            Some(conversion) => match self.converted_size.get() {
                 Some(size) => *size,
                 None => {
-                    let size = self.contents()?.len() as u64;
+                    let size = self.converted_size(conversion)?;
                     *self.converted_size.get_or_init(|| size)
                 }
             },
@@ -382,10 +440,32 @@ fn other(context: &str, err: impl std::fmt::Display) -> CodeError {
     CodeError::Other(format!("{context}: {err}"))
 }
 
+/// The directory `git archive --prefix=prefix/`, as the go command runs
+/// it, puts every path under.
+const ARCHIVE_PREFIX: &str = "prefix/";
+/// Longest entry name git writes into a zip archive.
+const ZIP_NAME_MAX: usize = 0xffff;
+/// Bytes of the local and central zip headers of one entry, besides its
+/// name (which both hold): the least each archived entry adds to the
+/// archive.
+const ZIP_ENTRY_OVERHEAD: u64 = 30 + 46;
+
+/// Memory for the trees kept decoded while walking.
+const TREE_CACHE_BYTES: usize = 8 << 20;
+
 /// Lists the files under `subdir` of the tree `root`, in `git archive`
 /// order (tree order, depth first), with paths relative to `subdir`.
 ///
 /// `Ok(None)` when `subdir` does not exist in the tree.
+///
+/// The whole tree is walked, as `git archive` reads all of it into its
+/// index for attribute lookups: a path git refuses (`.git`, `git~1`, ...)
+/// or a tree deeper than `limits.max_depth` anywhere in it fails the
+/// listing as it fails the go command's archive. The walk keeps an
+/// explicit stack (no recursion on depth) and stops at the first limit
+/// crossed ([`CodeError::Refused`]): depth, `limits.max_entries` entries
+/// read, a path too long for a zip, or names alone making the archive
+/// larger than the go command accepts. Blob contents are not read.
 ///
 /// `loose_first` reads blobs that are loose objects with plain reads (see
 /// [`LooseObjects`]); meant for repositories read in place.
@@ -394,23 +474,45 @@ pub(crate) fn list_files(
     root: ObjectId,
     subdir: &str,
     loose_first: bool,
+    limits: &TreeLimits,
 ) -> Result<Option<Vec<TreeFile>>, CodeError> {
     let subdir = subdir.trim_matches('/');
-    let start = if subdir.is_empty() {
-        root
-    } else {
+    if !subdir.is_empty() {
         match super::lookup_path(repo, root, subdir)? {
             None => return Ok(None),
-            Some((mode, id)) if mode.is_tree() => id,
+            Some((mode, _)) if mode.is_tree() => {}
             // A file or submodule named by the subdirectory exports nothing
             // beneath it.
             Some(_) => return Ok(Some(Vec::new())),
         }
-    };
+    }
 
-    let index = repo
-        .index_from_tree(&root)
-        .map_err(|e| other("building attribute index", e))?;
+    // Trees shared by many paths are read from memory after the first
+    // time; the cache is bounded whatever the tree.
+    let mut walk_repo = repo.clone();
+    walk_repo.object_cache_size_if_unset(TREE_CACHE_BYTES);
+    let mut walk = TreeWalk::new(&walk_repo, limits, subdir)?;
+    walk.run(root)?;
+    let TreeWalk {
+        found,
+        attribute_files,
+        ..
+    } = walk;
+
+    // Attributes come from the .gitattributes blobs of the tree, found by
+    // path in an index; one holding just those files answers exactly as
+    // an index of the whole tree would.
+    let mut index = gix::index::State::new(repo.object_hash());
+    for (path, id) in &attribute_files {
+        index.dangerously_push_entry(
+            gix::index::entry::Stat::default(),
+            *id,
+            gix::index::entry::Flags::empty(),
+            gix::index::entry::Mode::FILE,
+            path.as_ref(),
+        );
+    }
+    drop(attribute_files);
     let mut attributes = repo
         .attributes_only(
             &index,
@@ -420,20 +522,45 @@ pub(crate) fn list_files(
     let mut outcome = attributes.selected_attribute_matches(CONVERSION_ATTRIBUTES);
 
     let shared = RepoHandles::new(repo, loose_first);
-    let mut files: Vec<GitTreeFile> = Vec::new();
-    let mut prefix = BString::from(subdir);
-    if !prefix.is_empty() {
-        prefix.push(b'/');
-    }
-    let mut walk = Walk {
-        repo,
-        attributes: &mut attributes,
-        outcome: &mut outcome,
-        shared: &shared,
-        files: &mut files,
-        strip: prefix.len(),
+    let strip = if subdir.is_empty() {
+        0
+    } else {
+        subdir.len() + 1
     };
-    walk.tree(start, &mut prefix)?;
+    let mut files: Vec<GitTreeFile> = Vec::with_capacity(found.len());
+    for (full_path, mode, oid) in found {
+        let full_path: &BStr = full_path.as_ref();
+        let rel = full_path.get(strip..).unwrap_or_default();
+        let path = rel.to_str_lossy().into_owned();
+        let (kind, conversion) = if mode.is_link() {
+            // git archive copies link targets verbatim; only regular files
+            // go through the attribute-driven conversion.
+            (FileKind::Symlink, None)
+        } else {
+            let platform = attributes
+                .at_entry(full_path, Some(gix::index::entry::Mode::FILE))
+                .map_err(|e| other(&format!("{path}: attributes"), e))?;
+            platform.matching_attributes(&mut outcome);
+            let mut states = [gix::attrs::StateRef::Unspecified; 5];
+            for (slot, m) in states.iter_mut().zip(outcome.iter_selected()) {
+                *slot = m.assignment.state;
+            }
+            let conversion = Conversion::from_matches(&states);
+            (
+                FileKind::Regular,
+                conversion.changes_content().then_some(conversion),
+            )
+        };
+        files.push(GitTreeFile {
+            path,
+            kind,
+            blob: oid,
+            blob_size: 0,
+            conversion,
+            converted_size: OnceLock::new(),
+            repo: Arc::clone(&shared),
+        });
+    }
     read_blob_sizes(&mut files, &shared)?;
     Ok(Some(
         files.into_iter().map(|f| Box::new(f) as TreeFile).collect(),
@@ -481,19 +608,77 @@ fn read_blob_sizes(files: &mut [GitTreeFile], shared: &SharedRepo) -> Result<(),
     })
 }
 
-struct Walk<'a, 'repo> {
-    repo: &'repo gix::Repository,
-    attributes: &'a mut gix::AttributeStack<'repo>,
-    outcome: &'a mut gix::attrs::search::Outcome,
-    shared: &'a SharedRepo,
-    /// The files found, their `blob_size` not yet read.
-    files: &'a mut Vec<GitTreeFile>,
-    /// Length of the `subdir/` prefix removed from every exported path.
-    strip: usize,
+/// One entry of a tree being walked.
+struct WalkEntry {
+    mode: gix::objs::tree::EntryMode,
+    name: BString,
+    oid: ObjectId,
 }
 
-impl Walk<'_, '_> {
-    fn tree(&mut self, id: ObjectId, prefix: &mut BString) -> Result<(), CodeError> {
+/// A tree whose entries are being visited.
+struct Frame {
+    entries: std::vec::IntoIter<WalkEntry>,
+    /// Length of the walk's path before this tree's name was appended.
+    parent_len: usize,
+    /// 0 for the root tree.
+    depth: usize,
+    /// Whether this tree is the listed subdirectory or inside it.
+    inside: bool,
+}
+
+/// A depth-first walk of a whole commit tree, in tree order, that collects
+/// the files under one subdirectory and every `.gitattributes` file, and
+/// enforces the limits of [`list_files`]. Memory is bounded by the entries
+/// read, whatever the shape of the tree.
+struct TreeWalk<'a> {
+    repo: &'a gix::Repository,
+    limits: TreeLimits,
+    /// How git (and gix) validate path components.
+    protect: gix::validate::path::component::Options,
+    /// The listed subdirectory, "" for the root.
+    subdir: &'a str,
+    entries_read: usize,
+    name_bytes: usize,
+    /// What the archive's headers alone take: a lower bound of its size.
+    archive_bytes: u64,
+    /// The directory being walked, with a trailing slash (empty at the root).
+    path: BString,
+    /// Non-submodule entries under `subdir`: full path, mode, blob.
+    found: Vec<(BString, gix::objs::tree::EntryMode, ObjectId)>,
+    /// Regular files named `.gitattributes` in any letter case: full path, blob.
+    attribute_files: Vec<(BString, ObjectId)>,
+}
+
+fn refused(reason: String) -> CodeError {
+    CodeError::Refused(reason)
+}
+
+impl<'a> TreeWalk<'a> {
+    fn new(
+        repo: &'a gix::Repository,
+        limits: &TreeLimits,
+        subdir: &'a str,
+    ) -> Result<TreeWalk<'a>, CodeError> {
+        Ok(TreeWalk {
+            repo,
+            limits: *limits,
+            protect: protect_options(repo)?,
+            subdir,
+            entries_read: 0,
+            name_bytes: 0,
+            archive_bytes: 0,
+            path: BString::default(),
+            found: Vec::new(),
+            attribute_files: Vec::new(),
+        })
+    }
+
+    /// Reads the entries of tree `id` at `depth`, counting them against the
+    /// limits before keeping them.
+    fn read_tree(&mut self, id: ObjectId, depth: usize) -> Result<Vec<WalkEntry>, CodeError> {
+        if depth > self.limits.max_depth {
+            return Err(refused("exceeded maximum allowed tree depth".to_string()));
+        }
         let tree = self
             .repo
             .find_tree(id)
@@ -501,75 +686,455 @@ impl Walk<'_, '_> {
         let decoded = tree
             .decode()
             .map_err(|e| other(&format!("decoding tree {id}"), e))?;
-        let entries: Vec<(gix::objs::tree::EntryMode, BString, ObjectId)> = decoded
+        self.entries_read = self.entries_read.saturating_add(decoded.entries.len());
+        if self.entries_read > self.limits.max_entries {
+            return Err(refused(format!(
+                "tree has more than {} entries, the most read for one module",
+                self.limits.max_entries
+            )));
+        }
+        let names: usize = decoded.entries.iter().map(|e| e.filename.len()).sum();
+        self.name_bytes = self.name_bytes.saturating_add(names);
+        let max_names = self
+            .limits
+            .max_entries
+            .saturating_mul(TreeLimits::NAME_BYTES_PER_ENTRY);
+        if self.name_bytes > max_names {
+            return Err(refused(format!(
+                "tree entry names take more than {max_names} bytes, the most read for one module"
+            )));
+        }
+        Ok(decoded
             .entries
             .iter()
-            .map(|e| (e.mode, e.filename.to_owned(), e.oid.to_owned()))
-            .collect();
-        drop(tree);
-        for (mode, name, oid) in entries {
-            let len = prefix.len();
-            prefix.push_str(&name);
-            let result = if mode.is_tree() {
-                prefix.push(b'/');
-                self.tree(oid, prefix)
-            } else if mode.is_commit() {
-                // Submodules are not part of the archive's file set.
-                Ok(())
-            } else {
-                self.file(mode, oid, prefix.as_ref())
-            };
-            prefix.truncate(len);
-            result?;
+            .map(|e| WalkEntry {
+                mode: e.mode,
+                name: e.filename.to_owned(),
+                oid: e.oid.to_owned(),
+            })
+            .collect())
+    }
+
+    /// git's check of each path component as it reads a tree into its
+    /// index: `.git` in any spelling, NTFS short names and the like.
+    fn validate(&self, entry: &WalkEntry) -> Result<(), CodeError> {
+        use gix::validate::path::component;
+        if entry.name.is_empty() {
+            return Ok(());
+        }
+        let invalid = |_| {
+            let mut path = self.path.clone();
+            path.push_str(&entry.name);
+            refused(format!("invalid path '{}'", shorten(path.as_ref())))
+        };
+        component(entry.name.as_ref(), None, self.protect).map_err(invalid)?;
+        if entry.mode.is_link() {
+            component(
+                entry.name.as_ref(),
+                Some(component::Mode::Symlink),
+                self.protect,
+            )
+            .map_err(invalid)?;
         }
         Ok(())
     }
 
-    fn file(
-        &mut self,
-        mode: gix::objs::tree::EntryMode,
-        oid: ObjectId,
-        full_path: &BStr,
-    ) -> Result<(), CodeError> {
-        let rel = full_path.get(self.strip..).unwrap_or_default();
-        let path = rel.to_str_lossy().into_owned();
-        let (kind, conversion) = if mode.is_link() {
-            // git archive copies link targets verbatim; only regular files
-            // go through the attribute-driven conversion.
-            (FileKind::Symlink, None)
-        } else {
-            let platform = self
-                .attributes
-                .at_entry(full_path, Some(gix::index::entry::Mode::FILE))
-                .map_err(|e| other(&format!("{path}: attributes"), e))?;
-            platform.matching_attributes(self.outcome);
-            let mut states = [gix::attrs::StateRef::Unspecified; 5];
-            for (slot, m) in states.iter_mut().zip(self.outcome.iter_selected()) {
-                *slot = m.assignment.state;
-            }
-            let conversion = Conversion::from_matches(&states);
-            (
-                FileKind::Regular,
-                conversion.changes_content().then_some(conversion),
-            )
-        };
-        self.files.push(GitTreeFile {
-            path,
-            kind,
-            blob: oid,
-            blob_size: 0,
-            conversion,
-            converted_size: OnceLock::new(),
-            repo: Arc::clone(self.shared),
-        });
+    /// Counts one entry `git archive` writes (the walk's path plus `name`,
+    /// with a slash for directories) against git's limit on names and the
+    /// go command's on the archive size.
+    fn archived(&mut self, name: &BStr, dir: bool, oid: &ObjectId) -> Result<(), CodeError> {
+        let len = ARCHIVE_PREFIX.len() + self.path.len() + name.len() + usize::from(dir);
+        if len > ZIP_NAME_MAX {
+            let mut path = BString::from(ARCHIVE_PREFIX);
+            path.push_str(&self.path);
+            path.push_str(name);
+            return Err(refused(format!(
+                "path too long ({len} chars, SHA1: {oid}): {}",
+                shorten(path.as_ref())
+            )));
+        }
+        self.archive_bytes = self
+            .archive_bytes
+            .saturating_add(ZIP_ENTRY_OVERHEAD + 2 * len as u64);
+        if self.archive_bytes > modzip::zip::MAX_ZIP_FILE {
+            return Err(refused("downloaded zip file too large".to_string()));
+        }
         Ok(())
     }
+
+    fn run(&mut self, root: ObjectId) -> Result<(), CodeError> {
+        let entries = self.read_tree(root, 0)?;
+        let mut stack = vec![Frame {
+            entries: entries.into_iter(),
+            parent_len: 0,
+            depth: 0,
+            inside: self.subdir.is_empty(),
+        }];
+        while let Some(frame) = stack.last_mut() {
+            let Some(entry) = frame.entries.next() else {
+                let parent_len = frame.parent_len;
+                stack.pop();
+                self.path.truncate(parent_len);
+                continue;
+            };
+            let (depth, inside) = (frame.depth, frame.inside);
+            self.validate(&entry)?;
+            if entry.mode.is_tree() {
+                if inside {
+                    self.archived(entry.name.as_ref(), true, &entry.oid)?;
+                }
+                let parent_len = self.path.len();
+                self.path.push_str(&entry.name);
+                let inside = inside || self.path == self.subdir.as_bytes();
+                self.path.push(b'/');
+                let entries = self.read_tree(entry.oid, depth + 1)?;
+                stack.push(Frame {
+                    entries: entries.into_iter(),
+                    parent_len,
+                    depth: depth + 1,
+                    inside,
+                });
+                continue;
+            }
+            let mut full_path = self.path.clone();
+            full_path.push_str(&entry.name);
+            if entry.mode.kind() == gix::objs::tree::EntryKind::Blob
+                && entry.name.eq_ignore_ascii_case(b".gitattributes")
+            {
+                self.attribute_files.push((full_path.clone(), entry.oid));
+            }
+            // Submodules are not part of the archive's file set.
+            if inside && !entry.mode.is_commit() {
+                self.archived(entry.name.as_ref(), false, &entry.oid)?;
+                self.found.push((full_path, entry.mode, entry.oid));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A path cut short for a message.
+fn shorten(path: &BStr) -> String {
+    const KEEP: usize = 200;
+    match path.get(..KEEP) {
+        Some(head) if path.len() > KEEP => format!("{}...", head.to_str_lossy()),
+        _ => path.to_str_lossy().into_owned(),
+    }
+}
+
+/// The path component checks gix applies when reading a tree into an
+/// index (`core.protectNTFS` on unless configured off, `core.protectHFS`
+/// on macOS, Windows device names on Windows), from the repository's
+/// configuration.
+fn protect_options(
+    repo: &gix::Repository,
+) -> Result<gix::validate::path::component::Options, CodeError> {
+    let config = repo.config_snapshot();
+    let flag = |key: &str, default: bool| -> Result<bool, CodeError> {
+        config
+            .try_boolean(key)
+            .map(|value| value.unwrap_or(default))
+            .map_err(|e| other(&format!("reading {key}"), e))
+    };
+    Ok(gix::validate::path::component::Options {
+        protect_windows: flag("gitoxide.core.protectWindows", cfg!(windows))?,
+        protect_hfs: flag("core.protectHFS", cfg!(target_os = "macos"))?,
+        protect_ntfs: flag("core.protectNTFS", true)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use gix::attrs::StateRef;
+    use gix::objs::tree::{Entry, EntryKind};
+    use std::io::Write;
+
+    /// A bare repository written object by object, in process.
+    struct Repo {
+        _dir: tempfile::TempDir,
+        repo: gix::Repository,
+    }
+
+    impl Repo {
+        fn new() -> Repo {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = gix::init_bare(dir.path().join("r.git")).unwrap();
+            Repo { _dir: dir, repo }
+        }
+
+        fn blob(&self, data: &[u8]) -> ObjectId {
+            self.repo.write_blob(data).unwrap().detach()
+        }
+
+        /// A tree of `(kind, name, id)` entries, sorted as git wants them.
+        fn tree(&self, entries: &[(EntryKind, &str, ObjectId)]) -> ObjectId {
+            let mut tree = gix::objs::Tree::empty();
+            tree.entries = entries
+                .iter()
+                .map(|(kind, name, oid)| Entry {
+                    mode: (*kind).into(),
+                    filename: (*name).into(),
+                    oid: *oid,
+                })
+                .collect();
+            tree.entries.sort();
+            self.repo.write_object(&tree).unwrap().detach()
+        }
+
+        /// A loose blob whose header claims `size` bytes but that holds only
+        /// a few: reading it fails, so a test passing with it shows that
+        /// only its header was looked at.
+        fn fake_blob(&self, size: u64, seed: u8) -> ObjectId {
+            let id = ObjectId::from_bytes_or_panic(&[seed; 20]);
+            let hex = id.to_hex().to_string();
+            let dir = self.repo.objects.store_ref().path().join(&hex[..2]);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(format!("blob {size}\0abc").as_bytes()).unwrap();
+            std::fs::write(dir.join(&hex[2..]), z.finish().unwrap()).unwrap();
+            id
+        }
+
+        fn list(
+            &self,
+            root: ObjectId,
+            subdir: &str,
+            limits: &TreeLimits,
+        ) -> Result<Option<Vec<TreeFile>>, CodeError> {
+            list_files(&self.repo, root, subdir, true, limits)
+        }
+    }
+
+    /// `dirs` nested directories named `d` (the innermost empty) beside a
+    /// go.mod: the innermost tree is at depth `dirs`.
+    fn deep_tree(r: &Repo, dirs: usize) -> ObjectId {
+        let mut t = r.tree(&[]);
+        for _ in 1..dirs {
+            t = r.tree(&[(EntryKind::Tree, "d", t)]);
+        }
+        let gomod = r.blob(b"module example.com/m\n");
+        r.tree(&[
+            (EntryKind::Tree, "d", t),
+            (EntryKind::Blob, "go.mod", gomod),
+        ])
+    }
+
+    /// A listed file as the zip writer takes it.
+    struct Listed(TreeFile);
+
+    impl ModuleFile for Listed {
+        fn path(&self) -> &str {
+            self.0.path()
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            self.0.metadata()
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            self.0.open()
+        }
+    }
+
+    fn refusal(result: Result<Option<Vec<TreeFile>>, CodeError>) -> String {
+        match result {
+            Err(CodeError::Refused(reason)) => reason,
+            Err(other) => panic!("expected a refusal, got {other:?}"),
+            Ok(files) => panic!(
+                "expected a refusal, got {} files",
+                files.map_or(0, |f| f.len())
+            ),
+        }
+    }
+
+    /// Runs `work` on a thread with a small stack: a walk recursing per
+    /// directory level would overflow it.
+    fn on_small_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(work)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn trees_deeper_than_git_reads_are_refused_iteratively() {
+        let outcome = on_small_stack(|| {
+            let r = Repo::new();
+            // git reads 2048 nested directories and refuses 2049.
+            let at_limit = deep_tree(&r, 2048);
+            let listed = r.list(at_limit, "", &TreeLimits::default()).map(|f| {
+                f.unwrap()
+                    .iter()
+                    .map(|f| f.path().to_string())
+                    .collect::<Vec<_>>()
+            });
+            let over = deep_tree(&r, 2049);
+            let deep = deep_tree(&r, 3000);
+            (
+                listed,
+                refusal(r.list(over, "", &TreeLimits::default())),
+                refusal(r.list(deep, "", &TreeLimits::default())),
+                // A module beside the deep tree is refused as git refuses
+                // to archive it: git reads the whole tree.
+                refusal(r.list(deep, "d", &TreeLimits::default())),
+                refusal(r.list(
+                    at_limit,
+                    "",
+                    &TreeLimits {
+                        max_depth: 100,
+                        ..TreeLimits::default()
+                    },
+                )),
+            )
+        });
+        assert_eq!(outcome.0.unwrap(), vec!["go.mod".to_string()]);
+        for reason in [outcome.1, outcome.2, outcome.3, outcome.4] {
+            assert_eq!(reason, "exceeded maximum allowed tree depth");
+        }
+    }
+
+    #[test]
+    fn fanout_bomb_is_refused_at_the_entry_limit() {
+        let r = Repo::new();
+        let blob = r.blob(b"x\n");
+        let names: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        let level = |kind: EntryKind, id: ObjectId| -> Vec<(EntryKind, &str, ObjectId)> {
+            names.iter().map(|n| (kind, n.as_str(), id)).collect()
+        };
+        let mut t = r.tree(&level(EntryKind::Blob, blob));
+        // 10^9 paths from ten small trees.
+        for _ in 0..8 {
+            t = r.tree(&level(EntryKind::Tree, t));
+        }
+        let start = std::time::Instant::now();
+        let limits = TreeLimits {
+            max_entries: 100_000,
+            ..TreeLimits::default()
+        };
+        assert_eq!(
+            refusal(r.list(t, "", &limits)),
+            "tree has more than 100000 entries, the most read for one module"
+        );
+        assert_eq!(
+            refusal(r.list(t, "n3/n4", &TreeLimits::default())),
+            "tree has more than 500000 entries, the most read for one module"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn shared_huge_blob_is_refused_by_size_unread() {
+        let r = Repo::new();
+        // Ten paths to one blob said to be 60 MiB: 600 MiB in all.
+        let huge = r.fake_blob(60 << 20, 0xab);
+        let gomod = r.blob(b"module example.com/m\n");
+        let mut entries = vec![(EntryKind::Blob, "go.mod", gomod)];
+        let names: Vec<String> = (0..10).map(|i| format!("f{i}.bin")).collect();
+        entries.extend(names.iter().map(|n| (EntryKind::Blob, n.as_str(), huge)));
+        let root = r.tree(&entries);
+        let files = r.list(root, "", &TreeLimits::default()).unwrap().unwrap();
+        assert_eq!(files.len(), 11);
+        assert_eq!(files[1].metadata().unwrap().size, 60 << 20);
+        let m = modzip::Version {
+            path: "example.com/m".into(),
+            version: "v1.0.0".into(),
+        };
+        let files: Vec<Listed> = files.into_iter().map(Listed).collect();
+        let err = modzip::zip::create(Cursor::new(Vec::new()), &m, &files).unwrap_err();
+        assert!(
+            matches!(err, modzip::zip::ZipError::SourceTreeTooLarge { .. }),
+            "{err}"
+        );
+        // Reading it would have failed: the blob holds three bytes.
+        assert!(files[1].open().is_err());
+        drop(files);
+    }
+
+    #[test]
+    fn converted_blobs_over_the_zip_limit_are_not_read() {
+        let r = Repo::new();
+        let huge = r.fake_blob(modzip::zip::MAX_ZIP_FILE + 1, 0xcd);
+        let attrs = r.blob(b"*.txt text eol=crlf\n*.id ident\n");
+        let root = r.tree(&[
+            (EntryKind::Blob, ".gitattributes", attrs),
+            (EntryKind::Blob, "a.txt", huge),
+            (EntryKind::Blob, "b.id", huge),
+        ]);
+        let files = r.list(root, "", &TreeLimits::default()).unwrap().unwrap();
+        // Line endings only grow a file: its blob size already says too large.
+        assert_eq!(
+            files[1].metadata().unwrap().size,
+            modzip::zip::MAX_ZIP_FILE + 1
+        );
+        // $Id$ expansion may shrink it, and it is too large to read.
+        assert!(files[2].metadata().is_err());
+    }
+
+    #[test]
+    fn attributes_come_from_the_root_and_the_subdirectory() {
+        let r = Repo::new();
+        let text = r.blob(b"a\nb\n");
+        let root_attrs = r.blob(b"*.txt text eol=crlf\n");
+        let sub_attrs = r.blob(b"keep.txt -text\n");
+        let gomod = r.blob(b"module example.com/m/sub\n");
+        let inner = r.tree(&[(EntryKind::Blob, "c.txt", text)]);
+        let sub = r.tree(&[
+            (EntryKind::Blob, ".gitattributes", sub_attrs),
+            (EntryKind::Blob, "a.txt", text),
+            (EntryKind::Blob, "go.mod", gomod),
+            (EntryKind::Tree, "in", inner),
+            (EntryKind::Blob, "keep.txt", text),
+        ]);
+        let other_attrs = r.blob(b"*.txt -text\n");
+        let other = r.tree(&[(EntryKind::Blob, ".gitattributes", other_attrs)]);
+        let root = r.tree(&[
+            (EntryKind::Blob, ".gitattributes", root_attrs),
+            (EntryKind::Tree, "other", other),
+            (EntryKind::Tree, "sub", sub),
+        ]);
+        let files = r
+            .list(root, "sub", &TreeLimits::default())
+            .unwrap()
+            .unwrap();
+        let got: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.path().to_string(),
+                    crate::codehost::read_all(f.as_ref()).unwrap(),
+                )
+            })
+            .collect();
+        let crlf = b"a\r\nb\r\n".to_vec();
+        let lf = b"a\nb\n".to_vec();
+        assert_eq!(
+            got,
+            vec![
+                (".gitattributes".to_string(), b"keep.txt -text\n".to_vec()),
+                ("a.txt".to_string(), crlf.clone()),
+                ("go.mod".to_string(), b"module example.com/m/sub\n".to_vec()),
+                ("in/c.txt".to_string(), crlf),
+                ("keep.txt".to_string(), lf),
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_git_refuses_anywhere_in_the_tree_fail_the_listing() {
+        let r = Repo::new();
+        let blob = r.blob(b"x");
+        let bad = r.tree(&[(EntryKind::Blob, ".GIT", blob)]);
+        let module = r.tree(&[(EntryKind::Blob, "go.mod", blob)]);
+        let root = r.tree(&[
+            (EntryKind::Tree, "mod", module),
+            (EntryKind::Tree, "other", bad),
+        ]);
+        assert_eq!(
+            refusal(r.list(root, "mod", &TreeLimits::default())),
+            "invalid path 'other/.GIT'"
+        );
+    }
 
     fn value(v: &'static str) -> StateRef<'static> {
         StateRef::Value(gix::attrs::state::ValueRef::from_bytes(v.as_bytes()))

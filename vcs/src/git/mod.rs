@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::codehost::{CodeError, CodeRepo, RevInfo, Tag, TreeFile};
 
-pub use options::{GitOptions, HostCredentials};
+pub use options::{GitOptions, HostCredentials, TreeLimits};
 
 /// Shortest hex string accepted as an abbreviated commit hash.
 const MIN_HASH_DIGITS: usize = 7;
@@ -155,6 +155,8 @@ pub struct GitRepo {
     /// For http(s) remotes, the cache entry's on-demand filling; `None` for
     /// repositories read in place, which hold everything already.
     http: Option<cache::HttpCache>,
+    /// Bounds on the trees walked to list files.
+    tree_limits: TreeLimits,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -219,7 +221,7 @@ impl GitRepo {
     ) -> Result<GitRepo, CodeError> {
         let rewritten = options::rewrite_with_config(remote_url, &opts.config_files);
         match classify(&rewritten)? {
-            Location::Local(path) => Self::open_local(remote_url, &path),
+            Location::Local(path) => Self::open_local(remote_url, &path, opts.tree_limits),
             Location::Http(url) => {
                 let (repo, remote_refs, http) = cache::open_listed(&url, cache_root, &opts)?;
                 Ok(GitRepo {
@@ -228,12 +230,17 @@ impl GitRepo {
                     repo,
                     remote_refs,
                     http: Some(http),
+                    tree_limits: opts.tree_limits,
                 })
             }
         }
     }
 
-    fn open_local(remote_url: &str, path: &Path) -> Result<GitRepo, CodeError> {
+    fn open_local(
+        remote_url: &str,
+        path: &Path,
+        tree_limits: TreeLimits,
+    ) -> Result<GitRepo, CodeError> {
         if !path.is_dir() {
             return Err(CodeError::NotFound(format!(
                 "git repository {}: no such directory",
@@ -250,6 +257,7 @@ impl GitRepo {
             repo,
             remote_refs: snapshot,
             http: None,
+            tree_limits,
         })
     }
 
@@ -585,10 +593,11 @@ impl CodeRepo for GitRepo {
         let header = repo
             .find_header(id)
             .map_err(|e| CodeError::Other(format!("{}: {file} at {rev}: {e}", self.location)))?;
+        // The header alone says the size: a blob over the limit is never
+        // inflated.
         if header.size() > max_size {
-            return Err(CodeError::Other(format!(
-                "{}: {file} at {rev} is {} bytes, more than the limit of {max_size}",
-                self.location,
+            return Err(CodeError::Refused(format!(
+                "{file} file too large (max size is {max_size} bytes): {} bytes at {rev}",
                 header.size()
             )));
         }
@@ -654,12 +663,13 @@ impl CodeRepo for GitRepo {
         let repo = self.local();
         let (commit, _) = self.resolve(&repo, rev)?;
         let tree = self.commit_tree(&repo, commit)?;
-        archive::list_files(&repo, tree, subdir, self.http.is_none())?.ok_or_else(|| {
-            CodeError::NotFound(format!(
-                "{}: {subdir}: no such directory at {rev}",
-                self.location
-            ))
-        })
+        archive::list_files(&repo, tree, subdir, self.http.is_none(), &self.tree_limits)?
+            .ok_or_else(|| {
+                CodeError::NotFound(format!(
+                    "{}: {subdir}: no such directory at {rev}",
+                    self.location
+                ))
+            })
     }
 }
 

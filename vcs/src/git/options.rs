@@ -30,6 +30,48 @@ impl fmt::Debug for HostCredentials {
     }
 }
 
+/// Bounds on the trees read to list a module's files, so that a hostile
+/// repository (trees nested thousands of levels deep, or a few kilobytes
+/// of objects fanning out over shared subtrees into billions of paths) is
+/// refused after a bounded amount of work and memory.
+///
+/// The depth bound is git's own (`core.maxTreeDepth`): the go command runs
+/// `git archive`, which refuses such trees. The entry bound is this
+/// library's: roughly 200 bytes are kept per file listed, so the default
+/// of 500,000 entries holds memory near 100 MB, while a module within the go
+/// command's 500 MiB zip limit rarely comes near that many files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeLimits {
+    /// Deepest tree read, the root tree being at depth 0 (git's
+    /// `core.maxTreeDepth`, default [`TreeLimits::DEFAULT_MAX_DEPTH`]).
+    pub max_depth: usize,
+    /// Most tree entries (files, directories and submodules) read from the
+    /// whole tree of a commit when listing a module's files (default
+    /// [`TreeLimits::DEFAULT_MAX_ENTRIES`]). Their names may take at most
+    /// [`TreeLimits::NAME_BYTES_PER_ENTRY`] bytes per entry on average.
+    pub max_entries: usize,
+}
+
+impl TreeLimits {
+    /// git's default `core.maxTreeDepth`.
+    pub const DEFAULT_MAX_DEPTH: usize = 2048;
+    /// Default bound on the tree entries read for one listing.
+    pub const DEFAULT_MAX_ENTRIES: usize = 500_000;
+    /// Average name length allowed to the entries read, bounding the bytes
+    /// of names held while walking (a deep chain of trees with megabyte
+    /// names is a few kilobytes once compressed).
+    pub const NAME_BYTES_PER_ENTRY: usize = 256;
+}
+
+impl Default for TreeLimits {
+    fn default() -> Self {
+        TreeLimits {
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+        }
+    }
+}
+
 /// Settings for opening a git remote.
 #[derive(Debug, Clone, Default)]
 pub struct GitOptions {
@@ -39,6 +81,8 @@ pub struct GitOptions {
     /// Credentials offered to http(s) servers that ask for authentication,
     /// chosen by the host of the (rewritten) remote URL.
     pub credentials: Vec<HostCredentials>,
+    /// Bounds on the trees read when listing files.
+    pub tree_limits: TreeLimits,
 }
 
 impl GitOptions {
@@ -76,6 +120,7 @@ impl GitOptions {
         GitOptions {
             config_files,
             credentials: Vec::new(),
+            tree_limits: TreeLimits::default(),
         }
     }
 
@@ -285,6 +330,7 @@ mod tests {
         let o = GitOptions {
             config_files: vec![],
             credentials: vec![c],
+            ..GitOptions::default()
         };
         assert!(o.credentials_for("H").is_some());
         assert!(o.credentials_for("other").is_none());

@@ -23,6 +23,9 @@ use crate::codehost::CodeError;
 ///   root cannot belong together.
 /// - [`ResolveError::Zip`] means the files at that version cannot form a
 ///   module zip (too large, bad names, ...).
+/// - [`ResolveError::Refused`] means the repository holds, at that version,
+///   something past a limit (see [`CodeError::Refused`]); like a zip that
+///   cannot be built, that version can never exist here.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     /// The revision, version or module does not exist (unknown revision,
@@ -51,6 +54,15 @@ pub enum ResolveError {
         /// The go command's wording of the problem.
         reason: String,
     },
+    /// What the repository holds crosses a limit ([`CodeError::Refused`]).
+    #[error("module {module}: {source}")]
+    Refused {
+        /// The module being resolved.
+        module: String,
+        /// The limit crossed, in the go command's or git's words.
+        #[source]
+        source: CodeError,
+    },
     /// The module zip could not be built from the files at `version`.
     #[error("{module}@{version}: {source}")]
     Zip {
@@ -67,12 +79,14 @@ pub enum ResolveError {
 impl ResolveError {
     /// The HTTP status a module proxy should answer with: 404 for a missing
     /// or invalid version (so the go command may fall through to the next
-    /// proxy), 502 for repository failures, 500 for zip failures.
+    /// proxy), also for versions refused by a limit, 502 for repository
+    /// failures, 500 for failures writing the zip.
     pub fn http_status(&self) -> u16 {
         match self {
             ResolveError::NotFound(_)
             | ResolveError::InvalidVersion(_)
-            | ResolveError::BadModulePath { .. } => 404,
+            | ResolveError::BadModulePath { .. }
+            | ResolveError::Refused { .. } => 404,
             ResolveError::Upstream { .. } => 502,
             // Bad names, collisions or sizes are permanent: that version can
             // never exist, so the client may fall through. Only a failure to

@@ -196,10 +196,18 @@ impl ModuleRepo {
         }
     }
 
+    /// A code-host failure other than "not found": a limit crossed stays a
+    /// refusal, anything else is an upstream failure.
     fn upstream(&self, source: CodeError) -> ResolveError {
-        ResolveError::Upstream {
-            module: self.module_path.clone(),
-            source,
+        match source {
+            CodeError::Refused(_) => ResolveError::Refused {
+                module: self.module_path.clone(),
+                source,
+            },
+            source => ResolveError::Upstream {
+                module: self.module_path.clone(),
+                source,
+            },
         }
     }
 
@@ -282,6 +290,8 @@ impl ModuleRepo {
     fn tag_has_go_mod(&self, version: &str) -> Result<bool, ResolveError> {
         match self.repo.read_file(version, "go.mod", MAX_GO_MOD) {
             Ok(found) => Ok(found.is_some()),
+            // Too large to read, but there: the go command reads it whole.
+            Err(CodeError::Refused(_)) => Ok(true),
             Err(CodeError::NotFound(_)) => Ok(false),
             Err(other) => Err(self.upstream(other)),
         }
@@ -564,6 +574,7 @@ impl ModuleRepo {
             match self.repo.read_file(&rev, file, MAX_GO_MOD) {
                 Ok(data) => Ok(data),
                 Err(CodeError::NotFound(_)) => Ok(None),
+                Err(refused @ CodeError::Refused(_)) => Err(self.upstream(refused)),
                 Err(CodeError::Other(e)) => Err(self.upstream(CodeError::Other(format!(
                     "reading {}/{} at revision {}: {}",
                     self.code_root, file, rev, e
@@ -735,12 +746,16 @@ impl ModuleRepo {
             entries.push(ZipEntry::Tree(file));
         }
         if !have_license && !subdir.is_empty() {
-            // Any failure reading the root LICENSE just means none is copied.
-            if let Ok(Some(data)) = self.repo.read_file(&found.rev, "LICENSE", MAX_LICENSE) {
-                entries.push(ZipEntry::Data {
+            // A root LICENSE over the limit makes the go command's zip
+            // invalid (it copies it whatever its size); any other failure
+            // reading it just means none is copied.
+            match self.repo.read_file(&found.rev, "LICENSE", MAX_LICENSE) {
+                Ok(Some(data)) => entries.push(ZipEntry::Data {
                     path: "LICENSE".to_string(),
                     data,
-                });
+                }),
+                Err(refused @ CodeError::Refused(_)) => return Err(self.upstream(refused)),
+                Ok(None) | Err(_) => {}
             }
         }
         let m = modzip::Version {
@@ -950,9 +965,10 @@ impl Convert<'_> {
             return false;
         }
         let absent = |file: &str| {
+            // A go.mod too large to read is still there.
             !matches!(
                 repo.repo.read_file(&self.info.hash, file, MAX_GO_MOD),
-                Ok(Some(_))
+                Ok(Some(_)) | Err(CodeError::Refused(_))
             )
         };
         let root_ok = *self
