@@ -4,6 +4,8 @@
 //! and closes its connections to the origin, and nothing stays locked: the
 //! next requests for the same module are answered.
 
+// Shared with the other end-to-end tests; this one uses only part of it.
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::time::{Duration, Instant};
