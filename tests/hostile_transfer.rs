@@ -91,7 +91,11 @@ fn trickling_origin_is_cut_off_at_the_deadlines() {
             git.trickles_open()
         );
     }
-    assert!(git.trickles_abandoned() >= 3, "{}", git.trickles_abandoned());
+    assert!(
+        git.trickles_abandoned() >= 3,
+        "{}",
+        git.trickles_abandoned()
+    );
 
     // Once the origin behaves, the same module is served.
     git.set_trickle(None, Trickle::Everything);

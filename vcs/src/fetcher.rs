@@ -245,7 +245,8 @@ impl DirectFetcher {
     /// version prefix, branch, tag, commit hash, `latest`, `upgrade`, ...).
     pub async fn query(&self, path: &str, query: &str) -> Result<Info, FetchError> {
         let query = query.to_string();
-        self.with_module(path, move |m, _| Ok(m.query(&query)?)).await
+        self.with_module(path, move |m, _| Ok(m.query(&query)?))
+            .await
     }
 
     /// Resolves `query`, then writes the module zip of the version it names

@@ -105,8 +105,7 @@ fn stray_pack_files(cache: &Path) -> Vec<PathBuf> {
         };
         for file in files.flatten() {
             let name = file.file_name().to_string_lossy().to_string();
-            if !(name.starts_with("pack-") && (name.ends_with(".pack") || name.ends_with(".idx")))
-            {
+            if !(name.starts_with("pack-") && (name.ends_with(".pack") || name.ends_with(".idx"))) {
                 stray.push(file.path());
             }
         }
@@ -125,7 +124,10 @@ fn trickled_listing_stops_at_the_deadline_and_closes_the_connection() {
     let err = GitRepo::open(&s.url(), &s.cache(), within(DEADLINE)).unwrap_err();
     let took = started.elapsed();
     assert!(took < DEADLINE + SLACK, "returned after {took:?}: {err}");
-    assert!(took >= DEADLINE - Duration::from_millis(100), "{took:?}: {err}");
+    assert!(
+        took >= DEADLINE - Duration::from_millis(100),
+        "{took:?}: {err}"
+    );
     assert!(err.to_string().contains("deadline exceeded"), "{err}");
     assert!(
         s.trickles_end_within(CLOSE_WITHIN),
@@ -270,6 +272,10 @@ async fn dropping_the_call_stops_its_blocking_work() {
     .await
     .expect("no hang on the entry lock")
     .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(info.version.starts_with("v0.0.0-"), "{}", info.version);
 }

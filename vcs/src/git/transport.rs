@@ -260,9 +260,9 @@ where
     fn configure(&mut self, config: &dyn std::any::Any) -> gix::Result {
         let deadline = self.watch.interrupt.deadline();
         match (deadline, config.downcast_ref::<gix_http::Options>()) {
-            (Some(deadline), Some(options)) if self.request_timeouts => {
-                self.inner.configure(&with_request_deadline(options, deadline))
-            }
+            (Some(deadline), Some(options)) if self.request_timeouts => self
+                .inner
+                .configure(&with_request_deadline(options, deadline)),
             _ => self.inner.configure(config),
         }
     }
