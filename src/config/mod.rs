@@ -165,6 +165,16 @@ pub struct Config {
     /// zip; bounds the work and memory a hostile repository can cause.
     #[serde(rename = "MaxModuleFiles")]
     pub max_module_files: usize,
+    /// Branches and tags a git origin may advertise (its ref advertisement
+    /// may also take at most 1 KiB per allowed ref).
+    #[serde(rename = "GitMaxRefs")]
+    pub git_max_refs: u64,
+    /// Bytes one git object transfer may receive.
+    #[serde(rename = "GitMaxPackBytes")]
+    pub git_max_pack_bytes: u64,
+    /// Objects one received git pack may hold.
+    #[serde(rename = "GitMaxPackObjects")]
+    pub git_max_pack_objects: u64,
     /// Settings of the distributed single-flight backends.
     #[serde(rename = "SingleFlight")]
     pub single_flight: SingleFlight,
@@ -578,6 +588,9 @@ impl Default for Config {
             stash_timeout: 600,
             max_tree_depth: vcs::git::TreeLimits::DEFAULT_MAX_DEPTH,
             max_module_files: vcs::git::TreeLimits::DEFAULT_MAX_ENTRIES,
+            git_max_refs: vcs::git::DEFAULT_MAX_REFS as u64,
+            git_max_pack_bytes: vcs::git::DEFAULT_MAX_PACK_BYTES,
+            git_max_pack_objects: vcs::git::DEFAULT_MAX_PACK_OBJECTS,
             single_flight: SingleFlight::default(),
             storage: Storage::default(),
             index: Index::default(),
@@ -871,6 +884,15 @@ impl Config {
         if self.stash_timeout == 0 {
             fail("StashTimeout", "must be greater than 0".into());
         }
+        for (key, value) in [
+            ("GitMaxRefs", self.git_max_refs),
+            ("GitMaxPackBytes", self.git_max_pack_bytes),
+            ("GitMaxPackObjects", self.git_max_pack_objects),
+        ] {
+            if value == 0 {
+                fail(key, "must be greater than 0".into());
+            }
+        }
         if self.go_get_workers == 0 {
             fail("GoGetWorkers", "must be greater than 0".into());
         }
@@ -1069,6 +1091,16 @@ impl Config {
     /// [`Config::stash_timeout`] as a duration.
     pub fn stash_timeout_duration(&self) -> Duration {
         Duration::from_secs(self.stash_timeout)
+    }
+
+    /// The git transfer limits (`GitMaxRefs`, `GitMaxPackBytes`,
+    /// `GitMaxPackObjects`).
+    pub fn git_limits(&self) -> vcs::git::GitLimits {
+        vcs::git::GitLimits {
+            max_refs: usize::try_from(self.git_max_refs).unwrap_or(usize::MAX),
+            max_pack_bytes: self.git_max_pack_bytes,
+            max_pack_objects: self.git_max_pack_objects,
+        }
     }
 
     /// [`Config::shutdown_timeout`] as a duration.

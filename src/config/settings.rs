@@ -255,6 +255,12 @@ settings_table! {
         "Most git tree entries read to build one module zip; a larger tree is refused with 404.";
     "Timeout", "ATHENS_TIMEOUT", [timeout],
         "Seconds an outbound network call may take.";
+    "GitMaxRefs", "ATHENS_GIT_MAX_REFS", [git_max_refs],
+        "Branches and tags a git origin may advertise; its ref advertisement may take 1 KiB per allowed ref (at least 1 MiB).";
+    "GitMaxPackBytes", "ATHENS_GIT_MAX_PACK_BYTES", [git_max_pack_bytes],
+        "Bytes one git object transfer from an origin may receive.";
+    "GitMaxPackObjects", "ATHENS_GIT_MAX_PACK_OBJECTS", [git_max_pack_objects],
+        "Objects one git pack received from an origin may hold.";
     "SingleFlight.Etcd.Endpoints", "ATHENS_ETCD_ENDPOINTS", [single_flight.etcd.endpoints],
         "Comma-separated etcd endpoints.";
     "SingleFlight.Redis.Endpoint", "ATHENS_REDIS_ENDPOINT", [single_flight.redis.endpoint],

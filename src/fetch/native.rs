@@ -53,7 +53,10 @@ pub(crate) fn go_env_vars(config: &Config) -> Vec<(String, String)> {
 /// Fetches modules from their origin repositories, natively.
 #[derive(Debug, Clone)]
 pub struct NativeFetcher {
+    /// Answers `list`, `latest` and queries (deadline: `Timeout`).
     direct: DirectFetcher,
+    /// The same fetcher for downloads (deadline: `StashTimeout`).
+    download: DirectFetcher,
     temp_dir: Option<PathBuf>,
     /// Request timeout towards a module proxy named by a go-import `mod`
     /// tag.
@@ -83,14 +86,26 @@ impl std::fmt::Debug for ModuleProxies {
 
 impl NativeFetcher {
     /// Wraps a prepared direct fetcher; zips are staged in `temp_dir` (the
-    /// system temp dir when `None`).
+    /// system temp dir when `None`). Calls run under the fetcher's own
+    /// deadline until [`NativeFetcher::with_deadlines`] sets others.
     pub fn new(direct: DirectFetcher, temp_dir: Option<PathBuf>) -> NativeFetcher {
         NativeFetcher {
+            download: direct.clone(),
             direct,
             temp_dir,
             proxy_timeout: UpstreamOptions::default().timeout,
             module_proxies: ModuleProxies::default(),
         }
+    }
+
+    /// Bounds every origin fetch: `lookup` for lists, `@latest` and
+    /// queries (Athens' `Timeout`), `download` for fetching a version with
+    /// its zip (`StashTimeout`). A fetch past its deadline is stopped and
+    /// reported as an upstream timeout.
+    pub fn with_deadlines(mut self, lookup: Duration, download: Duration) -> NativeFetcher {
+        self.download = self.direct.clone().with_timeout(Some(download));
+        self.direct = self.direct.with_timeout(Some(lookup));
+        self
     }
 
     /// Sets the request timeout towards module proxies named by go-import
@@ -171,9 +186,12 @@ impl NativeFetcher {
         let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
         let direct = DirectFetcher::new(env, base.join("vcs"))
             .map_err(|e| e.to_string())?
-            .with_tree_limits(config.tree_limits());
+            .with_tree_limits(config.tree_limits())
+            .with_git_limits(config.git_limits());
         let temp_dir = (!config.go_get_dir.is_empty()).then_some(base);
-        Ok(NativeFetcher::new(direct, temp_dir).with_proxy_timeout(config.timeout_duration()))
+        Ok(NativeFetcher::new(direct, temp_dir)
+            .with_proxy_timeout(config.timeout_duration())
+            .with_deadlines(config.timeout_duration(), config.stash_timeout_duration()))
     }
 
     fn staging_file(&self) -> std::io::Result<tempfile::NamedTempFile> {
@@ -225,6 +243,9 @@ fn netrc_file(config: &Config, dir: &Path) -> Result<Option<PathBuf>, String> {
     Ok(Some(path))
 }
 
+/// The status recorded for an origin fetch stopped at its deadline.
+pub const DEADLINE_STATUS: u16 = 504;
+
 fn convert(module: &str, version: &str, err: VcsError) -> FetchError {
     let message = err.to_string();
     if err.is_limit() {
@@ -245,6 +266,15 @@ fn convert(module: &str, version: &str, err: VcsError) -> FetchError {
             status: None,
             message,
         },
+        // Reported as an upstream failure carrying 504, the status a
+        // gateway gives for an origin that did not answer in time.
+        FailureKind::Timeout => FetchError::Upstream {
+            module: module.to_string(),
+            version: version.to_string(),
+            upstream: "direct".to_string(),
+            status: Some(DEADLINE_STATUS),
+            message,
+        },
         FailureKind::Internal => FetchError::other(module, version, message),
     }
 }
@@ -263,7 +293,7 @@ impl Fetcher for NativeFetcher {
         let file = staging
             .reopen()
             .map_err(|e| FetchError::other(module, version, format!("staging zip: {e}")))?;
-        let downloaded = match self.direct.download(module, version, file).await {
+        let downloaded = match self.download.download(module, version, file).await {
             Ok(downloaded) => downloaded,
             Err(VcsError::ModuleProxy { url, .. }) => {
                 return self

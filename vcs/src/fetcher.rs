@@ -8,14 +8,16 @@
 //! its remote) once per call, which is once per version the proxy stashes.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::codehost::{CodeError, CodeRepo};
 use crate::discovery::{self, DiscoveryClient, DiscoveryError, Netrc, RepoRoot, Vcs};
-use crate::git::{GitOptions, GitRepo, HostCredentials, TreeLimits};
+use crate::git::{GitLimits, GitOptions, GitRepo, HostCredentials, TreeLimits};
 use crate::goenv::GoEnv;
+use crate::interrupt::{Interrupt, Stopped};
 use crate::resolve::{Info, ModuleRepo, ResolveError, VersionProblem};
 
 /// How a proxy should classify a failed fetch.
@@ -27,6 +29,8 @@ pub enum FailureKind {
     Forbidden,
     /// The origin could not be reached or answered badly.
     Upstream,
+    /// The origin did not answer within the deadline (a gateway timeout).
+    Timeout,
     /// A local fault: disk, cache, a crashed worker.
     Internal,
 }
@@ -68,6 +72,14 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    /// The fetch did not finish within its deadline; the work was stopped.
+    #[error("{path}: fetching from the origin took longer than {}s", timeout.as_secs_f64())]
+    Deadline {
+        /// The module path.
+        path: String,
+        /// The deadline the fetch ran under.
+        timeout: Duration,
+    },
     /// A blocking worker panicked or was cancelled.
     #[error("{path}: fetch worker failed: {reason}")]
     Worker {
@@ -99,6 +111,7 @@ impl FetchError {
             FetchError::UnsupportedVcs { .. } | FetchError::ModuleProxy { .. } => {
                 FailureKind::NotFound
             }
+            FetchError::Deadline { .. } => FailureKind::Timeout,
             FetchError::Io { .. } | FetchError::Worker { .. } => FailureKind::Internal,
         }
     }
@@ -130,11 +143,18 @@ pub struct Downloaded {
 }
 
 /// Fetches modules straight from their version-control origin.
+///
+/// Every call runs under an [`Interrupt`]: the deadline set with
+/// [`DirectFetcher::with_timeout`] (none by default) covers discovery, ref
+/// listing, object transfer and zip writing, and dropping the call's future
+/// stops its blocking work too. Stopped work releases the cache entry's lock
+/// and leaves nothing partial behind.
 #[derive(Debug, Clone)]
 pub struct DirectFetcher {
     inner: Arc<Inner>,
     /// Bounds on the trees read to build zips.
     tree_limits: TreeLimits,
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -179,6 +199,7 @@ impl DirectFetcher {
                 cache_root,
             }),
             tree_limits: TreeLimits::default(),
+            timeout: None,
         })
     }
 
@@ -195,6 +216,43 @@ impl DirectFetcher {
         self.tree_limits
     }
 
+    /// The same fetcher with every call bounded by `timeout` (`None`: no
+    /// deadline). Clones share the cache and HTTP client.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> DirectFetcher {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same fetcher refusing git transfers beyond `limits`.
+    pub fn with_git_limits(self, limits: GitLimits) -> DirectFetcher {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.git.limits = limits;
+                inner
+            }
+            Err(shared) => {
+                let mut git = shared.git.clone();
+                git.limits = limits;
+                Inner {
+                    env: shared.env.clone(),
+                    client: shared.client.clone(),
+                    git,
+                    cache_root: shared.cache_root.clone(),
+                }
+            }
+        };
+        DirectFetcher {
+            inner: Arc::new(inner),
+            tree_limits: self.tree_limits,
+            timeout: self.timeout,
+        }
+    }
+
+    /// The deadline calls run under, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// The go environment this fetcher honours.
     pub fn env(&self) -> &GoEnv {
         &self.inner.env
@@ -207,20 +265,21 @@ impl DirectFetcher {
 
     /// The tagged versions of `path` (the proxy's `list`).
     pub async fn list(&self, path: &str) -> Result<Vec<String>, FetchError> {
-        self.with_module(path, |m| Ok(m.versions("")?)).await
+        self.with_module(path, |m, _| Ok(m.versions("")?)).await
     }
 
     /// What `@latest` means for `path`: the highest release, else the
     /// highest prerelease, else a pseudo-version of the default branch.
     pub async fn latest(&self, path: &str) -> Result<Info, FetchError> {
-        self.with_module(path, |m| Ok(m.query_latest()?)).await
+        self.with_module(path, |m, _| Ok(m.query_latest()?)).await
     }
 
     /// Resolves any query the go command accepts after `@` (a version,
     /// version prefix, branch, tag, commit hash, `latest`, `upgrade`, ...).
     pub async fn query(&self, path: &str, query: &str) -> Result<Info, FetchError> {
         let query = query.to_string();
-        self.with_module(path, move |m| Ok(m.query(&query)?)).await
+        self.with_module(path, move |m, _| Ok(m.query(&query)?))
+            .await
     }
 
     /// Resolves `query`, then writes the module zip of the version it names
@@ -234,15 +293,22 @@ impl DirectFetcher {
     ) -> Result<Downloaded, FetchError> {
         let query = query.to_string();
         let module = path.to_string();
-        self.with_module(path, move |m| {
+        self.with_module(path, move |m, interrupt| {
             let info = m.query(&query)?;
             let go_mod = m.go_mod(&info.version)?;
-            let writer = m.zip(&info.version, BufWriter::new(zip))?;
+            let checked = Checked {
+                inner: BufWriter::new(zip),
+                interrupt: interrupt.clone(),
+            };
+            let writer = m.zip(&info.version, checked)?;
             let io_err = |source| FetchError::Io {
                 path: module.clone(),
                 source,
             };
-            let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+            let file = writer
+                .inner
+                .into_inner()
+                .map_err(|e| io_err(e.into_error()))?;
             file.sync_all().map_err(io_err)?;
             Ok(Downloaded { info, go_mod })
         })
@@ -250,12 +316,31 @@ impl DirectFetcher {
     }
 
     /// Maps `path` to its repository and opens it: the shared first step.
+    /// Runs under a fresh [`Interrupt`] with this fetcher's deadline; the
+    /// blocking part sees it through its git options and `work`'s second
+    /// argument.
     async fn with_module<T, F>(&self, path: &str, work: F) -> Result<T, FetchError>
     where
         T: Send + 'static,
-        F: FnOnce(&ModuleRepo) -> Result<T, FetchError> + Send + 'static,
+        F: FnOnce(&ModuleRepo, &Interrupt) -> Result<T, FetchError> + Send + 'static,
     {
-        let root = discovery::resolve_repo(path, &self.inner.env, &self.inner.client).await?;
+        let interrupt = match self.timeout {
+            Some(limit) => Interrupt::with_timeout(limit),
+            None => Interrupt::new(),
+        };
+        // Dropping this future (the caller gave up) stops the blocking work.
+        let guard = interrupt.on_drop();
+        let deadline = || FetchError::Deadline {
+            path: path.to_string(),
+            timeout: self.timeout.unwrap_or_default(),
+        };
+        let discovery = discovery::resolve_repo(path, &self.inner.env, &self.inner.client);
+        let root = match interrupt.remaining() {
+            Some(left) => tokio::time::timeout(left, discovery)
+                .await
+                .map_err(|_| deadline())??,
+            None => discovery.await?,
+        };
         if root.vcs == Vcs::Mod {
             return Err(FetchError::ModuleProxy {
                 path: path.to_string(),
@@ -271,16 +356,82 @@ impl DirectFetcher {
         let inner = self.inner.clone();
         let tree_limits = self.tree_limits;
         let module = path.to_string();
-        tokio::task::spawn_blocking(move || {
-            let repo = open_repo(&inner, &root, tree_limits)?;
-            let m = ModuleRepo::new(&module, repo, &root.root, root.subdir.as_deref())?;
-            work(&m)
-        })
-        .await
-        .map_err(|e| FetchError::Worker {
+        let blocking = interrupt.clone();
+        let timeout = self.timeout.unwrap_or_default();
+        let mut handle = tokio::task::spawn_blocking(move || {
+            let interrupt = blocking;
+            let result = open_repo(&inner, &root, tree_limits, &interrupt).and_then(|repo| {
+                let m = ModuleRepo::new(&module, repo, &root.root, root.subdir.as_deref())?;
+                work(&m, &interrupt)
+            });
+            // Whatever the work made of an interrupted step (some failures
+            // are read as "absent"), a stopped call has no valid answer.
+            match interrupt.check() {
+                Ok(()) => result,
+                Err(Stopped::Deadline) => Err(FetchError::Deadline {
+                    path: module,
+                    timeout,
+                }),
+                Err(Stopped::Interrupted) => Err(FetchError::Worker {
+                    path: module,
+                    reason: "interrupted".to_string(),
+                }),
+            }
+        });
+        let joined = match interrupt.remaining() {
+            Some(left) => match tokio::time::timeout(left, &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    interrupt.interrupt();
+                    // The work checks the flag at least every poll
+                    // interval; waiting for it briefly means the entry lock
+                    // is free and its files closed when the caller retries.
+                    let _ = tokio::time::timeout(STOP_GRACE, handle).await;
+                    return Err(deadline());
+                }
+            },
+            None => (&mut handle).await,
+        };
+        guard.disarm();
+        joined.map_err(|e| FetchError::Worker {
             path: path.to_string(),
             reason: e.to_string(),
         })?
+    }
+}
+
+/// How long a call past its deadline waits for its blocking work to stop.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The zip's writer: each write first checks the interrupt, so writing a
+/// large module stops at the deadline.
+struct Checked<W> {
+    inner: W,
+    interrupt: Interrupt,
+}
+
+impl<W: Write> Write for Checked<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stop_check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for Checked<W> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl<W> Checked<W> {
+    fn stop_check(&self) -> std::io::Result<()> {
+        self.interrupt.check().map_err(|stopped| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, format!("zip: {stopped}"))
+        })
     }
 }
 
@@ -288,12 +439,14 @@ fn open_repo(
     inner: &Inner,
     root: &RepoRoot,
     tree_limits: TreeLimits,
+    interrupt: &Interrupt,
 ) -> Result<Arc<dyn CodeRepo>, FetchError> {
-    let opts = GitOptions {
+    let git = GitOptions {
         tree_limits,
+        interrupt: interrupt.clone(),
         ..inner.git.clone()
     };
-    match GitRepo::open(&root.repo_url, &inner.cache_root, opts) {
+    match GitRepo::open(&root.repo_url, &inner.cache_root, git) {
         Ok(repo) => Ok(Arc::new(repo)),
         // A repository that is gone is a module that does not exist, not a
         // failing origin: the client should fall through.

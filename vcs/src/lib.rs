@@ -10,7 +10,8 @@
 //!   meta tags, GOPRIVATE/GOINSECURE/GOVCS policy).
 //! - [`resolve`]: the go command's rules for versions, pseudo-versions,
 //!   major-version layouts, go.mod synthesis and module zips.
-//! - [`fetcher`]: the three composed behind one async entry point.
+//! - [`fetcher`]: the three composed behind one async entry point, each
+//!   call bounded by an [`interrupt::Interrupt`] (deadline and cancellation).
 
 #![warn(missing_docs)]
 
@@ -19,4 +20,5 @@ pub mod discovery;
 pub mod fetcher;
 pub mod git;
 pub mod goenv;
+pub mod interrupt;
 pub mod resolve;

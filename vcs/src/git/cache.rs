@@ -17,10 +17,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use gix::remote::Direction;
 use gix::ObjectId;
 
+use super::transport::{Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED};
 use super::{gix_open_options, RefSnapshot};
 use crate::codehost::CodeError;
 use crate::git::options::GitOptions;
@@ -313,6 +315,10 @@ fn create_entry(dir: &Path, cache_root: &Path, name: &str) -> Result<(), CodeErr
 /// Connects to `url`, lists the refs `refspecs` select (and `HEAD` when
 /// `list_head`), then does `what`. Returns the listed refs. Fetching must
 /// run under the entry lock.
+///
+/// Requests carry the deadline as their timeout; a remote that redirects is
+/// tried again without (gix follows no redirect for such requests), then
+/// bounded by the watched reads alone.
 fn transfer(
     repo: &gix::Repository,
     url: &str,
@@ -321,8 +327,42 @@ fn transfer(
     list_head: bool,
     what: Transfer,
 ) -> Result<RefSnapshot, CodeError> {
+    match transfer_once(repo, url, opts, refspecs, list_head, &what, true) {
+        Err(e) if e.to_string().contains(REDIRECT_REFUSED) => {
+            tracing::debug!(remote = %redact(url), "redirected: fetching without request timeouts");
+            transfer_once(repo, url, opts, refspecs, list_head, &what, false)
+        }
+        other => other,
+    }
+}
+
+/// One attempt of [`transfer`], with or without per-request timeouts.
+///
+/// The transfer is watched (see [`super::transport`]): it stops at the
+/// deadline or interrupt in `opts` and is refused once the remote sends more
+/// than `opts.limits` allow. Nothing of a stopped transfer is kept: refs are
+/// only written after a whole pack is stored, and gix removes a partly
+/// written pack (a temporary file) when the transfer fails.
+fn transfer_once(
+    repo: &gix::Repository,
+    url: &str,
+    opts: &GitOptions,
+    refspecs: &[String],
+    list_head: bool,
+    what: &Transfer,
+    request_timeouts: bool,
+) -> Result<RefSnapshot, CodeError> {
     let shown = redact(url);
+    let watch = Watch::new(opts.interrupt.clone(), opts.limits);
     let fail = |what: &str, e: &dyn std::error::Error| {
+        // A refusal or a deadline explains the failure better than the I/O
+        // error gix reports for it, and must never read as "not found".
+        if let Some(reason) = watch.refusal() {
+            return CodeError::Other(format!("{shown}: {what}: {reason}"));
+        }
+        if let Some(stopped) = watch.stopped() {
+            return CodeError::Other(format!("{shown}: {what}: stopped: {stopped}"));
+        }
         let text = error_chain(e);
         // A server answering 404 for the repository means there is no such
         // repository, which callers report differently from an outage.
@@ -332,6 +372,9 @@ fn transfer(
             CodeError::Other(format!("{shown}: {what}: {text}"))
         }
     };
+    if let Err(e) = watch.check() {
+        return Err(fail("connecting", &e));
+    }
     let remote = repo
         .remote_at_without_url_rewrite(url)
         .map_err(|e| fail("invalid remote URL", &e))?
@@ -349,9 +392,20 @@ fn transfer(
             password: c.password.clone(),
             oauth_refresh_token: None,
         });
+    let (remote_url, version) = remote
+        .sanitized_url_and_version(Direction::Fetch)
+        .map_err(|e| fail("connecting", &e))?;
+    // gix's own reqwest backend, read through the watch.
+    let http = WatchedHttp::new(
+        gix::protocol::transport::client::blocking_io::http::reqwest::Remote::default(),
+        Arc::clone(&watch),
+        request_timeouts,
+    );
+    let transport = gix::protocol::transport::client::blocking_io::http::Transport::new_http(
+        http, remote_url, version, false,
+    );
     let connection = remote
-        .connect(Direction::Fetch)
-        .map_err(|e| fail("connecting", &e))?
+        .to_connection_with_transport(transport)
         // Never fall back to git's credential helpers: they are external
         // programs, and this crate must not spawn any.
         .with_credentials(move |action| match action {
@@ -374,7 +428,7 @@ fn transfer(
     }
     let prepare = connection
         .prepare_fetch(
-            gix::progress::Discard,
+            WatchProgress::new(&watch),
             gix::remote::ref_map::Options {
                 extra_refspecs,
                 ..Default::default()
@@ -382,10 +436,14 @@ fn transfer(
         )
         .map_err(|e| fail("listing remote refs", &e))?;
     let snapshot = RefSnapshot::from_remote(&prepare.ref_map().remote_refs);
+    watch
+        .refs(snapshot.direct.len())
+        .map_err(|reason| CodeError::Other(format!("{shown}: listing remote refs: {reason}")))?;
     if let Transfer::Fetch(shallow) = what {
+        watch.start_fetch();
         prepare
-            .with_shallow(shallow)
-            .receive(gix::progress::Discard, &AtomicBool::new(false))
+            .with_shallow(shallow.clone())
+            .receive(WatchProgress::new(&watch), watch.stop_flag())
             .map_err(|e| fail("fetching", &e))?;
     }
     Ok(snapshot)

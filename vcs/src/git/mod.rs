@@ -10,6 +10,7 @@ mod archive;
 mod cache;
 mod loose;
 mod options;
+mod transport;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,12 +21,17 @@ use time::OffsetDateTime;
 
 use crate::codehost::{CodeError, CodeRepo, RevInfo, Tag, TreeFile};
 
-pub use options::{GitOptions, HostCredentials, TreeLimits};
+pub use options::{
+    GitLimits, GitOptions, HostCredentials, TreeLimits, DEFAULT_MAX_PACK_BYTES,
+    DEFAULT_MAX_PACK_OBJECTS, DEFAULT_MAX_REFS,
+};
 
 /// Shortest hex string accepted as an abbreviated commit hash.
 const MIN_HASH_DIGITS: usize = 7;
 /// Hex digits in a full SHA-1 object name.
 const FULL_HASH_DIGITS: usize = 40;
+/// Commits walked between two looks at the interrupt.
+const WALK_CHECK_EVERY: usize = 4096;
 
 /// Options for every repository this module opens: repository-local
 /// configuration only, and never the git binary (gix would otherwise run
@@ -157,6 +163,8 @@ pub struct GitRepo {
     http: Option<cache::HttpCache>,
     /// Bounds on the trees walked to list files.
     tree_limits: TreeLimits,
+    /// Stops long history walks (transfers see it through the cache).
+    interrupt: crate::interrupt::Interrupt,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -221,7 +229,11 @@ impl GitRepo {
     ) -> Result<GitRepo, CodeError> {
         let rewritten = options::rewrite_with_config(remote_url, &opts.config_files);
         match classify(&rewritten)? {
-            Location::Local(path) => Self::open_local(remote_url, &path, opts.tree_limits),
+            Location::Local(path) => {
+                let mut repo = Self::open_local(remote_url, &path, opts.tree_limits)?;
+                repo.interrupt = opts.interrupt;
+                Ok(repo)
+            }
             Location::Http(url) => {
                 let (repo, remote_refs, http) = cache::open_listed(&url, cache_root, &opts)?;
                 Ok(GitRepo {
@@ -231,6 +243,7 @@ impl GitRepo {
                     remote_refs,
                     http: Some(http),
                     tree_limits: opts.tree_limits,
+                    interrupt: opts.interrupt,
                 })
             }
         }
@@ -258,6 +271,7 @@ impl GitRepo {
             remote_refs: snapshot,
             http: None,
             tree_limits,
+            interrupt: crate::interrupt::Interrupt::new(),
         })
     }
 
@@ -462,6 +476,9 @@ impl GitRepo {
                 CodeError::Other(format!("{}: walking history: {e}", self.location))
             })?;
             seen.insert(info.id);
+            if seen.len() % WALK_CHECK_EVERY == 0 {
+                self.check_interrupt()?;
+            }
         }
         Ok(seen)
     }
@@ -479,15 +496,25 @@ impl GitRepo {
             .rev_walk([tip])
             .all()
             .map_err(|e| CodeError::Other(format!("{}: walking history: {e}", self.location)))?;
-        for info in walk {
+        for (n, info) in walk.enumerate() {
             let info = info.map_err(|e| {
                 CodeError::Other(format!("{}: walking history: {e}", self.location))
             })?;
             if info.id == ancestor {
                 return Ok(true);
             }
+            if n % WALK_CHECK_EVERY == WALK_CHECK_EVERY - 1 {
+                self.check_interrupt()?;
+            }
         }
         Ok(false)
+    }
+
+    /// Fails once the caller's deadline or interrupt says to stop.
+    fn check_interrupt(&self) -> Result<(), CodeError> {
+        self.interrupt
+            .check()
+            .map_err(|stopped| CodeError::Other(format!("{}: stopped: {stopped}", self.location)))
     }
 
     fn commit_tree(&self, repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, CodeError> {

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use gix::bstr::ByteSlice;
 
+use crate::interrupt::Interrupt;
+
 /// A user name and password for one host, as found in a netrc file.
 ///
 /// `Debug` never shows the password.
@@ -83,6 +85,63 @@ pub struct GitOptions {
     pub credentials: Vec<HostCredentials>,
     /// Bounds on the trees read when listing files.
     pub tree_limits: TreeLimits,
+    /// What a remote may send before a transfer is refused.
+    pub limits: GitLimits,
+    /// Stops transfers (and the work around them) when set or past its
+    /// deadline.
+    pub interrupt: Interrupt,
+}
+
+/// Bounds on what one remote may send, so a hostile or broken server cannot
+/// exhaust memory, disk or time. A transfer crossing one is stopped at once
+/// and leaves the cache entry as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GitLimits {
+    /// Branches and tags (plus `HEAD`) a remote may advertise. The bytes
+    /// of the ref advertisement are bounded too, at
+    /// [`GitLimits::max_ref_bytes`].
+    pub max_refs: usize,
+    /// Bytes a remote may send while transferring objects (one fetch).
+    pub max_pack_bytes: u64,
+    /// Objects one received pack may hold.
+    pub max_pack_objects: u64,
+}
+
+/// Default [`GitLimits::max_refs`]: far above what module repositories
+/// carry (kubernetes/kubernetes has a few thousand branches and tags).
+pub const DEFAULT_MAX_REFS: usize = 100_000;
+/// Default [`GitLimits::max_pack_bytes`]: 4 GiB, about three times a full
+/// clone of kubernetes/kubernetes.
+pub const DEFAULT_MAX_PACK_BYTES: u64 = 4 << 30;
+/// Default [`GitLimits::max_pack_objects`]: about ten times the objects
+/// of kubernetes/kubernetes.
+pub const DEFAULT_MAX_PACK_OBJECTS: u64 = 20_000_000;
+/// Advertisement bytes allowed per allowed ref: generous for long ref
+/// names, peeled tags and refs a protocol v0 server sends unasked
+/// (`refs/pull/...`).
+const REF_BYTES_PER_REF: u64 = 1024;
+/// Advertisement bytes always allowed, whatever [`GitLimits::max_refs`]
+/// says (capabilities and framing).
+const MIN_REF_BYTES: u64 = 1 << 20;
+
+impl Default for GitLimits {
+    fn default() -> Self {
+        GitLimits {
+            max_refs: DEFAULT_MAX_REFS,
+            max_pack_bytes: DEFAULT_MAX_PACK_BYTES,
+            max_pack_objects: DEFAULT_MAX_PACK_OBJECTS,
+        }
+    }
+}
+
+impl GitLimits {
+    /// Bytes the ref advertisement (all responses before the first object
+    /// transfer) may take: 1 KiB per allowed ref, at least 1 MiB.
+    pub fn max_ref_bytes(&self) -> u64 {
+        (self.max_refs as u64)
+            .saturating_mul(REF_BYTES_PER_REF)
+            .max(MIN_REF_BYTES)
+    }
 }
 
 impl GitOptions {
@@ -119,8 +178,7 @@ impl GitOptions {
         }
         GitOptions {
             config_files,
-            credentials: Vec::new(),
-            tree_limits: TreeLimits::default(),
+            ..GitOptions::default()
         }
     }
 
@@ -328,7 +386,6 @@ mod tests {
         };
         assert!(!format!("{c:?}").contains("s3cret"));
         let o = GitOptions {
-            config_files: vec![],
             credentials: vec![c],
             ..GitOptions::default()
         };

@@ -1,0 +1,540 @@
+//! The watch over one git transfer: gix's HTTP transport wrapped so that
+//! every response is read with the caller's deadline and interrupt in view
+//! and counted against the [`GitLimits`], and a progress sink that counts
+//! the objects of a received pack.
+//!
+//! gix's reqwest backend reads each response on a worker thread and hands
+//! the bytes over a channel; a read from that channel blocks until the
+//! server sends something, which a trickling server can delay indefinitely
+//! (reqwest's own per-read timeout is 30 s, renewed by every byte). Two
+//! things bound that:
+//! - each request gets the time left before the deadline as its reqwest
+//!   timeout, so the worker itself gives up and closes the connection at
+//!   the deadline. gix refuses to follow redirects for requests configured
+//!   this way, so a listing that meets a redirect is retried without it
+//!   (see `cache::transfer`);
+//! - each response is drained by a small pump thread, and the reader the
+//!   protocol code sees polls the pump with a short timeout, checking the
+//!   deadline and the interrupt between polls. So the transfer's own thread
+//!   returns promptly even where the worker still waits (no deadline set,
+//!   or the redirect case above), and dropping the transport then ends the
+//!   worker as soon as its pending read returns.
+//!
+//! Limits set a separate stop flag, the one handed to gix, so a refusal
+//! stops gix's pack reading and indexing without touching the caller's
+//! interrupt; the reason is kept for the error message.
+
+use std::io::{self, BufRead, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gix::protocol::transport::client::blocking_io::http::{
+    self as gix_http, GetResponse, Http, PostBodyDataKind, PostResponse,
+};
+use gix::utils::progress::{Id, Progress, StepShared, Unit};
+use gix::{Count, NestedProgress};
+
+use crate::git::options::GitLimits;
+use crate::interrupt::{Interrupt, Stopped};
+
+/// How often a waiting reader looks at the deadline and the interrupt.
+const POLL: Duration = Duration::from_millis(100);
+/// Largest chunk a pump reads at once.
+const PUMP_CHUNK: usize = 64 * 1024;
+/// Progress id gix-pack gives the count of objects indexed from a pack
+/// (its header announces the total, given as the maximum at `init`).
+const INDEX_OBJECTS: Id = *b"IWIO";
+
+/// Which part of a transfer responses belong to.
+const PHASE_LISTING: u8 = 0;
+const PHASE_FETCHING: u8 = 1;
+
+/// Shared state of one transfer: limits, counters, the stop flag gix polls
+/// and the reason a limit stopped it.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    interrupt: Interrupt,
+    limits: GitLimits,
+    stop: AtomicBool,
+    phase: AtomicU8,
+    ref_bytes: AtomicU64,
+    pack_bytes: AtomicU64,
+    refused: Mutex<Option<String>>,
+}
+
+impl Watch {
+    pub(crate) fn new(interrupt: Interrupt, limits: GitLimits) -> Arc<Watch> {
+        Arc::new(Watch {
+            interrupt,
+            limits,
+            stop: AtomicBool::new(false),
+            phase: AtomicU8::new(PHASE_LISTING),
+            ref_bytes: AtomicU64::new(0),
+            pack_bytes: AtomicU64::new(0),
+            refused: Mutex::new(None),
+        })
+    }
+
+    /// The flag to hand to gix: set by a refusal, the caller's interrupt
+    /// or the deadline.
+    pub(crate) fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+
+    /// Responses from now on carry objects, not refs.
+    pub(crate) fn start_fetch(&self) {
+        self.phase.store(PHASE_FETCHING, Ordering::SeqCst);
+    }
+
+    /// Why a limit stopped the transfer, if one did.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        self.refused.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Whether the caller's deadline or interrupt stopped the transfer.
+    pub(crate) fn stopped(&self) -> Option<Stopped> {
+        self.interrupt.check().err()
+    }
+
+    /// Records the first refusal and stops gix.
+    pub(crate) fn refuse(&self, reason: String) -> io::Error {
+        if let Ok(mut slot) = self.refused.lock() {
+            slot.get_or_insert(reason.clone());
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        io::Error::other(reason)
+    }
+
+    /// Fails once the transfer must stop, passing the caller's interrupt
+    /// on to gix's flag.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        if let Some(reason) = self.refusal() {
+            return Err(io::Error::other(reason));
+        }
+        if let Err(stopped) = self.interrupt.check() {
+            self.stop.store(true, Ordering::SeqCst);
+            // Not `ErrorKind::Interrupted`: readers retry on that one.
+            let kind = match stopped {
+                Stopped::Deadline => io::ErrorKind::TimedOut,
+                Stopped::Interrupted => io::ErrorKind::Other,
+            };
+            return Err(io::Error::new(kind, format!("transfer stopped: {stopped}")));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` response bytes against the limit of the current phase.
+    fn count(&self, n: usize) -> io::Result<()> {
+        let n = n as u64;
+        if self.phase.load(Ordering::SeqCst) == PHASE_LISTING {
+            let total = self.ref_bytes.fetch_add(n, Ordering::SeqCst) + n;
+            let limit = self.limits.max_ref_bytes();
+            if total > limit {
+                return Err(self.refuse(format!(
+                    "refused: the ref advertisement exceeds {limit} bytes (GitMaxRefs {} allows 1 KiB per ref)",
+                    self.limits.max_refs
+                )));
+            }
+        } else {
+            let total = self.pack_bytes.fetch_add(n, Ordering::SeqCst) + n;
+            let limit = self.limits.max_pack_bytes;
+            if total > limit {
+                return Err(self.refuse(format!(
+                    "refused: the pack exceeds {limit} bytes (GitMaxPackBytes)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a count of pack objects (announced or indexed so far).
+    fn objects(&self, n: u64) {
+        let limit = self.limits.max_pack_objects;
+        if n > limit {
+            self.refuse(format!(
+                "refused: the pack holds more than {limit} objects (GitMaxPackObjects)"
+            ));
+        }
+    }
+
+    /// Checks the ref count of a finished listing.
+    pub(crate) fn refs(&self, n: usize) -> Result<(), String> {
+        let limit = self.limits.max_refs;
+        if n > limit {
+            return Err(self
+                .refuse(format!(
+                    "refused: the remote advertises {n} branches and tags, more than {limit} (GitMaxRefs)"
+                ))
+                .to_string());
+        }
+        Ok(())
+    }
+}
+
+/// What gix's reqwest backend reports when it refuses a redirect because
+/// the request was configured (here: given a timeout).
+pub(crate) const REDIRECT_REFUSED: &str = "refusing to follow redirect";
+
+/// gix's HTTP implementation with every response read through a
+/// [`Pumped`] reader watched by `watch`.
+pub(crate) struct WatchedHttp<H> {
+    inner: H,
+    watch: Arc<Watch>,
+    /// Give each request the time left before the deadline as its timeout.
+    request_timeouts: bool,
+}
+
+impl<H> WatchedHttp<H> {
+    pub(crate) fn new(inner: H, watch: Arc<Watch>, request_timeouts: bool) -> Self {
+        WatchedHttp {
+            inner,
+            watch,
+            request_timeouts,
+        }
+    }
+}
+
+/// `options` with a reqwest hook setting each request's timeout to the time
+/// left before `deadline`.
+fn with_request_deadline(options: &gix_http::Options, deadline: Instant) -> gix_http::Options {
+    let mut options = options.clone();
+    let hook: Box<gix_http::reqwest::ConfigureRequestFn> =
+        Box::new(move |request: &mut gix_reqwest::blocking::Request| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            *request.timeout_mut() = Some(left.max(Duration::from_millis(1)));
+            Ok(())
+        });
+    let backend = gix_http::reqwest::Options {
+        configure_request: Some(hook),
+    };
+    options.backend = Some(Arc::new(Mutex::new(backend)));
+    options
+}
+
+fn gix_error(err: io::Error) -> gix::Error {
+    gix::Error::from_error(err)
+}
+
+impl<H> Http for WatchedHttp<H>
+where
+    H: Http,
+    H::Headers: Send + 'static,
+    H::ResponseBody: Send + 'static,
+{
+    type Headers = Pumped;
+    type ResponseBody = Pumped;
+    type PostBody = H::PostBody;
+
+    fn get(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> gix::Result<GetResponse<Self::Headers, Self::ResponseBody>> {
+        self.watch.check().map_err(gix_error)?;
+        let response = self.inner.get(url, base_url, headers)?;
+        Ok(GetResponse {
+            headers: Pumped::new(response.headers, &self.watch, false).map_err(gix_error)?,
+            body: Pumped::new(response.body, &self.watch, true).map_err(gix_error)?,
+        })
+    }
+
+    fn post(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+        body: PostBodyDataKind,
+    ) -> gix::Result<PostResponse<Self::Headers, Self::ResponseBody, Self::PostBody>> {
+        self.watch.check().map_err(gix_error)?;
+        let response = self.inner.post(url, base_url, headers, body)?;
+        Ok(PostResponse {
+            post_body: response.post_body,
+            headers: Pumped::new(response.headers, &self.watch, false).map_err(gix_error)?,
+            body: Pumped::new(response.body, &self.watch, true).map_err(gix_error)?,
+        })
+    }
+
+    fn configure(&mut self, config: &dyn std::any::Any) -> gix::Result {
+        let deadline = self.watch.interrupt.deadline();
+        match (deadline, config.downcast_ref::<gix_http::Options>()) {
+            (Some(deadline), Some(options)) if self.request_timeouts => self
+                .inner
+                .configure(&with_request_deadline(options, deadline)),
+            _ => self.inner.configure(config),
+        }
+    }
+
+    fn redirected_base_url(&self) -> Option<String> {
+        self.inner.redirected_base_url()
+    }
+}
+
+/// A response stream drained by a pump thread, read with the watch's
+/// deadline and limits applied.
+pub(crate) struct Pumped {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+    counted: bool,
+    watch: Arc<Watch>,
+}
+
+impl Pumped {
+    fn new<R: Read + Send + 'static>(
+        mut inner: R,
+        watch: &Arc<Watch>,
+        counted: bool,
+    ) -> io::Result<Pumped> {
+        // A little read-ahead keeps the pump busy while the reader works;
+        // more would only hold memory the limits do not see yet.
+        let (tx, rx) = mpsc::sync_channel(4);
+        std::thread::Builder::new()
+            .name("git-http-pump".into())
+            .spawn(move || {
+                let mut buf = vec![0; PUMP_CHUNK];
+                loop {
+                    match inner.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            })?;
+        Ok(Pumped {
+            chunks: rx,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+            counted,
+            watch: Arc::clone(watch),
+        })
+    }
+}
+
+impl Read for Pumped {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Pumped {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos < self.buf.len() {
+            return Ok(&self.buf[self.pos..]);
+        }
+        if self.done {
+            return Ok(&[]);
+        }
+        loop {
+            self.watch.check()?;
+            match self.chunks.recv_timeout(POLL) {
+                Ok(Ok(chunk)) => {
+                    if self.counted {
+                        self.watch.count(chunk.len())?;
+                    }
+                    self.buf = chunk;
+                    self.pos = 0;
+                    return Ok(&self.buf);
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.done = true;
+                    return Ok(&[]);
+                }
+            }
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.buf.len());
+    }
+}
+
+/// A progress sink that discards everything but the count of pack objects,
+/// and passes the caller's interrupt on to gix's flag (gix reports progress
+/// often during its CPU-bound indexing, where no read happens).
+pub(crate) struct WatchProgress {
+    watch: Arc<Watch>,
+    id: Id,
+    counter: StepShared,
+}
+
+impl WatchProgress {
+    pub(crate) fn new(watch: &Arc<Watch>) -> WatchProgress {
+        Self::child(watch, gix::utils::progress::UNKNOWN)
+    }
+
+    fn child(watch: &Arc<Watch>, id: Id) -> WatchProgress {
+        WatchProgress {
+            watch: Arc::clone(watch),
+            id,
+            counter: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn observe(&self, value: usize) {
+        if self.id == INDEX_OBJECTS {
+            self.watch.objects(value as u64);
+        }
+        let _ = self.watch.check();
+    }
+}
+
+impl Count for WatchProgress {
+    fn set(&self, step: usize) {
+        self.counter.store(step, Ordering::Relaxed);
+        self.observe(step);
+    }
+
+    fn step(&self) -> usize {
+        self.counter.load(Ordering::Relaxed)
+    }
+
+    fn inc_by(&self, step: usize) {
+        let value = self.counter.fetch_add(step, Ordering::Relaxed) + step;
+        self.observe(value);
+    }
+
+    fn counter(&self) -> StepShared {
+        Arc::clone(&self.counter)
+    }
+}
+
+impl Progress for WatchProgress {
+    fn init(&mut self, max: Option<usize>, _unit: Option<Unit>) {
+        // The object count of a pack is announced in its header, so a pack
+        // claiming too many is refused before its objects are read.
+        if let Some(max) = max {
+            if self.id == INDEX_OBJECTS {
+                self.watch.objects(max as u64);
+            }
+        }
+    }
+
+    fn set_name(&mut self, _name: String) {}
+
+    fn name(&self) -> Option<String> {
+        None
+    }
+
+    fn id(&self) -> Id {
+        self.id
+    }
+
+    fn message(&self, _level: gix::utils::progress::MessageLevel, _message: String) {}
+}
+
+impl NestedProgress for WatchProgress {
+    type SubProgress = WatchProgress;
+
+    fn add_child(&mut self, _name: impl Into<String>) -> Self::SubProgress {
+        Self::child(&self.watch, gix::utils::progress::UNKNOWN)
+    }
+
+    fn add_child_with_id(&mut self, _name: impl Into<String>, id: Id) -> Self::SubProgress {
+        Self::child(&self.watch, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_refs: usize, max_pack_bytes: u64, max_pack_objects: u64) -> GitLimits {
+        GitLimits {
+            max_refs,
+            max_pack_bytes,
+            max_pack_objects,
+        }
+    }
+
+    #[test]
+    fn pumped_reader_counts_and_refuses_by_phase() {
+        let watch = Watch::new(Interrupt::new(), limits(1, 10, 5));
+        // The ref advertisement may take at least 1 MiB whatever max_refs.
+        let big = vec![b'x'; 2 << 20];
+        let mut r = Pumped::new(io::Cursor::new(big), &watch, true).unwrap();
+        let err = io::copy(&mut r, &mut io::sink()).unwrap_err();
+        assert!(err.to_string().contains("GitMaxRefs"), "{err}");
+        assert!(watch.stop_flag().load(Ordering::SeqCst));
+
+        let watch = Watch::new(Interrupt::new(), limits(1, 10, 5));
+        let mut headers = Pumped::new(io::Cursor::new(vec![b'h'; 100]), &watch, false).unwrap();
+        assert_eq!(io::copy(&mut headers, &mut io::sink()).unwrap(), 100);
+        watch.start_fetch();
+        let mut r = Pumped::new(io::Cursor::new(vec![b'p'; 11]), &watch, true).unwrap();
+        let err = io::copy(&mut r, &mut io::sink()).unwrap_err();
+        assert!(err.to_string().contains("GitMaxPackBytes"), "{err}");
+        assert!(watch.refusal().unwrap().contains("GitMaxPackBytes"));
+    }
+
+    /// A reader that never yields, like a server that stopped sending.
+    struct Stalled;
+    impl Read for Stalled {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(30));
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn pumped_reader_gives_up_at_the_deadline() {
+        let interrupt = Interrupt::with_timeout(Duration::from_millis(300));
+        let watch = Watch::new(interrupt, GitLimits::default());
+        let mut r = Pumped::new(Stalled, &watch, true).unwrap();
+        let started = std::time::Instant::now();
+        let err = r.read(&mut [0; 8]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(watch.stop_flag().load(Ordering::SeqCst));
+        assert_eq!(watch.stopped(), Some(Stopped::Deadline));
+    }
+
+    #[test]
+    fn progress_refuses_announced_and_counted_objects() {
+        let watch = Watch::new(Interrupt::new(), limits(10, 1 << 20, 3));
+        let mut root = WatchProgress::new(&watch);
+        let mut objects = root.add_child_with_id("indexing", INDEX_OBJECTS);
+        objects.init(Some(3), None);
+        objects.inc_by(3);
+        assert!(watch.refusal().is_none());
+        objects.inc();
+        assert!(watch.refusal().unwrap().contains("GitMaxPackObjects"));
+
+        let watch = Watch::new(Interrupt::new(), limits(10, 1 << 20, 3));
+        let mut other = WatchProgress::new(&watch).add_child_with_id("x", *b"BWRB");
+        other.init(Some(1000), None);
+        other.inc_by(1000);
+        assert!(watch.refusal().is_none());
+        let mut objects = WatchProgress::new(&watch).add_child_with_id("indexing", INDEX_OBJECTS);
+        objects.init(Some(u32::MAX as usize), None);
+        assert!(watch.stop_flag().load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn ref_count_is_limited() {
+        let watch = Watch::new(Interrupt::new(), limits(2, 1, 1));
+        assert!(watch.refs(2).is_ok());
+        assert!(watch.refs(3).unwrap_err().contains("GitMaxRefs"));
+    }
+}
