@@ -119,7 +119,7 @@ pub struct DirectFetcher {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     env: GoEnv,
     client: DiscoveryClient,
@@ -161,6 +161,13 @@ impl DirectFetcher {
                 cache_root,
             }),
         })
+    }
+
+    /// Sets the git cache's size budget in bytes (0: none); see
+    /// [`crate::git::budget`].
+    pub fn with_cache_budget(mut self, max_bytes: u64) -> DirectFetcher {
+        Arc::make_mut(&mut self.inner).git.cache_max_bytes = max_bytes;
+        self
     }
 
     /// The go environment this fetcher honours.

@@ -39,6 +39,10 @@ pub struct GitOptions {
     /// Credentials offered to http(s) servers that ask for authentication,
     /// chosen by the host of the (rewritten) remote URL.
     pub credentials: Vec<HostCredentials>,
+    /// Size budget of the git cache in bytes, enforced after each fill by
+    /// evicting least recently used entries (see [`crate::git::budget`]);
+    /// 0 means none.
+    pub cache_max_bytes: u64,
 }
 
 impl GitOptions {
@@ -76,6 +80,7 @@ impl GitOptions {
         GitOptions {
             config_files,
             credentials: Vec::new(),
+            cache_max_bytes: super::budget::DEFAULT_MAX_BYTES,
         }
     }
 
@@ -285,6 +290,7 @@ mod tests {
         let o = GitOptions {
             config_files: vec![],
             credentials: vec![c],
+            cache_max_bytes: 0,
         };
         assert!(o.credentials_for("H").is_some());
         assert!(o.credentials_for("other").is_none());
