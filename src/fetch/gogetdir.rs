@@ -280,12 +280,20 @@ mod tests {
         // A group-shared directory of ours is the operator's choice.
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o770)).unwrap();
         prepare(open.to_str().unwrap()).unwrap();
-        // Owned by someone else: "/" belongs to root, so this holds unless
-        // the test runs as root.
-        if euid() != 0 {
-            let err = prepare("/").unwrap_err();
-            assert!(err.contains("owned by uid 0"), "{err}");
-        }
+        // Owned by someone else: as root, a directory given to `nobody`;
+        // otherwise "/", which root owns.
+        let foreign = if euid() == 0 {
+            let dir = tmp.path().join("foreign");
+            std::fs::create_dir(&dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+            dir
+        } else {
+            PathBuf::from("/")
+        };
+        let err = prepare(foreign.to_str().unwrap()).unwrap_err();
+        assert!(err.contains("owned by uid"), "{err}");
+        let err = prepare_default(&foreign).unwrap_err();
+        assert!(err.contains("owned by uid"), "{err}");
     }
 
     #[cfg(unix)]

@@ -381,6 +381,14 @@ impl ObjectStorage {
                         .map(|_| ())
                         .map_err(|e| self.failure("writing", path, e));
                 }
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    return Err(self.conflict(
+                        module,
+                        version,
+                        path,
+                        "a stale leftover of other bytes is in the way and this service has no conditional update to replace it",
+                    ))
+                }
                 Err(e) => return Err(self.failure("writing", path, e)),
             }
             mode = match self.settle(module, version, path, ours).await? {
