@@ -316,7 +316,7 @@ impl ObjectStorage {
             return Ok(Settled::Gone);
         };
         if theirs == ours {
-            return Ok(Settled::Same);
+            return Ok(Settled::Same(meta.e_tag));
         }
         if self.present(&key(module, version, Artifact::Info)?).await? {
             return Err(self.conflict(
@@ -350,7 +350,7 @@ impl ObjectStorage {
         version: &str,
         path: &Path,
         data: Bytes,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         let ours = Content::of(&data);
         let mut mode = PutMode::Create;
         // Each round ends in success or a refusal unless the object changes
@@ -365,7 +365,7 @@ impl ObjectStorage {
                 .put_opts(path, PutPayload::from(data.clone()), options)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(written) => return Ok(written.e_tag),
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. })
                 | Err(object_store::Error::NotFound { .. }) => {}
@@ -378,7 +378,7 @@ impl ObjectStorage {
                         .store
                         .put(path, PutPayload::from(data))
                         .await
-                        .map(|_| ())
+                        .map(|written| written.e_tag)
                         .map_err(|e| self.failure("writing", path, e));
                 }
                 Err(object_store::Error::NotImplemented { .. }) => {
@@ -392,7 +392,7 @@ impl ObjectStorage {
                 Err(e) => return Err(self.failure("writing", path, e)),
             }
             mode = match self.settle(module, version, path, ours).await? {
-                Settled::Same => return Ok(()),
+                Settled::Same(tag) => return Ok(tag),
                 Settled::Gone => PutMode::Create,
                 Settled::Replaceable(meta) => PutMode::Update(UpdateVersion {
                     e_tag: meta.e_tag,
@@ -406,6 +406,65 @@ impl ObjectStorage {
             path,
             "the object kept changing while saving",
         ))
+    }
+
+    /// The entity tag of the object at `path` now.
+    async fn tag_of(&self, path: &Path) -> Result<Option<String>, StorageError> {
+        self.store
+            .head(path)
+            .await
+            .map(|meta| meta.e_tag)
+            .map_err(|e| self.failure("checking", path, e))
+    }
+
+    /// The entity tag of a copy this save just placed, read together with
+    /// its bytes: a copy returns no tag, and a tag read separately could
+    /// be that of another saver's copy landing at the same moment on a
+    /// service whose create-only check is not atomic. This reads a large
+    /// zip back once per save; saves are rare next to reads.
+    async fn copied_tag(
+        &self,
+        module: &str,
+        version: &str,
+        path: &Path,
+        ours: Content,
+    ) -> Result<Option<String>, StorageError> {
+        match self.stored_content(path).await? {
+            Some((meta, theirs)) if theirs == ours => Ok(meta.e_tag),
+            _ => Err(self.conflict(
+                module,
+                version,
+                path,
+                "another save of this version with different bytes wrote it at the same time",
+            )),
+        }
+    }
+
+    /// Checks, right before the commit marker, that the object at `path`
+    /// is still the one this save wrote or adopted. A service whose
+    /// create-only check is not atomic (moto's threaded server is one) can
+    /// let two concurrent creates both succeed; then at most the last
+    /// writer passes this check, and a marker never commits the other's
+    /// bytes.
+    async fn still_ours(
+        &self,
+        module: &str,
+        version: &str,
+        path: &Path,
+        tag: Option<String>,
+    ) -> Result<(), StorageError> {
+        let Some(tag) = tag else {
+            return Ok(());
+        };
+        match self.tag_of(path).await? {
+            Some(now) if now != tag => Err(self.conflict(
+                module,
+                version,
+                path,
+                "another save of this version with different bytes wrote it at the same time",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Writes the commit marker; a marker another saver wrote first is
@@ -442,7 +501,7 @@ impl ObjectStorage {
         version: &str,
         path: &Path,
         zip: &mut (dyn AsyncRead + Send + Unpin),
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         let source_error = |source: std::io::Error| StorageError::ZipSource {
             module: module.to_string(),
             version: version.to_string(),
@@ -517,10 +576,10 @@ impl ObjectStorage {
         staging: &Path,
         path: &Path,
         ours: Content,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         for _ in 0..4 {
             match self.store.copy_if_not_exists(staging, path).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return self.copied_tag(module, version, path, ours).await,
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 // No create-only copy on this service: copy only when the
                 // key is free (a narrow race the service leaves open).
@@ -529,17 +588,17 @@ impl ObjectStorage {
                     | object_store::Error::NotSupported { .. },
                 ) => {
                     if !self.present(path).await? {
-                        return self
-                            .store
+                        self.store
                             .copy(staging, path)
                             .await
-                            .map_err(|e| self.failure("copying upload", path, e));
+                            .map_err(|e| self.failure("copying upload", path, e))?;
+                        return self.copied_tag(module, version, path, ours).await;
                     }
                 }
                 Err(e) => return Err(self.failure("copying upload", path, e)),
             }
             match self.settle(module, version, path, ours).await? {
-                Settled::Same => return Ok(()),
+                Settled::Same(tag) => return Ok(tag),
                 Settled::Gone => {}
                 Settled::Replaceable(stale) => {
                     // Copies have no compare-and-swap form: the stale
@@ -569,8 +628,8 @@ impl ObjectStorage {
 
 /// What a create-only write found at its key.
 enum Settled {
-    /// The same bytes: adopted.
-    Same,
+    /// The same bytes, with the entity tag read: adopted.
+    Same(Option<String>),
     /// Nothing any more: create again.
     Gone,
     /// A stale leftover of different bytes, as read: may be replaced.
@@ -694,14 +753,11 @@ impl Storage for ObjectStorage {
             return Ok(());
         }
         let zip_key = key(module, version, Artifact::Zip)?;
-        self.put_zip(module, version, &zip_key, zip).await?;
-        self.put_once(
-            module,
-            version,
-            &key(module, version, Artifact::Mod)?,
-            go_mod,
-        )
-        .await?;
+        let zip_tag = self.put_zip(module, version, &zip_key, zip).await?;
+        let mod_key = key(module, version, Artifact::Mod)?;
+        let mod_tag = self.put_once(module, version, &mod_key, go_mod).await?;
+        self.still_ours(module, version, &zip_key, zip_tag).await?;
+        self.still_ours(module, version, &mod_key, mod_tag).await?;
         self.put_marker(&key(module, version, Artifact::Info)?, info)
             .await
     }
