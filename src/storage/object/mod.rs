@@ -23,8 +23,12 @@
 //! with [`StorageError::Conflict`], unless the object has no `.info` and
 //! is older than the stale age (see [`ObjectStorage::with_stale_after`]):
 //! then no live saver can still be writing it, and it is replaced with a
-//! conditional write on the version read. Two savers of different bytes
-//! therefore never end with the `.info` of one and the zip of the other.
+//! conditional write on the version read. Right before the `.info`, the
+//! save checks that the `.zip` and `.mod` still carry the entity tags it
+//! wrote or adopted, which also covers services whose create-only check is
+//! not atomic (moto's threaded server lets two concurrent creates both
+//! succeed). Two savers of different bytes therefore never end with the
+//! `.info` of one and the zip of the other.
 //!
 //! Service support, as checked: S3 (AWS since 2024, moto) and MinIO
 //! honour `If-None-Match: *` on PUT and on completing a multipart upload;
