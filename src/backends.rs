@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use object_store::ObjectStore;
 
 use crate::config::Config;
+use crate::fetch::gogetdir::stale_age;
 use crate::singleflight::etcd::EtcdLocks;
 use crate::singleflight::object_lease::ObjectLeases;
 use crate::singleflight::redis::RedisLocks;
@@ -62,23 +63,52 @@ fn object_store_for(
 }
 
 /// Opens the storage and single-flight backends `config` selects and
-/// checks that their services answer.
+/// checks that their services answer. What saves that died left behind
+/// (disk temporary directories, staged object-store uploads) is removed in
+/// the background once older than twice `StashTimeout`, so a save still
+/// running in another instance sharing the store is never disturbed.
 pub async fn open(config: &Config) -> anyhow::Result<Backends> {
     let object_store = object_store_for(config)?;
     let storage: Arc<dyn Storage> = match (&object_store, config.storage_type.as_str()) {
         (Some((store, service)), kind) => {
-            let storage = ObjectStorage::new(Arc::clone(store), service);
+            let storage = Arc::new(
+                ObjectStorage::new(Arc::clone(store), service).with_stale_after(stale_age(config)),
+            );
             storage
                 .check()
                 .await
                 .with_context(|| format!("StorageType {kind:?}: the bucket cannot be used"))?;
-            Arc::new(storage)
+            let tidy = Arc::clone(&storage);
+            tokio::spawn(async move {
+                match tidy.remove_stale_uploads().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(removed = n, "storage: removed uploads of interrupted saves")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "storage: removing uploads of interrupted saves")
+                    }
+                }
+            });
+            storage
         }
         (None, "" | "memory") => Arc::new(MemoryStorage::new()),
-        (None, "disk") => Arc::new(
-            DiskStorage::new(&config.storage.disk.root_path)
-                .context("opening disk storage (Storage.Disk.RootPath)")?,
-        ),
+        (None, "disk") => {
+            let disk = DiskStorage::new(&config.storage.disk.root_path)
+                .context("opening disk storage (Storage.Disk.RootPath)")?;
+            let (tidy, age) = (disk.clone(), stale_age(config));
+            tokio::task::spawn_blocking(move || match tidy.remove_stale_temp(age) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "storage: removed leftovers of interrupted saves"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "storage: removing leftovers of interrupted saves")
+                }
+            });
+            Arc::new(disk)
+        }
         (None, "external") => {
             let external = ExternalStorage::new(&config.storage.external.url)
                 .context("external storage (Storage.External.URL)")?;

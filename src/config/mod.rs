@@ -45,6 +45,10 @@ pub struct Config {
     /// Directory for temporary files of fetches; empty means the OS default.
     #[serde(rename = "GoGetDir")]
     pub go_get_dir: String,
+    /// Size budget of the git cache (`GoGetDir/vcs`) in bytes; least
+    /// recently used repositories are evicted past it. 0: no budget.
+    #[serde(rename = "GitCacheMaxBytes")]
+    pub git_cache_max_bytes: u64,
     /// How many download-protocol requests are processed at once.
     #[serde(rename = "ProtocolWorkers")]
     pub protocol_workers: usize,
@@ -550,6 +554,7 @@ impl Default for Config {
             go_binary_env_vars: EnvList(vec!["GOPROXY=direct".into()]),
             go_get_workers: 10,
             go_get_dir: String::new(),
+            git_cache_max_bytes: vcs::git::budget::DEFAULT_MAX_BYTES,
             protocol_workers: 30,
             log_level: "debug".into(),
             log_format: "plain".into(),

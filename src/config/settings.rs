@@ -176,7 +176,9 @@ settings_table! {
     "GoGetWorkers", "ATHENS_GOGET_WORKERS", [go_get_workers],
         "How many module fetches from upstream may run at the same time.";
     "GoGetDir", "ATHENS_GOGET_DIR", [go_get_dir],
-        "Directory for temporary files while fetching; empty uses the system temporary directory.";
+        "Directory of the git cache (vcs/) and temporary files while fetching; must be owned by this user and not world-writable. Empty uses athens-<uid> (mode 0700) in the system temporary directory.";
+    "GitCacheMaxBytes", "ATHENS_GIT_CACHE_MAX_BYTES", [git_cache_max_bytes],
+        "Size budget of the git cache (GoGetDir/vcs) in bytes; least recently used repositories not in use are evicted past it. 0 means no budget. Default 10737418240 (10 GiB).";
     "ProtocolWorkers", "ATHENS_PROTOCOL_WORKERS", [protocol_workers],
         "How many download-protocol requests are processed at the same time.";
     "LogLevel", "ATHENS_LOG_LEVEL", [log_level],

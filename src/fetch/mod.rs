@@ -2,6 +2,7 @@
 //! GOPROXY-speaking [`UpstreamProxyFetcher`] and, through it, by whatever
 //! "direct" fetcher is plugged in (the native VCS fetcher).
 
+pub mod gogetdir;
 pub mod native;
 pub mod upstream;
 

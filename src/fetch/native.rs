@@ -3,7 +3,6 @@
 //! what Athens did by running `go mod download`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -169,16 +168,11 @@ impl NativeFetcher {
     /// Athens would give its go command (a few process variables plus
     /// `GoBinaryEnvVars`, later entries winning), credentials from
     /// `NETRCPath` and `GithubToken`, repositories cached under
-    /// `GoGetDir/vcs` (or the system temp dir), trees bounded by
+    /// `GoGetDir/vcs` (see [`super::gogetdir`] for the default, private
+    /// `GoGetDir`), within `GitCacheMaxBytes`, trees bounded by
     /// `MaxTreeDepth` and `MaxModuleFiles`.
     pub fn from_config(config: &Config) -> Result<NativeFetcher, String> {
-        let base = if config.go_get_dir.is_empty() {
-            std::env::temp_dir().join("athens")
-        } else {
-            PathBuf::from(&config.go_get_dir)
-        };
-        std::fs::create_dir_all(&base)
-            .map_err(|e| format!("creating GoGetDir {}: {e}", base.display()))?;
+        let base = super::gogetdir::prepare(&config.go_get_dir)?;
         let mut vars = go_env_vars(config);
         if let Some(netrc) = netrc_file(config, &base)? {
             vars.push(("NETRC".to_string(), netrc.display().to_string()));
@@ -187,8 +181,11 @@ impl NativeFetcher {
         let direct = DirectFetcher::new(env, base.join("vcs"))
             .map_err(|e| e.to_string())?
             .with_tree_limits(config.tree_limits())
-            .with_git_limits(config.git_limits());
-        let temp_dir = (!config.go_get_dir.is_empty()).then_some(base);
+            .with_git_limits(config.git_limits())
+            .with_cache_budget(config.git_cache_max_bytes);
+        let age = super::gogetdir::stale_age(config);
+        super::gogetdir::tidy_in_background(base.clone(), age, config.git_cache_max_bytes);
+        let temp_dir = Some(base);
         Ok(NativeFetcher::new(direct, temp_dir)
             .with_proxy_timeout(config.timeout_duration())
             .with_deadlines(config.timeout_duration(), config.stash_timeout_duration()))
@@ -230,17 +227,7 @@ fn netrc_file(config: &Config, dir: &Path) -> Result<Option<PathBuf>, String> {
     text.push_str(&format!(
         "machine github.com login {token} password x-oauth-basic\n"
     ));
-    let path = dir.join("netrc");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    Ok(Some(path))
+    super::gogetdir::write_private_file(dir, "netrc", text.as_bytes()).map(Some)
 }
 
 /// The status recorded for an origin fetch stopped at its deadline.

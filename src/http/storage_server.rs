@@ -187,6 +187,7 @@ fn storage_error_response(err: &StorageError) -> Response {
         | StorageError::InvalidToken { .. }
         | StorageError::ZipSource { .. } => StatusCode::BAD_REQUEST,
         StorageError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
+        StorageError::Conflict { .. } => StatusCode::CONFLICT,
         StorageError::Io { .. } | StorageError::Service(_) => {
             tracing::error!(error = %err, "external storage request failed");
             StatusCode::INTERNAL_SERVER_ERROR

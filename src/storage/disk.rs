@@ -11,7 +11,13 @@
 //! the version directory, syncs them and renames the directory into place,
 //! so a version directory only ever appears complete. Temporary names start
 //! with a dot, which no module path element or version can, so they never
-//! collide with stored data and listings skip them.
+//! collide with stored data and listings skip them. A published version
+//! directory is never replaced: renaming onto a non-empty directory fails,
+//! and a concurrent save of the same version then keeps what is there.
+//! Temporary directories a crash left behind (`.tmp-*` of saves, `.del-*`
+//! of deletions) are removed by [`DiskStorage::remove_stale_temp`], which
+//! the server runs at start for those old enough that no live instance
+//! sharing the root can still be writing them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,6 +197,28 @@ impl DiskStorage {
             });
         }
         Ok(DiskStorage { root })
+    }
+
+    /// Removes the temporary directories of saves and deletions that died
+    /// (a crash, a kill) once older than `age`; younger ones may belong to
+    /// a save still running in this or another instance sharing the root.
+    /// Walks the whole tree, so it is meant for the background at start.
+    /// Returns how many were removed.
+    pub fn remove_stale_temp(&self, age: std::time::Duration) -> Result<usize, StorageError> {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut found = Vec::new();
+        collect_stale(&self.root, cutoff, 0, &mut found)
+            .map_err(io_err("looking for leftovers under", &self.root))?;
+        for dir in &found {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(io_err("removing", dir)(e)),
+            }
+        }
+        Ok(found.len())
     }
 
     /// The root directory.
@@ -442,12 +470,76 @@ fn publish_dir(temp: &Path, target: &Path, version: &str) -> std::io::Result<Pub
                     format!("{} exists and holds other data: {e}", target.display()),
                 ));
             }
-            std::fs::remove_dir_all(target)?;
+            // Moved aside before removal, and looked at again there: a
+            // concurrent save may have completed the version since it was
+            // checked, and a published version must stay.
+            let aside = target.with_file_name(format!(".del-{version}-{}", unique_suffix()));
+            match std::fs::rename(target, &aside) {
+                Ok(()) => {}
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(e),
+            }
+            if aside.is_dir() && version_dir_complete(&aside, version) {
+                return match std::fs::rename(&aside, target) {
+                    Ok(()) => Ok(Published::AlreadyComplete),
+                    // Yet another save published meanwhile: that one stays.
+                    Err(_) if version_dir_complete(target, version) => {
+                        let _ = std::fs::remove_dir_all(&aside);
+                        Ok(Published::AlreadyComplete)
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            let _ = std::fs::remove_dir_all(&aside);
         }
         Err(e) => return Err(e),
     }
-    std::fs::rename(temp, target)?;
-    Ok(Published::Renamed)
+    match std::fs::rename(temp, target) {
+        Ok(()) => Ok(Published::Renamed),
+        Err(_) if version_dir_complete(target, version) => Ok(Published::AlreadyComplete),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a directory name is one of this backend's temporary names.
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".tmp-") || name.starts_with(".del-")
+}
+
+/// Collects under `dir` the temporary directories last modified before
+/// `cutoff`, walking real directories only (links are not followed).
+fn collect_stale(
+    dir: &Path,
+    cutoff: std::time::SystemTime,
+    depth: usize,
+    found: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    if depth > MAX_CATALOG_DEPTH {
+        return Ok(());
+    }
+    let items = match std::fs::read_dir(dir) {
+        Ok(items) => items,
+        Err(e) if is_missing(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for item in items {
+        let item = item?;
+        if !item.file_type()?.is_dir() {
+            continue;
+        }
+        let name = item.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if is_temp_name(name) {
+            if item.metadata()?.modified()? < cutoff {
+                found.push(item.path());
+            }
+        } else if !name.starts_with('.') {
+            collect_stale(&item.path(), cutoff, depth + 1, found)?;
+        }
+    }
+    Ok(())
 }
 
 /// A sorted walk of the store that reads one catalog page: subtrees that lie
@@ -558,6 +650,75 @@ impl CatalogWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Leftovers of a crashed save or deletion go once old enough; fresh
+    /// ones (a save running in another instance) and stored data stay.
+    #[tokio::test]
+    async fn stale_temporary_directories_are_removed_at_start() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        let mut zip: &[u8] = b"zip";
+        storage
+            .save(
+                "example.com/m",
+                "v1.0.0",
+                Bytes::from_static(b"module m\n"),
+                &mut zip,
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+        let module = root.path().join("example.com/m");
+        for name in [".tmp-v1.1.0-1-2-3", ".del-v0.9.0-4-5-6"] {
+            std::fs::create_dir_all(module.join(name)).unwrap();
+            std::fs::write(module.join(name).join(ZIP_FILE), b"partial").unwrap();
+        }
+        // A directory that is no temporary of ours is left alone.
+        std::fs::create_dir_all(module.join(".git")).unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(storage.remove_stale_temp(hour).unwrap(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tiny = std::time::Duration::from_millis(1);
+        assert_eq!(storage.remove_stale_temp(tiny).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&module)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".git", "v1.0.0"]);
+        assert!(storage.exists("example.com/m", "v1.0.0").await.unwrap());
+    }
+
+    /// A second save of a stored version with other bytes changes nothing.
+    #[tokio::test]
+    async fn a_published_version_is_never_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        for zip in [&b"first"[..], b"second"] {
+            let mut zip = zip;
+            storage
+                .save(
+                    "example.com/m",
+                    "v1.0.0",
+                    Bytes::from_static(b"module m\n"),
+                    &mut zip,
+                    Bytes::from_static(b"{}"),
+                )
+                .await
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        let mut stored = storage.zip("example.com/m", "v1.0.0").await.unwrap();
+        tokio::io::AsyncReadExt::read_to_end(&mut stored.reader, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, b"first");
+        // Nothing staged is left behind by the refused save.
+        let names: Vec<_> = std::fs::read_dir(root.path().join("example.com/m"))
+            .unwrap()
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
 
     #[tokio::test]
     async fn disk_storage_passes_conformance_suite() {

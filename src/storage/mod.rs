@@ -165,6 +165,19 @@ pub enum StorageError {
         /// Why, as the service made it known.
         reason: String,
     },
+    /// The store holds different bytes for this version (published, or
+    /// being written by another saver): nothing was overwritten.
+    #[error("storage: {module}@{version}: refusing to overwrite {key}: {reason}")]
+    Conflict {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// The object concerned.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// Reading the zip to be saved failed.
     #[error("reading zip of {module}@{version} to store it: {source}")]
     ZipSource {

@@ -157,7 +157,7 @@ pub struct DirectFetcher {
     timeout: Option<Duration>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     env: GoEnv,
     client: DiscoveryClient,
@@ -251,6 +251,13 @@ impl DirectFetcher {
     /// The deadline calls run under, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Sets the git cache's size budget in bytes (0: none); see
+    /// [`crate::git::budget`].
+    pub fn with_cache_budget(mut self, max_bytes: u64) -> DirectFetcher {
+        Arc::make_mut(&mut self.inner).git.cache_max_bytes = max_bytes;
+        self
     }
 
     /// The go environment this fetcher honours.

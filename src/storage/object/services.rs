@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::ObjectStore;
 
@@ -23,6 +23,27 @@ fn config_error(service: &'static str, e: impl std::fmt::Display) -> ObjectStore
     ObjectStoreConfigError {
         service,
         message: e.to_string(),
+    }
+}
+
+/// S3 has no create-only copy header, so the copy that places a staged
+/// multipart zip upload (see the `object` module) is a one-part multipart
+/// upload completed with `If-None-Match: *`, which AWS, MinIO and moto
+/// honour; `AWS_COPY_IF_NOT_EXISTS` can choose another way (R2's header).
+trait CreateOnlyCopy {
+    fn with_create_only_copy(self) -> Self;
+}
+
+impl CreateOnlyCopy for AmazonS3Builder {
+    fn with_create_only_copy(self) -> Self {
+        if self
+            .get_config_value(&AmazonS3ConfigKey::CopyIfNotExists)
+            .is_some()
+        {
+            self
+        } else {
+            self.with_copy_if_not_exists(S3CopyIfNotExists::Multipart)
+        }
     }
 }
 
@@ -78,6 +99,7 @@ pub fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> 
         builder = builder.with_virtual_hosted_style_request(false);
     }
     builder
+        .with_create_only_copy()
         .build()
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         .map_err(|e| config_error("s3", e))
@@ -108,6 +130,7 @@ pub fn minio(c: &MinioConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigE
         .with_bucket_name(&c.bucket)
         .with_access_key_id(&c.key)
         .with_secret_access_key(c.secret.expose())
+        .with_create_only_copy()
         .build()
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         .map_err(|e| config_error("minio", e))

@@ -3,6 +3,7 @@
 //! settings) and Azurite (Azure Blob).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use fixtures::services::azurite::{Azurite, ACCOUNT, ACCOUNT_KEY};
@@ -126,13 +127,13 @@ async fn incomplete_versions_are_not_stored() {
     put("example.com/b/@v/v1.0.0.info").await;
     assert!(!storage.exists("example.com/a", "v1.0.0").await.unwrap());
     assert!(!storage.exists("example.com/b", "v1.0.0").await.unwrap());
-    // The save completes the half-written version.
-    let mut zip: &[u8] = b"zip";
+    // A retry with the same bytes completes the half-written version.
+    let mut zip: &[u8] = b"x";
     storage
         .save(
             "example.com/a",
             "v1.0.0",
-            Bytes::from_static(b"module a\n"),
+            Bytes::from_static(b"x"),
             &mut zip,
             Bytes::from_static(b"{}"),
         )
@@ -274,4 +275,189 @@ async fn gcs_conformance() {
     conformance::key_order(&storage).await;
     conformance::concurrent_saves(&storage).await;
     conformance::large_zip(&storage, 20 << 20).await;
+}
+
+/// A save whose `.zip`, `.mod` and `.info` all carry `tag`, so a mixed
+/// triple would show.
+async fn save_tagged(
+    storage: &ObjectStorage,
+    module: &str,
+    tag: u8,
+    zip_size: usize,
+) -> Result<(), StorageError> {
+    let zip = vec![tag; zip_size];
+    let mut reader: &[u8] = &zip;
+    storage
+        .save(
+            module,
+            "v1.0.0",
+            Bytes::from(format!("module {module} // {tag}\n")),
+            &mut reader,
+            Bytes::from(format!("{{\"Version\":\"v1.0.0\",\"Tag\":{tag}}}")),
+        )
+        .await
+}
+
+/// The tag of the stored version, after checking its three objects agree.
+async fn stored_tag(storage: &ObjectStorage, module: &str, zip_size: usize) -> u8 {
+    assert!(storage.exists(module, "v1.0.0").await.unwrap());
+    let info = storage.info(module, "v1.0.0").await.unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    let tag = info["Tag"].as_u64().unwrap() as u8;
+    let go_mod = storage.go_mod(module, "v1.0.0").await.unwrap();
+    assert_eq!(go_mod, format!("module {module} // {tag}\n").as_bytes());
+    let mut zip = storage.zip(module, "v1.0.0").await.unwrap();
+    let mut got = Vec::new();
+    zip.reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), zip_size);
+    assert!(
+        got.iter().all(|b| *b == tag),
+        "{module}: zip of saver {} under .info of {tag}",
+        got[0]
+    );
+    tag
+}
+
+async fn staged_uploads(store: &Arc<dyn ObjectStore>) -> usize {
+    use futures::TryStreamExt;
+    let prefix = Path::from(super::UPLOADS_PREFIX);
+    let found: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+    found.len()
+}
+
+/// Concurrent savers of one version with different bytes: one wins, the
+/// others are refused with a conflict, the stored triple is the winner's,
+/// and later saves never change it. Once for single-request zips, once for
+/// multipart ones (staged, then copied create-only).
+///
+/// `atomic` says whether the service's create-only check is atomic. moto's
+/// is not (its threaded server checks, then writes), so two concurrent
+/// creates can both succeed there; the save's check before the commit
+/// marker then refuses them, and what must hold is weaker: at most one
+/// winner, and never a stored version mixing two savers' objects.
+async fn conflicting_saves(storage: &ObjectStorage, store: &Arc<dyn ObjectStore>, atomic: bool) {
+    for (module, savers, size) in [
+        ("example.com/race/small", 6u8, 50_000),
+        ("example.com/race/large", 2, super::PART_SIZE + 1000),
+    ] {
+        let saves = (1..=savers).map(|tag| save_tagged(storage, module, tag, size));
+        let results = futures::future::join_all(saves).await;
+        let won: Vec<u8> = (1..=savers)
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(tag, _)| tag)
+            .collect();
+        for result in &results {
+            if let Err(e) = result {
+                assert!(matches!(e, StorageError::Conflict { .. }), "{module}: {e}");
+            }
+        }
+        if atomic {
+            assert_eq!(won.len(), 1, "{module}: {results:?}");
+        } else {
+            assert!(won.len() <= 1, "{module}: {results:?}");
+        }
+        let Some(&winner) = won.first() else {
+            assert!(!storage.exists(module, "v1.0.0").await.unwrap());
+            continue;
+        };
+        assert_eq!(stored_tag(storage, module, size).await, winner);
+        // Later saves of a stored version, of any bytes, change nothing.
+        for tag in 1..=savers {
+            save_tagged(storage, module, tag, size).await.unwrap();
+        }
+        assert_eq!(stored_tag(storage, module, size).await, winner);
+    }
+    assert_eq!(staged_uploads(store).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_concurrent_saves_of_different_bytes_leave_one_version() {
+    let moto = Moto::start().unwrap();
+    let (storage, store) = s3_storage(&moto, "race");
+    conflicting_saves(&storage, &store, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_concurrent_saves_of_different_bytes_leave_one_version() {
+    let azurite = Azurite::start().unwrap();
+    azurite.create_container("race").unwrap();
+    let endpoint = azurite.blob_endpoint();
+    let store =
+        services::azure_blob_at(&azure_config("race", ACCOUNT_KEY), Some(&endpoint)).unwrap();
+    let storage = ObjectStorage::new(Arc::clone(&store), "azureblob");
+    conflicting_saves(&storage, &store, true).await;
+}
+
+/// What a save that died leaves (a `.zip` and `.mod` without `.info`, a
+/// staged upload): a retry with the same bytes completes it; other bytes
+/// are refused while the leftover is young (a save may still be running)
+/// and replace it once it is stale; stale staged uploads are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_leftovers_of_interrupted_saves() {
+    let moto = Moto::start().unwrap();
+    let (fresh, store) = s3_storage(&moto, "leftovers");
+    let stale = ObjectStorage::new(Arc::clone(&store), "s3").with_stale_after(Duration::ZERO);
+    let put = |key: String, body: Vec<u8>| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .put(&Path::parse(key).unwrap(), PutPayload::from(body))
+                .await
+                .unwrap();
+        }
+    };
+    for (module, size) in [
+        ("example.com/left/small", 1000),
+        ("example.com/left/large", super::PART_SIZE + 10),
+    ] {
+        put(format!("{module}/@v/v1.0.0.zip"), vec![1; size]).await;
+        put(
+            format!("{module}/@v/v1.0.0.mod"),
+            format!("module {module} // 1\n").into_bytes(),
+        )
+        .await;
+        let err = save_tagged(&fresh, module, 2, size).await.unwrap_err();
+        assert!(err.to_string().contains("in progress"), "{err}");
+        assert!(!fresh.exists(module, "v1.0.0").await.unwrap());
+    }
+    // The same bytes: adopted and completed.
+    save_tagged(&fresh, "example.com/left/small", 1, 1000)
+        .await
+        .unwrap();
+    assert_eq!(stored_tag(&fresh, "example.com/left/small", 1000).await, 1);
+    // Stale leftovers of other bytes are replaced (the service's clock
+    // counts whole seconds).
+    put(format!("{}/x", super::UPLOADS_PREFIX), b"partial".to_vec()).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let large = "example.com/left/large";
+    save_tagged(&stale, large, 3, super::PART_SIZE + 10)
+        .await
+        .unwrap();
+    assert_eq!(stored_tag(&stale, large, super::PART_SIZE + 10).await, 3);
+    // Even a stale storage never replaces a published version: a save of
+    // it is a no-op, and a `.zip` of other bytes found without its `.mod`
+    // (Athens' parallel uploads can leave that) is refused, not replaced.
+    save_tagged(&stale, "example.com/left/small", 4, 1000)
+        .await
+        .unwrap();
+    assert_eq!(stored_tag(&stale, "example.com/left/small", 1000).await, 1);
+    let half = "example.com/left/half";
+    put(format!("{half}/@v/v1.0.0.zip"), vec![1; 1000]).await;
+    put(format!("{half}/@v/v1.0.0.info"), b"{}".to_vec()).await;
+    let err = save_tagged(&stale, half, 5, 1000).await.unwrap_err();
+    assert!(err.to_string().contains("published"), "{err}");
+    let zip = store
+        .get(&Path::parse(format!("{half}/@v/v1.0.0.zip")).unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&zip[..], &[1; 1000][..]);
+    // A young staged upload stays, a stale one goes.
+    assert_eq!(fresh.remove_stale_uploads().await.unwrap(), 0);
+    assert_eq!(staged_uploads(&store).await, 1);
+    assert_eq!(stale.remove_stale_uploads().await.unwrap(), 1);
+    assert_eq!(staged_uploads(&store).await, 0);
 }

@@ -14,7 +14,7 @@
 //! the refs that name them and replaces each ref file atomically, so a reader
 //! sees either the old or the new value of a ref, never a partial one.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,8 @@ use gix::remote::Direction;
 use gix::ObjectId;
 
 use super::transport::{Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED};
+use super::budget::{self, InUse};
+use super::lock::FileLock as EntryLock;
 use super::{gix_open_options, RefSnapshot};
 use crate::codehost::CodeError;
 use crate::git::options::GitOptions;
@@ -40,34 +42,6 @@ pub(crate) fn entry_name(url: &str) -> Result<String, CodeError> {
         .try_finalize()
         .map_err(|e| CodeError::Other(format!("hashing remote URL: {e}")))?;
     Ok(id.to_hex().to_string())
-}
-
-/// An exclusive advisory lock on a cache entry, released on drop (and by the
-/// kernel if the process dies, so a crash never leaves a stale lock).
-struct EntryLock {
-    file: File,
-}
-
-impl EntryLock {
-    fn acquire(path: &Path) -> Result<EntryLock, CodeError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| CodeError::Other(format!("opening lock {}: {e}", path.display())))?;
-        fs4::FileExt::lock(&file)
-            .map_err(|e| CodeError::Other(format!("locking {}: {e}", path.display())))?;
-        Ok(EntryLock { file })
-    }
-}
-
-impl Drop for EntryLock {
-    fn drop(&mut self) {
-        // Closing the descriptor releases the lock as well; unlocking first
-        // just makes the release immediate for waiters.
-        let _ = fs4::FileExt::unlock(&self.file);
-    }
 }
 
 /// An error with all its causes, for messages: gix puts the telling detail
@@ -119,6 +93,11 @@ pub(crate) struct HttpCache {
     /// Set once this handle has seen the entry hold the full history of
     /// every advertised ref, so later history questions skip the check.
     complete: AtomicBool,
+    /// The cache root and its size budget, enforced after each fill.
+    root: PathBuf,
+    max_bytes: u64,
+    /// Keeps the entry from eviction while this handle lives.
+    _in_use: InUse,
 }
 
 /// Opens (creating on first use) the cache entry for `url` and lists the
@@ -135,6 +114,9 @@ pub(crate) fn open_listed(
     let name = entry_name(url)?;
     let dir = cache_root.join(&name);
     let lock_path = cache_root.join(format!("{name}.lock"));
+    // Claimed before the entry is created or opened, so eviction cannot
+    // remove it from under this handle.
+    let in_use = InUse::claim(cache_root, &name)?;
     {
         let _lock = EntryLock::acquire(&lock_path)?;
         if !dir.join("objects").is_dir() {
@@ -145,19 +127,36 @@ pub(crate) fn open_listed(
         .open(&dir)
         .map_err(|e| CodeError::Other(format!("opening cache {}: {e}", dir.display())))?;
     let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
-    let snapshot = transfer(
+    let listed = transfer(
         &repo.to_thread_local(),
         url,
         opts,
         &refspecs,
         true,
         Transfer::ListOnly,
-    )?;
+    );
+    let snapshot = match listed {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            // A remote that is gone leaves nothing worth keeping, and one
+            // that failed before anything arrived leaves an empty entry.
+            if matches!(e, CodeError::NotFound(_)) || !has_refs(&repo.to_thread_local()) {
+                drop((repo, in_use));
+                if let Err(io) = budget::remove_if_unused(cache_root, &name) {
+                    tracing::warn!(entry = %name, error = %io, "git cache: removing a failed remote's entry");
+                }
+            }
+            return Err(e);
+        }
+    };
     let cache = HttpCache {
         url: url.to_string(),
         lock_path,
         opts: opts.clone(),
         complete: AtomicBool::new(false),
+        root: cache_root.to_path_buf(),
+        max_bytes: opts.cache_max_bytes,
+        _in_use: in_use,
     };
     Ok((repo, snapshot, cache))
 }
@@ -178,6 +177,18 @@ impl HttpCache {
         if repo.has_object(id) {
             return Ok(());
         }
+        let filled = self.ensure_object_locked(repo, id, ref_name, snapshot);
+        budget::after_fill(&self.root, self.max_bytes);
+        filled
+    }
+
+    fn ensure_object_locked(
+        &self,
+        repo: &gix::Repository,
+        id: ObjectId,
+        ref_name: &str,
+        snapshot: &RefSnapshot,
+    ) -> Result<(), CodeError> {
         let _lock = EntryLock::acquire(&self.lock_path)?;
         // Another handle or process may have fetched it while we waited.
         if repo.has_object(id) {
@@ -222,8 +233,12 @@ impl HttpCache {
         if self.complete.load(Ordering::Acquire) {
             return Ok(());
         }
-        let _lock = EntryLock::acquire(&self.lock_path)?;
-        self.fetch_all_locked(repo, snapshot)
+        let filled = {
+            let _lock = EntryLock::acquire(&self.lock_path)?;
+            self.fetch_all_locked(repo, snapshot)
+        };
+        budget::after_fill(&self.root, self.max_bytes);
+        filled
     }
 
     /// Fetches all branches and tags with full history unless the entry
@@ -487,7 +502,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
         let held = EntryLock::acquire(&path).unwrap();
-        let other = OpenOptions::new().write(true).open(&path).unwrap();
+        let other = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         assert!(fs4::FileExt::try_lock(&other).is_err());
         drop(held);
         assert!(fs4::FileExt::try_lock(&other).is_ok());

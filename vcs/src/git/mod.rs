@@ -7,7 +7,9 @@
 //! count, and what `git archive` exports.
 
 mod archive;
+pub mod budget;
 mod cache;
+mod lock;
 mod loose;
 mod options;
 mod transport;

@@ -90,6 +90,10 @@ pub struct GitOptions {
     /// Stops transfers (and the work around them) when set or past its
     /// deadline.
     pub interrupt: Interrupt,
+    /// Size budget of the git cache in bytes, enforced after each fill by
+    /// evicting least recently used entries (see [`crate::git::budget`]);
+    /// 0 means none.
+    pub cache_max_bytes: u64,
 }
 
 /// Bounds on what one remote may send, so a hostile or broken server cannot
@@ -178,6 +182,7 @@ impl GitOptions {
         }
         GitOptions {
             config_files,
+            cache_max_bytes: super::budget::DEFAULT_MAX_BYTES,
             ..GitOptions::default()
         }
     }
