@@ -6,6 +6,7 @@
 //! like Athens' TOML decoder; keys that match nothing are reported as
 //! warnings (see [`LoadedConfig::warnings`]) and otherwise ignored.
 
+mod proxies;
 mod settings;
 mod types;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use proxies::{parse_trusted_proxies, IpRange, DEFAULT_TRUSTED_PROXIES};
 pub use settings::{help_text, settings, Setting};
 pub use types::{EnvList, Secret};
 
@@ -107,9 +109,14 @@ pub struct Config {
     /// Redirect plain HTTP to HTTPS.
     #[serde(rename = "ForceSSL")]
     pub force_ssl: bool,
-    /// URL of a validation hook called before serving a module.
+    /// Peers (IP addresses or CIDR ranges) whose `X-Forwarded-Proto` is
+    /// believed; loopback only by default.
+    #[serde(rename = "TrustedProxies")]
+    pub trusted_proxies: Vec<String>,
+    /// URL of a validation hook called before serving a module. It may hold
+    /// credentials, so it is never shown in logs.
     #[serde(rename = "ValidatorHook")]
-    pub validator_hook: String,
+    pub validator_hook: Secret,
     /// Path prefix under which the proxy is served.
     #[serde(rename = "PathPrefix")]
     pub path_prefix: String,
@@ -574,7 +581,11 @@ impl Default for Config {
             basic_auth_pass: Secret::default(),
             home_template_path: "/var/lib/athens/home.html".into(),
             force_ssl: false,
-            validator_hook: String::new(),
+            trusted_proxies: DEFAULT_TRUSTED_PROXIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            validator_hook: Secret::default(),
             path_prefix: String::new(),
             netrc_path: String::new(),
             github_token: Secret::default(),
@@ -969,6 +980,9 @@ impl Config {
                     format!("{sumdb:?} must be an https:// URL with a host"),
                 );
             }
+        }
+        if let Err(reason) = parse_trusted_proxies(&self.trusted_proxies) {
+            fail("TrustedProxies", reason);
         }
         if !self.github_token.is_empty() && !self.netrc_path.is_empty() {
             fail(

@@ -217,8 +217,10 @@ settings_table! {
         "Template file for the home page.";
     "ForceSSL", "PROXY_FORCE_SSL", [force_ssl],
         "Redirect plain HTTP requests to HTTPS.";
+    "TrustedProxies", "ATHENS_TRUSTED_PROXIES", [trusted_proxies],
+        "IP addresses or CIDR ranges (comma-separated in the variable) of proxies whose X-Forwarded-Proto is believed; default loopback only (127.0.0.0/8, ::1), empty trusts nobody.";
     "ValidatorHook", "ATHENS_PROXY_VALIDATOR", [validator_hook],
-        "URL called to approve a module before it is served; empty disables it.";
+        "URL called to approve a module before it is served; empty disables it. Never logged with its user information or query.";
     "PathPrefix", "ATHENS_PATH_PREFIX", [path_prefix],
         "Path prefix under which the proxy is served, e.g. /athens.";
     "NETRCPath", "ATHENS_NETRC_PATH", [netrc_path],

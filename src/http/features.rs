@@ -11,19 +11,27 @@
 //! escaped) values, a `{{ if .NoSumPatterns }}...{{ end }}` section is
 //! kept only when patterns are configured, and any other text is sent as
 //! written. Spaces inside the braces are optional.
+//!
+//! `X-Forwarded-Proto` (for `ForceSSL` and the home page's URL) is believed
+//! only from peers in `TrustedProxies`. The peer is the
+//! `ConnectInfo<SocketAddr>` request extension the server inserts; a
+//! request without one (or from any other peer) is judged by its own
+//! connection. A connection over `UnixSocket` (`ConnectInfo` of a Unix
+//! socket address) comes from this machine and counts as a loopback peer.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use axum::body::Body;
-use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 use super::{error_response, parse_protocol_path, Endpoint};
-use crate::config::Config;
+use crate::config::{parse_trusted_proxies, Config, IpRange};
 use crate::download_mode::DownloadPolicy;
 use crate::filter::{Filter, FilterRule};
 use crate::pathmatch::matches_any_path_prefix;
@@ -44,7 +52,7 @@ pub struct Features {
     pub(crate) download_policy: DownloadPolicy,
     pub(crate) filter: Option<Arc<Filter>>,
     pub(crate) global_endpoint: String,
-    pub(crate) validator_hook: Option<String>,
+    pub(crate) validator_hook: Option<Hook>,
     pub(crate) sumdbs: Vec<SumDb>,
     pub(crate) no_sum_patterns: Vec<String>,
     /// GONOSUMDB (defaulting to GOPRIVATE) from `GoBinaryEnvVars`: private
@@ -53,8 +61,46 @@ pub struct Features {
     pub(crate) home_template_path: String,
     pub(crate) basic_auth: Option<(String, String)>,
     pub(crate) force_ssl: bool,
+    /// Peers whose `X-Forwarded-Proto` is believed.
+    pub(crate) trusted_proxies: Vec<IpRange>,
     pub(crate) tls: bool,
     pub(crate) client: reqwest::Client,
+}
+
+/// The validator hook's URL, which may carry credentials in its user
+/// information or query: only `shown` ever reaches a log or a message.
+#[derive(Clone)]
+pub(crate) struct Hook {
+    url: reqwest::Url,
+    shown: String,
+}
+
+impl Hook {
+    /// Parses the `ValidatorHook` setting; the error never repeats it.
+    pub(crate) fn parse(raw: &str) -> anyhow::Result<Hook> {
+        let url = reqwest::Url::parse(raw)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .context("ValidatorHook is not an http:// or https:// URL with a host")?;
+        let shown = shown_url(&url);
+        Ok(Hook { url, shown })
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// `url` without user information, query or fragment, for messages.
+pub(crate) fn shown_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 impl Features {
@@ -76,6 +122,11 @@ impl Features {
             }
             Some(Arc::new(filter))
         };
+        // Error bodies must not show where this server keeps its files.
+        super::error_body::hide_local_dirs([
+            config.storage.disk.root_path.as_str(),
+            config.go_get_dir.as_str(),
+        ]);
         let mut sumdbs = Vec::new();
         for url in &config.sum_dbs {
             let rest = url
@@ -98,8 +149,11 @@ impl Features {
             download_policy,
             filter,
             global_endpoint: config.global_endpoint.clone(),
-            validator_hook: (!config.validator_hook.is_empty())
-                .then(|| config.validator_hook.clone()),
+            validator_hook: if config.validator_hook.is_empty() {
+                None
+            } else {
+                Some(Hook::parse(config.validator_hook.expose())?)
+            },
             sumdbs,
             no_sum_patterns: config.no_sum_patterns.clone(),
             private_patterns: private_patterns(config),
@@ -109,6 +163,8 @@ impl Features {
                 .map(|(u, p)| (u.to_string(), p.to_string())),
             // Behind our own TLS every request is already HTTPS.
             force_ssl: config.force_ssl && !super::tls_enabled(config),
+            trusted_proxies: parse_trusted_proxies(&config.trusted_proxies)
+                .map_err(|reason| anyhow::anyhow!("TrustedProxies: {reason}"))?,
             tls: super::tls_enabled(config),
             client,
         })
@@ -178,18 +234,20 @@ pub(crate) async fn module_gate(
 /// anything else is an error (as in Athens).
 async fn validate(
     client: &reqwest::Client,
-    hook: &str,
+    hook: &Hook,
     module: &str,
     version: &str,
 ) -> Result<bool, String> {
     let body = serde_json::json!({ "Module": module, "Version": version });
+    let shown = &hook.shown;
+    // reqwest's errors name the full URL; it is shown here without secrets.
     let response = client
-        .post(hook)
+        .post(hook.url.clone())
         .header(header::CONTENT_TYPE, "application/json")
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| format!("POST {hook}: {e}"))?;
+        .map_err(|e| format!("POST {shown}: {}", e.without_url()))?;
     let status = response.status();
     let message = response.text().await.unwrap_or_default();
     if !message.trim().is_empty() {
@@ -198,7 +256,7 @@ async fn validate(
     match status.as_u16() {
         200 => Ok(true),
         403 => Ok(false),
-        other => Err(format!("POST {hook}: unexpected status {other}")),
+        other => Err(format!("POST {shown}: unexpected status {other}")),
     }
 }
 
@@ -315,8 +373,36 @@ fn is_no_sum(patterns: &[String], target: &str) -> bool {
     matches_any_path_prefix(patterns, &module)
 }
 
+/// The IP address of the peer that sent `request`, from the connection
+/// information the server recorded; a Unix socket peer is on this machine.
+fn peer_ip(request: &Request) -> Option<IpAddr> {
+    let extensions = request.extensions();
+    if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+        return Some(addr.ip());
+    }
+    #[cfg(unix)]
+    if extensions
+        .get::<ConnectInfo<tokio::net::unix::SocketAddr>>()
+        .is_some()
+    {
+        return Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    None
+}
+
+/// Whether a trusted proxy says the client's request was https. Anyone can
+/// send the header, so it counts only when the peer is in `TrustedProxies`.
+pub(crate) fn forwarded_https(request: &Request, trusted: &[IpRange]) -> bool {
+    let says_https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    says_https && peer_ip(request).is_some_and(|ip| trusted.iter().any(|r| r.contains(ip)))
+}
+
 /// Scheme and host the client used, for the home page.
-fn client_host(request: &Request, tls: bool) -> String {
+fn client_host(request: &Request, features: &Features) -> String {
     let host = request
         .uri()
         .authority()
@@ -332,13 +418,9 @@ fn client_host(request: &Request, tls: bool) -> String {
     if host.starts_with("http://") || host.starts_with("https://") {
         return host;
     }
-    let https = tls
+    let https = features.tls
         || request.uri().scheme_str() == Some("https")
-        || request
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            == Some("https");
+        || forwarded_https(request, &features.trusted_proxies);
     format!("{}://{host}", if https { "https" } else { "http" })
 }
 
@@ -437,7 +519,7 @@ pub(crate) async fn home(State(features): State<Arc<Features>>, request: Request
     };
     let page = render_home(
         &template,
-        &client_host(&request, features.tls),
+        &client_host(&request, &features),
         &features.no_sum_patterns.join(","),
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
@@ -500,20 +582,15 @@ pub(crate) async fn basic_auth(
 }
 
 /// With `ForceSSL`, plain-HTTP requests (no TLS and no
-/// `X-Forwarded-Proto: https` from a fronting proxy) are sent to the
+/// `X-Forwarded-Proto: https` from a trusted proxy) are sent to the
 /// https:// URL with 301.
 pub(crate) async fn force_ssl(
     State(features): State<Arc<Features>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let forwarded_https = request
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        == Some("https");
     let direct_https = request.uri().scheme_str() == Some("https");
-    if !features.force_ssl || forwarded_https || direct_https {
+    if !features.force_ssl || direct_https || forwarded_https(&request, &features.trusted_proxies) {
         return next.run(request).await;
     }
     let host = request
@@ -569,6 +646,30 @@ mod tests {
             "github.com/Acme/tool".to_string(),
         ];
         assert!(is_no_sum(&whole, "github.com/!acme/tool@v1.2.3"));
+    }
+
+    #[tokio::test]
+    async fn validator_hook_url_is_shown_without_secrets() {
+        // A port nothing listens on: the request fails, and the error (which
+        // is logged) names the hook without user information or query.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let raw =
+            format!("http://hookuser:hookpass@127.0.0.1:{port}/validate?token=hooktoken#frag");
+        let hook = Hook::parse(&raw).unwrap();
+        assert_eq!(hook.shown, format!("http://127.0.0.1:{port}/validate"));
+        assert_eq!(format!("{hook:?}"), hook.shown);
+        let err = validate(&reqwest::Client::new(), &hook, "example.com/m", "v1.0.0")
+            .await
+            .unwrap_err();
+        assert!(err.contains(&hook.shown), "{err}");
+        for secret in ["hookuser", "hookpass", "hooktoken", "frag"] {
+            assert!(!err.contains(secret), "{secret} in {err}");
+        }
+        let bad = Hook::parse("ftp://u:hookpass@h/x").unwrap_err();
+        assert!(!format!("{bad:#}").contains("hookpass"), "{bad:#}");
+        assert!(Hook::parse("not a url hookpass").is_err());
     }
 
     #[test]

@@ -111,9 +111,23 @@ fn app_with_features(config: &Config, adjust: impl FnOnce(&mut Features)) -> Tes
 }
 
 async fn send(router: &Router, uri: &str, headers: &[(&str, &str)]) -> Response {
+    send_from(router, None, uri, headers).await
+}
+
+/// [`send`] as if over a connection from `peer`, as the server records it.
+async fn send_from(
+    router: &Router,
+    peer: Option<&str>,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut builder = HttpRequest::builder().method("GET").uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
+    }
+    if let Some(peer) = peer {
+        let addr: std::net::SocketAddr = peer.parse().unwrap();
+        builder = builder.extension(axum::extract::ConnectInfo(addr));
     }
     router
         .clone()
@@ -435,19 +449,20 @@ async fn home_page_shows_proxy_settings_and_honours_a_template() {
         "{page}"
     );
     assert!(page.contains("GONOSUMDB=corp.example"), "{page}");
-    let page = text_of(
-        send(
-            &app.router,
-            "/",
-            &[("host", "proxy.example"), ("x-forwarded-proto", "https")],
-        )
-        .await,
-    )
-    .await;
+    let forwarded = [("host", "proxy.example"), ("x-forwarded-proto", "https")];
+    let page = text_of(send_from(&app.router, Some("127.0.0.1:5000"), "/", &forwarded).await).await;
     assert!(
         page.contains("GOPROXY=https://proxy.example,direct"),
         "{page}"
     );
+    // The header from anyone else (or an unknown peer) is not believed.
+    for peer in [Some("192.0.2.7:5000"), None] {
+        let page = text_of(send_from(&app.router, peer, "/", &forwarded).await).await;
+        assert!(
+            page.contains("GOPROXY=http://proxy.example,direct"),
+            "{peer:?}: {page}"
+        );
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("home.html");
@@ -519,13 +534,69 @@ async fn force_ssl_redirects_plain_http() {
         location(&response),
         "https://p.example/example.com/m/@v/list?x=1"
     );
-    let response = send(
+    let forwarded = [("host", "p.example"), ("x-forwarded-proto", "https")];
+    let path = "/example.com/m/@v/list";
+    // Loopback is trusted by default, IPv4 seen on a dual-stack socket too.
+    for peer in ["127.0.0.1:40000", "[::1]:40000", "[::ffff:127.0.0.1]:40000"] {
+        let response = send_from(&app.router, Some(peer), path, &forwarded).await;
+        assert_eq!(response.status(), StatusCode::OK, "{peer}");
+    }
+    // Anyone else claiming https is still redirected.
+    for peer in [Some("192.0.2.7:40000"), Some("[2001:db8::1]:40000"), None] {
+        let response = send_from(&app.router, peer, path, &forwarded).await;
+        assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY, "{peer:?}");
+        assert_eq!(
+            location(&response),
+            "https://p.example/example.com/m/@v/list"
+        );
+    }
+}
+
+#[tokio::test]
+async fn trusted_proxies_are_configurable() {
+    let config = Config {
+        force_ssl: true,
+        trusted_proxies: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
+        ..Config::default()
+    };
+    let app = app_for(&config);
+    let forwarded = [("host", "p.example"), ("x-forwarded-proto", "https")];
+    let path = "/example.com/m/@v/list";
+    for (peer, status) in [
+        ("10.9.8.7:1", StatusCode::OK),
+        ("[2001:db8::5]:1", StatusCode::OK),
+        // Configuring proxies replaces the loopback default.
+        ("127.0.0.1:1", StatusCode::MOVED_PERMANENTLY),
+        ("11.0.0.1:1", StatusCode::MOVED_PERMANENTLY),
+    ] {
+        let response = send_from(&app.router, Some(peer), path, &forwarded).await;
+        assert_eq!(response.status(), status, "{peer}");
+    }
+    // A trusted proxy saying http is redirected like anyone.
+    let response = send_from(
         &app.router,
-        "/example.com/m/@v/list",
-        &[("host", "p.example"), ("x-forwarded-proto", "https")],
+        Some("10.9.8.7:1"),
+        path,
+        &[("host", "p.example"), ("x-forwarded-proto", "http")],
     )
     .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+
+    let none = Config {
+        force_ssl: true,
+        trusted_proxies: vec![],
+        ..Config::default()
+    };
+    let app = app_for(&none);
+    let response = send_from(&app.router, Some("127.0.0.1:1"), path, &forwarded).await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+
+    let bad = Config {
+        trusted_proxies: vec!["localhost".into()],
+        ..Config::default()
+    };
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("TrustedProxies"), "{err}");
 }
 
 #[tokio::test]
@@ -541,7 +612,7 @@ async fn validator_hook_decides_versioned_requests() {
     })
     .await;
     let config = Config {
-        validator_hook: format!("{}/validate", hook.base),
+        validator_hook: crate::config::Secret::new(format!("{}/validate", hook.base)),
         ..Config::default()
     };
     let app = app_for(&config);

@@ -12,6 +12,7 @@
 //! before anything else happens; versions that cannot exist for the module
 //! get 404 so the go command moves on to its next proxy.
 
+mod error_body;
 mod features;
 mod server;
 pub mod storage_server;
@@ -212,6 +213,7 @@ pub fn build_router(
         Err(e) => {
             let message = format!("internal error: server misconfigured: {e:#}");
             tracing::error!("{message}");
+            let message = error_body::public_message(&message);
             Router::new().fallback(move || {
                 let message = message.clone();
                 async move { error_response(StatusCode::INTERNAL_SERVER_ERROR, &message) }
@@ -438,7 +440,7 @@ fn protocol_error_response(err: &ProtocolError) -> Response {
     } else {
         tracing::debug!(error = %err, "protocol request answered {status}");
     }
-    error_response(status, &message)
+    error_response(status, &error_body::public_message(&message))
 }
 
 /// Which protocol endpoint a path names.

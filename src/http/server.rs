@@ -103,7 +103,8 @@ pub async fn shutdown_signal() {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops
 /// accepting connections and gives in-flight requests up to `grace` to
-/// finish before dropping them.
+/// finish before dropping them. Each request carries its peer address as
+/// `ConnectInfo<L::Addr>` (`TrustedProxies` is judged by it).
 pub async fn serve_listener<L>(
     listener: L,
     app: Router,
@@ -112,9 +113,12 @@ pub async fn serve_listener<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: std::fmt::Debug + Clone + Sync,
 {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    // A no-op tap gives every listener axum's connect-info support.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+    let app = app.into_make_service_with_connect_info::<L::Addr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = signalled_tx.send(());

@@ -193,7 +193,7 @@ fn storage_error_response(err: &StorageError) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     };
-    text_response(status, &err.to_string())
+    text_response(status, &super::error_body::public_message(&err.to_string()))
 }
 
 fn small_response(body: Bytes, content_type: &'static str) -> Response {

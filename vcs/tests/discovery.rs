@@ -735,3 +735,137 @@ async fn http_proxy_from_go_env() {
         "NO_PROXY kept the request off the proxy"
     );
 }
+
+/// Credentials chosen for the first URL go with a redirect only while it
+/// stays on that URL's scheme, host and port, and never again once a hop
+/// has left it, even back to the same host.
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_off_their_origin() {
+    let other_port = start(HashMap::from([route(
+        "private.test",
+        "/a?go-get=1",
+        ok(&["private.test/a git https://private.test/a.git"]),
+    )]))
+    .await;
+    let other_tls = other_port.tls.port();
+    let main = start_with(|plain| {
+        HashMap::from([
+            route(
+                "private.test",
+                "/a?go-get=1",
+                redirect(&format!("https://private.test:{other_tls}/a?go-get=1")),
+            ),
+            route(
+                "private.test",
+                "/bounce?go-get=1",
+                redirect("https://other.test/back?go-get=1"),
+            ),
+            route(
+                "other.test",
+                "/back?go-get=1",
+                redirect("https://private.test/home?go-get=1"),
+            ),
+            route(
+                "private.test",
+                "/home?go-get=1",
+                ok(&["private.test/bounce git https://private.test/b.git"]),
+            ),
+            route(
+                "private.test",
+                "/same?go-get=1",
+                redirect("/same/landing?go-get=1"),
+            ),
+            route(
+                "private.test",
+                "/same/landing?go-get=1",
+                ok(&["private.test/same git https://private.test/s.git"]),
+            ),
+            route(
+                "private.test",
+                "/down?go-get=1",
+                redirect(&format!(
+                    "http://private.test:{}/down/plain?go-get=1",
+                    plain.port()
+                )),
+            ),
+            route(
+                "private.test",
+                "/down/plain?go-get=1",
+                ok(&["private.test/down git https://private.test/d.git"]),
+            ),
+        ])
+    })
+    .await;
+    let netrc = "machine private.test login alice password s3cret\nmachine other.test login bob password nope\n";
+    let secure_env = env(&[("GOPRIVATE", "private.test")]);
+    let insecure_env = env(&[
+        ("GOPRIVATE", "private.test"),
+        ("GOINSECURE", "private.test"),
+    ]);
+    let client = |env: &GoEnv| {
+        DiscoveryClient::builder(env)
+            .pin_host("private.test", main.tls)
+            .pin_host("other.test", main.tls)
+            .add_root_certificate_pem(CERT_PEM.as_bytes())
+            .netrc(Netrc::parse(netrc))
+            .build()
+            .expect("client")
+    };
+    let c = client(&secure_env);
+
+    // Same host, another port.
+    let a = resolve_repo("private.test/a", &secure_env, &c)
+        .await
+        .expect("a");
+    assert_eq!(a.repo_url, "https://private.test/a.git");
+    let first = main.seen_for("private.test");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].authorization.as_deref(), Some(ALICE_BASIC));
+    let moved = other_port.seen();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].authorization, None, "{moved:?}");
+
+    // Away to another host (which has its own entry) and back again.
+    let bounce = resolve_repo("private.test/bounce", &secure_env, &c)
+        .await
+        .expect("bounce");
+    assert_eq!(bounce.repo_url, "https://private.test/b.git");
+    let auth_of = |target: &str| {
+        let hits: Vec<Seen> = main
+            .seen()
+            .into_iter()
+            .filter(|s| s.target == target)
+            .collect();
+        assert_eq!(hits.len(), 1, "{target}: {hits:?}");
+        hits[0].authorization.clone()
+    };
+    assert_eq!(auth_of("/bounce?go-get=1").as_deref(), Some(ALICE_BASIC));
+    assert_eq!(auth_of("/back?go-get=1"), None);
+    assert_eq!(auth_of("/home?go-get=1"), None);
+
+    // A redirect within the origin keeps them.
+    resolve_repo("private.test/same", &secure_env, &c)
+        .await
+        .expect("same");
+    assert_eq!(auth_of("/same?go-get=1").as_deref(), Some(ALICE_BASIC));
+    assert_eq!(
+        auth_of("/same/landing?go-get=1").as_deref(),
+        Some(ALICE_BASIC)
+    );
+
+    // GOINSECURE lets https be redirected to http; the credentials stay on
+    // https.
+    let insecure = client(&insecure_env);
+    let down = resolve_repo("private.test/down", &insecure_env, &insecure)
+        .await
+        .expect("down");
+    assert_eq!(down.repo_url, "https://private.test/d.git");
+    assert_eq!(auth_of("/down?go-get=1").as_deref(), Some(ALICE_BASIC));
+    let plain_hits: Vec<Seen> = main
+        .seen()
+        .into_iter()
+        .filter(|s| s.scheme == "http")
+        .collect();
+    assert_eq!(plain_hits.len(), 1, "{plain_hits:?}");
+    assert_eq!(plain_hits[0].authorization, None);
+}

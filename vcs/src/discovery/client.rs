@@ -7,25 +7,29 @@
 //!   HTTPS is also tried without certificate checks and with a short timeout.
 //! - At most 10 redirects; a redirect from HTTPS to anything else is refused
 //!   unless the path is GOINSECURE.
-//! - .netrc credentials go only to HTTPS URLs whose host (or host/path
-//!   prefix) has an entry; redirects to another host drop them.
+//! - .netrc credentials are chosen for the URL first asked for, and only
+//!   when it is HTTPS (see [`Netrc::credentials_for`]). Redirects are
+//!   followed here rather than inside reqwest so that every hop is judged:
+//!   the credentials go along only while each hop has the scheme, host and
+//!   port of the first URL, and never again once a hop has left it.
 //! - Any status is accepted, since go-import tags may be served on a 404 page.
 //! - HTTP(S)_PROXY / NO_PROXY come from the [`GoEnv`], not from the process
 //!   environment, so Athens-style overrides apply.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::redirect;
 use url::Url;
 
-use super::netrc::Netrc;
+use super::netrc::{same_origin, Netrc};
 use crate::goenv::GoEnv;
 
 /// The go command's user agent; some hosts only serve go-import tags to it.
 pub const GO_USER_AGENT: &str = "GoCommand/1 (+https://go.dev/cmd/go)";
 
-/// Redirects followed before giving up, as Go's HTTP client does.
+/// Requests in one redirect chain before giving up, as Go's HTTP client
+/// counts them.
 const MAX_REDIRECTS: usize = 10;
 
 /// Failure to construct a [`DiscoveryClient`].
@@ -118,36 +122,16 @@ impl DiscoveryClientBuilder {
                     .map_err(|e| ClientBuildError::Certificate(e.to_string()))?,
             );
         }
-        let secure_policy = redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(format!("stopped after {MAX_REDIRECTS} redirects"));
-            }
-            let started_https = attempt
-                .previous()
-                .first()
-                .is_some_and(|u| u.scheme() == "https");
-            if started_https && attempt.url().scheme() != "https" {
-                let to = redact(attempt.url());
-                return attempt.error(format!("redirected from a secure URL to insecure URL {to}"));
-            }
-            attempt.follow()
-        });
-        let plain_policy = redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(format!("stopped after {MAX_REDIRECTS} redirects"));
-            }
-            attempt.follow()
-        });
+        // Redirects are followed by `DiscoveryClient::send`, which decides
+        // about credentials and downgrades hop by hop.
         let secure = self
             .base(&certs)
             .timeout(self.timeout)
-            .redirect(secure_policy)
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
         let insecure = self
             .base(&certs)
             .timeout(self.insecure_timeout)
-            .redirect(plain_policy)
             .danger_accept_invalid_certs(true)
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
@@ -164,6 +148,8 @@ impl DiscoveryClientBuilder {
         Ok(DiscoveryClient {
             secure,
             insecure,
+            timeout: self.timeout,
+            insecure_timeout: self.insecure_timeout,
             netrc,
             max_page_bytes: self.max_page_bytes,
         })
@@ -173,6 +159,7 @@ impl DiscoveryClientBuilder {
         let env = self.env.clone();
         let mut b = reqwest::Client::builder()
             .user_agent(self.user_agent.clone())
+            .redirect(redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .no_proxy()
             .proxy(reqwest::Proxy::custom(move |url| env.http_proxy_for(url)));
@@ -192,6 +179,9 @@ impl DiscoveryClientBuilder {
 pub struct DiscoveryClient {
     secure: reqwest::Client,
     insecure: reqwest::Client,
+    /// Budget of a whole request through all its redirects, per client.
+    timeout: Duration,
+    insecure_timeout: Duration,
     netrc: Netrc,
     max_page_bytes: usize,
 }
@@ -250,12 +240,13 @@ impl DiscoveryClient {
     /// Fetches `https://host/path?go-get=1` (`url` must be that https URL),
     /// falling back to `http` only when `insecure`.
     pub(crate) async fn get_page(&self, url: &Url, insecure: bool) -> Result<Page, FetchError> {
-        let https_client = if insecure {
-            &self.insecure
+        let https_attempt = if insecure {
+            self.fetch(&self.insecure, self.insecure_timeout, false, url)
+                .await
         } else {
-            &self.secure
+            self.fetch(&self.secure, self.timeout, true, url).await
         };
-        match self.fetch(https_client, url).await {
+        match https_attempt {
             Ok(page) => return Ok(page),
             Err(e) if !insecure => return Err(e),
             Err(e) => {
@@ -270,37 +261,93 @@ impl DiscoveryClient {
                 no_such_host: false,
             });
         }
-        self.fetch(&self.secure, &plain).await
+        self.fetch(&self.secure, self.timeout, true, &plain).await
     }
 
-    async fn fetch(&self, client: &reqwest::Client, url: &Url) -> Result<Page, FetchError> {
-        let shown = redact(url);
+    async fn fetch(
+        &self,
+        client: &reqwest::Client,
+        budget: Duration,
+        verified: bool,
+        url: &Url,
+    ) -> Result<Page, FetchError> {
         let resp = self
-            .request(client, reqwest::Method::GET, url)
-            .send()
-            .await
-            .map_err(|e| transport_error(&shown, &e))?;
+            .send(client, budget, verified, reqwest::Method::GET, url)
+            .await?;
         let status = resp.status().as_u16();
         let (body, read_error) = read_limited(resp, self.max_page_bytes).await;
         Ok(Page {
-            url: shown,
+            url: redact(url),
             status,
             body,
             read_error,
         })
     }
 
-    fn request(
+    /// Sends `method url` and follows redirects by hand (at most
+    /// [`MAX_REDIRECTS`] requests in all, within `budget`). The netrc credentials of
+    /// `url` go with each hop that is still on the origin of `url`, and no
+    /// longer once a hop has left it: a server must not be able to forward
+    /// them to another host, port or scheme by redirecting. When `verified`
+    /// and `url` is https, a redirect to anything but https is refused.
+    async fn send(
         &self,
         client: &reqwest::Client,
+        budget: Duration,
+        verified: bool,
         method: reqwest::Method,
         url: &Url,
-    ) -> reqwest::RequestBuilder {
-        let mut req = client.request(method, url.clone());
-        if let Some((login, password)) = self.netrc.credentials_for(url) {
-            req = req.basic_auth(login, Some(password));
+    ) -> Result<reqwest::Response, FetchError> {
+        let shown = redact(url);
+        let fail = |detail: String| FetchError {
+            url: shown.clone(),
+            detail,
+            no_such_host: false,
+        };
+        let deadline = Instant::now() + budget;
+        let credentials = self.netrc.credentials_for(url);
+        let mut on_origin = true;
+        let mut method = method;
+        let mut current = url.clone();
+        // Like Go's client: the tenth request may not be redirected again.
+        for hop in 1..=MAX_REDIRECTS {
+            on_origin = on_origin && same_origin(url, &current);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(fail(format!(
+                    "timeout: no answer within {} s",
+                    budget.as_secs_f64()
+                )));
+            }
+            let mut req = client
+                .request(method.clone(), current.clone())
+                .timeout(remaining);
+            if let (true, Some((login, password))) = (on_origin, credentials) {
+                req = req.basic_auth(login, Some(password));
+            }
+            let resp = req.send().await.map_err(|e| transport_error(&shown, &e))?;
+            let Some(next) = redirect_target(&resp, &current).map_err(fail)? else {
+                return Ok(resp);
+            };
+            if hop == MAX_REDIRECTS {
+                return Err(fail(format!("stopped after {MAX_REDIRECTS} redirects")));
+            }
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(fail(format!(
+                    "redirected to unsupported URL {}",
+                    redact(&next)
+                )));
+            }
+            if verified && url.scheme() == "https" && next.scheme() != "https" {
+                return Err(fail(format!(
+                    "redirected from a secure URL to insecure URL {}",
+                    redact(&next)
+                )));
+            }
+            method = redirected_method(resp.status().as_u16(), method);
+            current = next;
         }
-        req
+        Err(fail(format!("stopped after {MAX_REDIRECTS} redirects")))
     }
 
     /// Whether a repository answers at `scheme://repo` for `vcs`, judged by
@@ -322,13 +369,48 @@ impl DiscoveryClient {
         let Ok(url) = Url::parse(&target) else {
             return false;
         };
-        match self.request(&self.secure, method, &url).send().await {
+        match self
+            .send(&self.secure, self.timeout, true, method, &url)
+            .await
+        {
             Ok(resp) => resp.status().is_success(),
             Err(e) => {
-                tracing::debug!(url = %redact(&url), error = %e, "repository probe failed");
+                tracing::debug!(url = %e.url, error = %e.detail, "repository probe failed");
                 false
             }
         }
+    }
+}
+
+/// Where a redirect response points, resolved against `current`; `None`
+/// when `resp` is not a redirect to follow (a 3xx without `Location` is
+/// handed back as it is, as Go's client does).
+fn redirect_target(resp: &reqwest::Response, current: &Url) -> Result<Option<Url>, String> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some(location) = resp.headers().get(reqwest::header::LOCATION) else {
+        return Ok(None);
+    };
+    let location = location
+        .to_str()
+        .map_err(|_| "redirect Location is not valid text".to_string())?;
+    current
+        .join(location)
+        .map(Some)
+        .map_err(|e| format!("redirect Location is not a valid URL: {e}"))
+}
+
+/// The method of the request following a redirect with `status`: 307 and
+/// 308 keep it, the others turn anything but GET and HEAD into GET.
+fn redirected_method(status: u16, method: reqwest::Method) -> reqwest::Method {
+    if matches!(status, 307 | 308)
+        || method == reqwest::Method::GET
+        || method == reqwest::Method::HEAD
+    {
+        method
+    } else {
+        reqwest::Method::GET
     }
 }
 

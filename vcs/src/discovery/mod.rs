@@ -25,6 +25,7 @@ pub use client::{ClientBuildError, DiscoveryClient, DiscoveryClientBuilder, GO_U
 pub use meta::{
     match_go_import, parse_meta_go_imports, MatchError, MetaImport, MetaSyntaxError, ModMode,
 };
+pub(crate) use netrc::{machine_for, same_origin};
 pub use netrc::{Netrc, NetrcEntry};
 
 use crate::goenv::GoEnv;

@@ -1,8 +1,16 @@
 //! `.netrc` credentials, read the way the go command reads them (GOAUTH=netrc).
 //!
 //! Only `machine`/`login`/`password` triples are used; `macdef` bodies are
-//! skipped, and a bare `default` token stops the scan. Credentials are
-//! offered to HTTPS requests only, looked up by URL prefix at `/` boundaries.
+//! skipped, and a bare `default` token stops the scan.
+//!
+//! Which requests an entry is for, as the go command decides it: only
+//! `https` URLs (never plain `http`, not even for GOINSECURE paths; an https
+//! request to a GOINSECURE host still gets them, as the go command sends
+//! them there too), matched by the URL without its scheme cut back at `/`
+//! boundaries. A `machine` names a host and optionally a port and a path
+//! prefix; a machine without a port is for port 443 only. Callers send the
+//! credentials chosen for a URL only to that URL's origin (scheme, host,
+//! port: [`same_origin`]), never on after a redirect elsewhere.
 
 use std::fmt;
 use std::io;
@@ -107,20 +115,46 @@ impl Netrc {
     /// `https`, matching the longest `machine` that equals the URL without
     /// its scheme cut back at a `/`. The first entry for a machine wins.
     pub fn credentials_for(&self, url: &Url) -> Option<(&str, &str)> {
-        if url.scheme() != "https" {
-            return None;
-        }
-        let full = url.as_str();
-        let mut prefix = full.strip_prefix("https://").unwrap_or(full);
-        prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-        loop {
-            if let Some(e) = self.entries.iter().find(|e| e.machine == prefix) {
-                return Some((&e.login, &e.password));
-            }
-            let slash = prefix.rfind('/')?;
-            prefix = &prefix[..slash];
-        }
+        machine_for(url, &self.entries, |e| &e.machine).map(|e| (e.login.as_str(), e.password()))
     }
+}
+
+/// The first of `items` whose machine (as `machine` reads it) is the longest
+/// match for `url` under the netrc rule of this module; `None` for anything
+/// but https. Shared by discovery and git so both scope credentials alike.
+pub(crate) fn machine_for<'a, T>(
+    url: &Url,
+    items: &'a [T],
+    machine: impl Fn(&T) -> &str,
+) -> Option<&'a T> {
+    if url.scheme() != "https" || url.host_str().is_none() {
+        return None;
+    }
+    // The URL crate drops a default port, so `https://h:443/x` reads as
+    // `h/x` and matches a machine `h`, while `https://h:8443/x` does not.
+    let full = url.as_str();
+    let mut prefix = full.strip_prefix("https://").unwrap_or(full);
+    // User information never takes part in the match.
+    if let Some(at) = prefix.find('@').filter(|&at| !prefix[..at].contains('/')) {
+        prefix = &prefix[at + 1..];
+    }
+    prefix = prefix.split(['?', '#']).next().unwrap_or(prefix);
+    prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    loop {
+        if let Some(item) = items.iter().find(|i| machine(i) == prefix) {
+            return Some(item);
+        }
+        let slash = prefix.rfind('/')?;
+        prefix = &prefix[..slash];
+    }
+}
+
+/// Whether `b` has the scheme, host and port of `a`: the only place
+/// credentials chosen for `a` may be sent.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && matches!((a.host_str(), b.host_str()), (Some(x), Some(y)) if x.eq_ignore_ascii_case(y))
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 #[cfg(test)]
@@ -199,6 +233,50 @@ mod tests {
             Some(("d", "4"))
         );
         assert_eq!(creds(&n, "https://corp.test/other"), None);
+    }
+
+    #[test]
+    fn machine_without_port_is_https_443_only() {
+        let n = Netrc::parse("machine github.com login tok password x-oauth-basic\n");
+        assert_eq!(
+            creds(&n, "https://github.com:443/o/r"),
+            Some(("tok", "x-oauth-basic"))
+        );
+        assert_eq!(
+            creds(&n, "https://github.com/o/r.git"),
+            Some(("tok", "x-oauth-basic"))
+        );
+        assert_eq!(creds(&n, "https://github.com:8443/o/r"), None);
+        assert_eq!(creds(&n, "http://github.com/o/r"), None);
+        assert_eq!(creds(&n, "ssh://github.com/o/r"), None);
+        assert_eq!(creds(&n, "https://github.com.evil.test/o/r"), None);
+        assert_eq!(creds(&n, "https://evil.test/github.com/o"), None);
+        // User information in the URL neither hides nor forges a match.
+        assert_eq!(creds(&n, "https://github.com@evil.test/x"), None);
+        assert_eq!(
+            creds(&n, "https://someone@github.com/x"),
+            Some(("tok", "x-oauth-basic"))
+        );
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let u = |s: &str| Url::parse(s).expect("url");
+        let a = u("https://a.test/x?go-get=1");
+        assert!(same_origin(&a, &u("https://A.test:443/other")));
+        assert!(!same_origin(&a, &u("https://a.test:8443/x")));
+        assert!(!same_origin(&a, &u("http://a.test/x")));
+        assert!(!same_origin(&a, &u("http://a.test:443/x")));
+        assert!(!same_origin(&a, &u("https://b.test/x")));
+        assert!(!same_origin(&a, &u("https://sub.a.test/x")));
+        assert!(same_origin(
+            &u("https://127.0.0.1:9000/p"),
+            &u("https://127.0.0.1:9000/q")
+        ));
+        assert!(!same_origin(
+            &u("https://127.0.0.1:9000/p"),
+            &u("https://127.0.0.2:9000/p")
+        ));
     }
 
     #[test]

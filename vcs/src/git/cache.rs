@@ -396,17 +396,8 @@ fn transfer_once(
         .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|e| fail("refspecs", &e))?
         .with_fetch_tags(gix::remote::fetch::Tags::None);
-    let host = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string));
-    let account = host
-        .as_deref()
-        .and_then(|h| opts.credentials_for(h))
-        .map(|c| gix::sec::identity::Account {
-            username: c.username.clone(),
-            password: c.password.clone(),
-            oauth_refresh_token: None,
-        });
+    let auth_opts = opts.clone();
+    let auth_remote = url.to_string();
     let (remote_url, version) = remote
         .sanitized_url_and_version(Direction::Fetch)
         .map_err(|e| fail("connecting", &e))?;
@@ -425,12 +416,12 @@ fn transfer_once(
         // programs, and this crate must not spawn any.
         .with_credentials(move |action| match action {
             gix::credentials::helper::Action::Get(ctx) => {
-                Ok(account
-                    .clone()
-                    .map(|identity| gix::credentials::protocol::Outcome {
-                        identity,
-                        next: ctx.into(),
-                    }))
+                let asked = ctx.url.as_ref().map(|u| u.to_string());
+                let account = auth_opts.account_for(&auth_remote, asked.as_deref());
+                Ok(account.map(|identity| gix::credentials::protocol::Outcome {
+                    identity,
+                    next: ctx.into(),
+                }))
             }
             _ => Ok(None),
         });

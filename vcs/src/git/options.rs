@@ -14,7 +14,10 @@ use crate::interrupt::Interrupt;
 /// `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HostCredentials {
-    /// Host name the credentials belong to (netrc `machine`), without port.
+    /// The netrc `machine` the credentials belong to: a host name, with
+    /// `:port` when the port is not 443, optionally followed by a path
+    /// prefix. They are offered over https only, by the rule of
+    /// [`Netrc::credentials_for`](crate::discovery::Netrc::credentials_for).
     pub host: String,
     /// The login name.
     pub username: String,
@@ -80,8 +83,9 @@ pub struct GitOptions {
     /// Git configuration files read for `url.<base>.insteadOf`, in the
     /// order git reads them (system, then global). Missing files are skipped.
     pub config_files: Vec<PathBuf>,
-    /// Credentials offered to http(s) servers that ask for authentication,
-    /// chosen by the host of the (rewritten) remote URL.
+    /// Credentials offered to https servers that ask for authentication,
+    /// chosen for the (rewritten) remote URL as netrc entries are, and
+    /// offered only to that URL's scheme, host and port.
     pub credentials: Vec<HostCredentials>,
     /// Bounds on the trees read when listing files.
     pub tree_limits: TreeLimits,
@@ -187,11 +191,32 @@ impl GitOptions {
         }
     }
 
-    /// The credentials to present for `host` (compared case-insensitively).
-    pub(crate) fn credentials_for(&self, host: &str) -> Option<&HostCredentials> {
-        self.credentials
-            .iter()
-            .find(|c| c.host.eq_ignore_ascii_case(host))
+    /// The credentials to present to `url`: none unless it is https.
+    pub(crate) fn credentials_for(&self, url: &url::Url) -> Option<&HostCredentials> {
+        crate::discovery::machine_for(url, &self.credentials, |c| &c.host)
+    }
+
+    /// The answer to gix asking for credentials for `asked` on a connection
+    /// opened to `remote`. gix asks for the URL it is talking to, which after
+    /// an HTTP redirect is the redirect target: the remote's credentials go
+    /// only to the remote's own scheme, host and port, never to wherever it
+    /// redirected to.
+    pub(crate) fn account_for(
+        &self,
+        remote: &str,
+        asked: Option<&str>,
+    ) -> Option<gix::sec::identity::Account> {
+        let remote = url::Url::parse(remote).ok()?;
+        let asked = url::Url::parse(asked?).ok()?;
+        if !crate::discovery::same_origin(&remote, &asked) {
+            return None;
+        }
+        self.credentials_for(&remote)
+            .map(|c| gix::sec::identity::Account {
+                username: c.username.clone(),
+                password: c.password.clone(),
+                oauth_refresh_token: None,
+            })
     }
 }
 
@@ -383,6 +408,48 @@ mod tests {
     }
 
     #[test]
+    fn credentials_go_only_to_the_remote_origin() {
+        let o = GitOptions {
+            config_files: vec![],
+            credentials: vec![
+                HostCredentials {
+                    host: "a.test".into(),
+                    username: "u".into(),
+                    password: "p".into(),
+                },
+                HostCredentials {
+                    host: "b.test".into(),
+                    username: "v".into(),
+                    password: "q".into(),
+                },
+            ],
+            ..GitOptions::default()
+        };
+        let remote = "https://a.test/r.git";
+        let got = o.account_for(remote, Some("https://a.test/r.git")).unwrap();
+        assert_eq!((got.username.as_str(), got.password.as_str()), ("u", "p"));
+        assert!(o
+            .account_for(remote, Some("https://a.test:443/moved.git"))
+            .is_some());
+        // A redirect elsewhere gets nothing, not even that host's own entry.
+        for elsewhere in [
+            "https://b.test/r.git",
+            "https://a.test:8443/r.git",
+            "http://a.test/r.git",
+            "https://sub.a.test/r.git",
+        ] {
+            assert!(
+                o.account_for(remote, Some(elsewhere)).is_none(),
+                "{elsewhere}"
+            );
+        }
+        assert!(o.account_for(remote, None).is_none());
+        assert!(o
+            .account_for("http://a.test/r.git", Some("http://a.test/r.git"))
+            .is_none());
+    }
+
+    #[test]
     fn credentials_debug_hides_password() {
         let c = HostCredentials {
             host: "h".into(),
@@ -394,7 +461,11 @@ mod tests {
             credentials: vec![c],
             ..GitOptions::default()
         };
-        assert!(o.credentials_for("H").is_some());
-        assert!(o.credentials_for("other").is_none());
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(o.credentials_for(&u("https://H/r.git")).is_some());
+        assert!(o.credentials_for(&u("https://h:443/r.git")).is_some());
+        assert!(o.credentials_for(&u("https://h:8443/r.git")).is_none());
+        assert!(o.credentials_for(&u("http://h/r.git")).is_none());
+        assert!(o.credentials_for(&u("https://other/r.git")).is_none());
     }
 }
