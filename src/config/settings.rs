@@ -178,7 +178,7 @@ settings_table! {
     "GoGetDir", "ATHENS_GOGET_DIR", [go_get_dir],
         "Directory for temporary files while fetching; empty uses the system temporary directory.";
     "ProtocolWorkers", "ATHENS_PROTOCOL_WORKERS", [protocol_workers],
-        "How many download-protocol requests are processed at the same time.";
+        "How many list and @latest lookups may run at the same time (stored files are served without waiting for one).";
     "LogLevel", "ATHENS_LOG_LEVEL", [log_level],
         "Log level: trace, debug, info, warn, error, fatal or panic.";
     "LogFormat", "ATHENS_LOG_FORMAT", [log_format],
@@ -250,7 +250,15 @@ settings_table! {
     "StashTimeout", "ATHENS_STASH_TIMEOUT", [stash_timeout],
         "Seconds one fetch-and-store of a module version may take.";
     "Timeout", "ATHENS_TIMEOUT", [timeout],
-        "Seconds an outbound network call may take.";
+        "Seconds an outbound network call may take; also the overall deadline of a list, @latest or version query (.info of a branch or partial version) request, answered 504 when missed.";
+    "MaxPendingFetches", "ATHENS_MAX_PENDING_FETCHES", [max_pending_fetches],
+        "Most distinct module versions waiting for or running a fetch at once, and most list/@latest lookups waiting for a worker; past it such requests get 503 with Retry-After.";
+    "ReadHeaderTimeout", "ATHENS_READ_HEADER_TIMEOUT", [read_header_timeout],
+        "Seconds a client has to send a request's headers; slower connections are closed.";
+    "IdleTimeout", "ATHENS_IDLE_TIMEOUT", [idle_timeout],
+        "Seconds an idle keep-alive connection is kept open.";
+    "MaxConnections", "ATHENS_MAX_CONNECTIONS", [max_connections],
+        "Most client connections served at once; further connections wait in the listen queue until one closes.";
     "SingleFlight.Etcd.Endpoints", "ATHENS_ETCD_ENDPOINTS", [single_flight.etcd.endpoints],
         "Comma-separated etcd endpoints.";
     "SingleFlight.Redis.Endpoint", "ATHENS_REDIS_ENDPOINT", [single_flight.redis.endpoint],

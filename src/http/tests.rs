@@ -348,10 +348,10 @@ async fn hundred_concurrent_zip_requests_fetch_once_and_agree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn protocol_workers_bound_concurrent_requests() {
+async fn go_get_workers_bound_concurrent_fetches() {
     let fetcher = FakeFetcher::new(Duration::from_millis(50));
     let config = Config {
-        protocol_workers: 2,
+        go_get_workers: 2,
         ..Config::default()
     };
     let (app, _) = app_with(&config, fetcher.clone());
