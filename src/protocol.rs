@@ -273,13 +273,17 @@ impl Protocol {
             task.await
                 .unwrap_or_else(|e| Err(ProtocolError::Internal(format!("{what}: {e}"))))
         };
-        match tokio::time::timeout(deadline, run).await {
-            Ok(result) => result,
-            Err(_) => Err(ProtocolError::Deadline {
+        // The deadline is checked first: when it and the fetcher's own
+        // timeout (also `Timeout`, started a little later) expire together,
+        // the answer is the request's 504, not the fetcher's error.
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(deadline) => Err(ProtocolError::Deadline {
                 what,
                 seconds: deadline.as_secs(),
                 setting: "Timeout",
             }),
+            result = run => result,
         }
     }
 
@@ -296,13 +300,14 @@ impl Protocol {
         } else {
             (self.limits.lookup_deadline, "Timeout")
         };
-        match tokio::time::timeout(deadline, self.stasher.stash(module, version)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(ProtocolError::Deadline {
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(deadline) => Err(ProtocolError::Deadline {
                 what: format!("{module}@{version}"),
                 seconds: deadline.as_secs(),
                 setting,
             }),
+            result = self.stasher.stash(module, version) => Ok(result?),
         }
     }
 
@@ -540,7 +545,6 @@ mod tests {
     use crate::stash::BaseStasher;
     use crate::storage::MemoryStorage;
     use async_trait::async_trait;
-    use std::time::Duration;
 
     #[test]
     fn lock_failures_ask_the_client_to_retry() {
@@ -709,5 +713,111 @@ mod tests {
         assert_eq!(version, PSEUDO);
         assert!(String::from_utf8_lossy(&info).contains(PSEUDO));
         assert!(p.storage().exists("example.com/m", PSEUDO).await.unwrap());
+    }
+
+    /// Lists after a delay, counting lookups that run at once.
+    struct SlowLister {
+        delay: Duration,
+        running: std::sync::atomic::AtomicUsize,
+        max_running: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Fetcher for SlowLister {
+        async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+            tokio::time::sleep(self.delay).await;
+            Err(FetchError::not_found(module, version, "unused"))
+        }
+        async fn list(&self, _module: &str) -> Result<Vec<String>, FetchError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec!["v1.0.0".into()])
+        }
+        async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
+            tokio::time::sleep(self.delay).await;
+            Err(FetchError::not_found(module, "latest", "unused"))
+        }
+        async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+            Err(FetchError::not_found(module, rev, "unused"))
+        }
+    }
+
+    fn slow_protocol(delay: Duration, limits: Limits) -> (Protocol, Arc<SlowLister>) {
+        let storage = Arc::new(MemoryStorage::new());
+        let fetcher = Arc::new(SlowLister {
+            delay,
+            running: Default::default(),
+            max_running: Default::default(),
+        });
+        let stasher = Arc::new(BaseStasher::new(
+            fetcher.clone(),
+            storage.clone(),
+            Duration::from_secs(60),
+        ));
+        let p = Protocol::new(storage, stasher, fetcher.clone(), NetworkMode::Strict)
+            .with_limits(limits);
+        (p, fetcher)
+    }
+
+    #[tokio::test]
+    async fn lookups_and_queries_answer_504_at_the_deadline() {
+        let limits = Limits {
+            lookup_deadline: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let (p, _) = slow_protocol(Duration::from_secs(30), limits);
+        let started = std::time::Instant::now();
+        let err = p.list("example.com/m").await.unwrap_err();
+        assert_eq!(err.status(), 504, "{err}");
+        assert!(err.to_string().contains("Timeout"), "{err}");
+        assert_eq!(p.latest("example.com/m").await.unwrap_err().status(), 504);
+        // A branch is a query: Timeout, not StashTimeout.
+        assert_eq!(
+            p.info("example.com/m", "main").await.unwrap_err().status(),
+            504
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_are_bounded_and_their_queue_overflows_with_503() {
+        let limits = Limits {
+            lookup_workers: 2,
+            max_queued_lookups: 3,
+            ..Limits::default()
+        };
+        let (p, fetcher) = slow_protocol(Duration::from_millis(300), limits);
+        let p = Arc::new(p);
+        let lookups: Vec<_> = (0..5)
+            .map(|_| {
+                let p = Arc::clone(&p);
+                tokio::spawn(async move { p.list("example.com/m").await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Two run, three wait: the sixth is refused.
+        let err = p.list("example.com/m").await.unwrap_err();
+        assert_eq!(err.status(), 503, "{err}");
+        for lookup in lookups {
+            assert_eq!(lookup.await.unwrap().unwrap(), vec!["v1.0.0"]);
+        }
+        assert_eq!(fetcher.max_running.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_keeps_its_permit_until_the_fetcher_returns() {
+        let limits = Limits {
+            lookup_workers: 1,
+            lookup_deadline: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let (p, fetcher) = slow_protocol(Duration::from_millis(400), limits);
+        assert_eq!(p.list("example.com/m").await.unwrap_err().status(), 504);
+        // The first lookup still runs: a second one waits for its permit
+        // (and misses its own deadline) rather than running beside it.
+        assert_eq!(p.list("example.com/m").await.unwrap_err().status(), 504);
+        assert_eq!(fetcher.max_running.load(Ordering::SeqCst), 1);
     }
 }

@@ -430,10 +430,7 @@ impl Stasher for SingleFlightStasher {
             }
             let flight = map.get(&key).expect("inserted above");
             flight.interest.waiters.fetch_add(1, Ordering::AcqRel);
-            (
-                flight.result.clone(),
-                Waiter(Arc::clone(&flight.interest)),
-            )
+            (flight.result.clone(), Waiter(Arc::clone(&flight.interest)))
         };
         result.await
     }
@@ -638,7 +635,9 @@ mod tests {
         let requests: Vec<_> = (0..=20)
             .map(|i| {
                 let stasher = stasher.clone();
-                tokio::spawn(async move { stasher.stash("example.com/m", &format!("v1.0.{i}")).await })
+                tokio::spawn(
+                    async move { stasher.stash("example.com/m", &format!("v1.0.{i}")).await },
+                )
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -693,7 +692,10 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let err = stasher.stash("example.com/m", "v1.0.2").await.unwrap_err();
-        assert!(matches!(err, StashError::Overloaded { pending: 2, .. }), "{err}");
+        assert!(
+            matches!(err, StashError::Overloaded { pending: 2, .. }),
+            "{err}"
+        );
         assert_eq!(
             stasher.stash("example.com/m", "v1.0.1").await.unwrap(),
             "v1.0.1"

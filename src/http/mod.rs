@@ -461,9 +461,10 @@ fn protocol_error_response(err: &ProtocolError) -> Response {
         // at warn level would be a flood of its own.
         tracing::debug!(error = %err, "protocol request answered {status}");
         let mut response = error_response(status, &message);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
         return response;
     }
     if status.is_server_error() {

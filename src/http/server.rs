@@ -12,6 +12,7 @@ use anyhow::{bail, Context as _};
 use axum::body::Body;
 use axum::http::{Request, Response};
 use axum::Router;
+use futures::task::AtomicWaker;
 use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -288,6 +289,10 @@ async fn serve_connection<I>(
 #[derive(Default)]
 struct Activity {
     busy: AtomicUsize,
+    /// The connection task's last pending read, woken when the last busy
+    /// request ends: hyper does not read again by itself until the client
+    /// sends something, and the idle deadline has to be armed.
+    reader: AtomicWaker,
 }
 
 /// Marks one request of a connection as in progress until dropped, which
@@ -303,7 +308,9 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::Release);
+        if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reader.wake();
+        }
     }
 }
 
@@ -443,6 +450,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watchdog<I> {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
+        this.activity.reader.register(cx.waker());
         if this.busy() {
             this.phase = Phase::Busy;
             return Poll::Pending;
@@ -460,10 +468,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watchdog<I> {
                 _ => "request headers not received in time (ReadHeaderTimeout)",
             };
             tracing::debug!("{what}");
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                what,
-            )));
+            return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, what)));
         }
         Poll::Pending
     }
@@ -494,10 +499,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watchdog<I> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -187,6 +187,25 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("server running")
+    }
+
+    /// Waits up to `limit` for the server to exit by itself; whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut().expect("server running");
+            if child.try_wait().ok().flatten().is_some() {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Kills the server and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
