@@ -8,6 +8,8 @@
 //! before answering 404; stored versions are written straight into a disk
 //! storage root in Athens' layout.
 
+// Shared with the other end-to-end tests; this one uses only part of it.
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::io::{Read, Write};

@@ -188,11 +188,14 @@ impl Server {
     }
 
     /// The server's process id.
+    // Not every test file that includes this module signals the server.
+    #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("server running")
     }
 
     /// Waits up to `limit` for the server to exit by itself; whether it did.
+    #[allow(dead_code)]
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
