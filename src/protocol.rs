@@ -331,8 +331,15 @@ impl Protocol {
             let (module, version) = (module.to_string(), version.to_string());
             // Detached on purpose: the client has its answer already.
             tokio::spawn(async move {
-                if let Err(e) = stasher.stash(&module, &version).await {
-                    tracing::warn!(module, version, error = %e, "background stash failed");
+                match stasher.stash(&module, &version).await {
+                    Ok(_) => {}
+                    // Expected under a flood; not worth a line each.
+                    Err(e @ StashError::Overloaded { .. }) => {
+                        tracing::debug!(module, version, error = %e, "background stash refused");
+                    }
+                    Err(e) => {
+                        tracing::warn!(module, version, error = %e, "background stash failed");
+                    }
                 }
             });
         }

@@ -289,6 +289,8 @@ async fn serve_connection<I>(
 #[derive(Default)]
 struct Activity {
     busy: AtomicUsize,
+    /// Requests started on the connection so far.
+    started: AtomicUsize,
     /// The connection task's last pending read, woken when the last busy
     /// request ends: hyper does not read again by itself until the client
     /// sends something, and the idle deadline has to be armed.
@@ -301,7 +303,8 @@ struct Busy(Arc<Activity>);
 
 impl Busy {
     fn new(activity: &Arc<Activity>) -> Self {
-        activity.busy.fetch_add(1, Ordering::Relaxed);
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        activity.busy.fetch_add(1, Ordering::Release);
         Busy(Arc::clone(activity))
     }
 }
@@ -405,6 +408,8 @@ struct Watchdog<I> {
     io: I,
     activity: Arc<Activity>,
     phase: Phase,
+    /// `Activity::started` when the phase was last set.
+    seen: usize,
     deadline: Instant,
     timer: Pin<Box<Sleep>>,
     read_header_timeout: Duration,
@@ -418,6 +423,7 @@ impl<I> Watchdog<I> {
             io,
             activity,
             phase: Phase::Head,
+            seen: 0,
             deadline,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             read_header_timeout: limits.read_header_timeout,
@@ -440,10 +446,15 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watchdog<I> {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                // The first bytes of a new request start its header clock.
-                if buf.filled().len() > before && this.phase != Phase::Head && !this.busy() {
-                    this.phase = Phase::Head;
-                    this.deadline = Instant::now() + this.read_header_timeout;
+                // The first bytes after a finished request start the next
+                // request's header clock.
+                if buf.filled().len() > before && !this.busy() {
+                    let started = this.activity.started.load(Ordering::Acquire);
+                    if this.phase != Phase::Head || started != this.seen {
+                        this.phase = Phase::Head;
+                        this.seen = started;
+                        this.deadline = Instant::now() + this.read_header_timeout;
+                    }
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -455,8 +466,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watchdog<I> {
             this.phase = Phase::Busy;
             return Poll::Pending;
         }
-        if this.phase == Phase::Busy {
+        // A request has been answered since the clock was last set (hyper
+        // may answer a fast one without reading in between): idle now.
+        let started = this.activity.started.load(Ordering::Acquire);
+        if this.phase == Phase::Busy || started != this.seen {
             this.phase = Phase::Idle;
+            this.seen = started;
             this.deadline = Instant::now() + this.idle_timeout;
         }
         if this.timer.deadline() != this.deadline {
