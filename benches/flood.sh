@@ -5,6 +5,7 @@
 #
 #   benches/flood.sh                 # 10 s per phase
 #   DURATION=5s SLOW=2 MISS_CONNS=256 HIT_CONNS=16 CANCELLED=20000 benches/flood.sh
+#   ATHENS_BIN=path/to/athens benches/flood.sh   # that binary, no build
 #
 # Phases, each DURATION long, hits measured with wrk on one keep-alive
 # connection pool:
@@ -46,9 +47,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building athens (release)" >&2
-(cd "$REPO" && cargo build --release --bin athens 2>&1 | tail -1) >&2
-ATHENS="$REPO/target/release/athens"
+if [ -n "${ATHENS_BIN:-}" ]; then
+    # A binary built elsewhere (say, for an A/B of two builds).
+    ATHENS=$ATHENS_BIN
+else
+    echo "== building athens (release)" >&2
+    (cd "$REPO" && cargo build --release --bin athens 2>&1 | tail -1) >&2
+    ATHENS="$REPO/target/release/athens"
+fi
 
 # --- a stored module ---------------------------------------------------------
 STORE="$WORK/storage"
@@ -183,7 +189,7 @@ sleep 1
 after=$(upstream_count)
 wait "$PROBE_PID" 2>/dev/null || true
 
-echo "miss flood: $(awk '/requests in/ { print $1, "requests" } /Non-2xx/ { print "non-2xx:", $4 }' "$WORK/miss-wrk.log" | tr '\n' ' ')"
+echo "miss flood: $(awk '/requests in/ { print $1, "requests" } /Non-2xx/ { print "non-2xx:", $5 }' "$WORK/miss-wrk.log" | tr '\n' ' ')"
 echo "cancelled flood: $(cat "$WORK/cancel.log") requests sent and abandoned"
 echo "probe after the floods reached the upstream within 1 s: $([ "$after" -gt "$before" ] && echo yes || echo no)"
 echo "athens peak RSS (VmHWM): $(awk '/VmHWM/ { print $2, $3 }' "/proc/$ATHENS_PID/status")"
