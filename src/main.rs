@@ -146,7 +146,7 @@ fn run_storage_server(config_file: Option<PathBuf>, listen: &str) -> anyhow::Res
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let backends = athens::backends::open(&config).await?;
         let app = athens::http::storage_server::storage_router(backends.storage);
         let listener = tokio::net::TcpListener::bind(listen)
@@ -161,7 +161,10 @@ fn run_storage_server(config_file: Option<PathBuf>, listen: &str) -> anyhow::Res
         )
         .await?;
         Ok(())
-    })
+    });
+    // See run_server: nothing left running may hold the process.
+    runtime.shutdown_background();
+    result
 }
 
 fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
@@ -177,6 +180,19 @@ fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         UpstreamProxyFetcher::from_config(&config, Some(direct)).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // tokio's default, named here because the admission limits are
+        // sized against it (see `athens::protocol`).
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
-    runtime.block_on(athens::http::serve(config, Arc::new(fetcher)))
+    let result = runtime.block_on(athens::http::serve(config, Arc::new(fetcher)));
+    // `serve` returns once in-flight requests are done or ShutdownTimeout
+    // has passed. Stashes nobody waits for and blocking fetch threads may
+    // still run; dropping the runtime would wait for the blocking ones
+    // without limit, so the process ends without waiting for them (a stash
+    // cut short stores nothing: storage writes are atomic).
+    runtime.shutdown_background();
+    result
 }
+
+/// Threads of tokio's blocking pool.
+const BLOCKING_THREADS: usize = 512;

@@ -1,10 +1,30 @@
 //! The download protocol's logic, independent of HTTP: serve from storage,
 //! stash on a miss, and merge listings per [`NetworkMode`] as Athens does.
+//!
+//! Admission: reading what storage holds never waits for a permit. Work
+//! that goes upstream is bounded: stashes by the stash stack
+//! (`GoGetWorkers` running, `MaxPendingFetches` pending, see
+//! [`crate::stash`]) and list/`@latest` lookups here (`ProtocolWorkers`
+//! running, `MaxPendingFetches` queued). A lookup runs as its own task
+//! holding its permit until the fetcher returns, even when the client
+//! has gone or the request's deadline has passed, so the work the
+//! fetcher hands to tokio's blocking pool (one blocking task per fetcher
+//! call; `list` also reads storage, one more on disk) stays bounded:
+//! blocking tasks at once <= `GoGetWorkers` (one per running stash: its
+//! storage check, fetch and save run one after another) + 2 x
+//! `ProtocolWorkers` (lookups) + blocking calls a stash left running
+//! when `StashTimeout` stopped waiting for it (these end at the
+//! fetcher's own deadlines). With the defaults that is 10 + 60 plus
+//! stragglers, far below tokio's 512 blocking threads.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NetworkMode;
 use crate::download_mode::{DownloadMode, DownloadPolicy};
@@ -28,6 +48,23 @@ pub enum ProtocolError {
     /// Reading storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The request did not finish within its deadline (`Timeout` for
+    /// lookups and queries, `StashTimeout` for a version's stash).
+    #[error("{what}: no answer within {seconds}s ({setting})")]
+    Deadline {
+        /// What was asked (`module/@v/list`, `module@version`, ...).
+        what: String,
+        /// The deadline.
+        seconds: u64,
+        /// The setting that gives it.
+        setting: &'static str,
+    },
+    /// Too much upstream work is already waiting; the client should retry.
+    #[error("{0}")]
+    Overloaded(String),
+    /// A lookup task failed unexpectedly.
+    #[error("{0}")]
+    Internal(String),
     /// The version is not stored and the download mode sends clients to
     /// `base_url` (the request path is appended to it).
     #[error("{module}@{version}: not stored; redirecting to {base_url}")]
@@ -44,6 +81,11 @@ pub enum ProtocolError {
 fn fetch_status(e: &FetchError) -> u16 {
     match e {
         FetchError::NotFound { .. } | FetchError::Disabled { .. } => 404,
+        // The native fetcher's deadline (`Timeout`, `StashTimeout`).
+        FetchError::Upstream {
+            status: Some(crate::fetch::native::DEADLINE_STATUS),
+            ..
+        } => 504,
         FetchError::Upstream { .. } | FetchError::InvalidResponse { .. } => 502,
         FetchError::Other { .. } => 500,
     }
@@ -63,12 +105,89 @@ impl ProtocolError {
             // Another instance is (or was) fetching it, or the lock service
             // is down: worth retrying, not a fault of this request.
             ProtocolError::Stash(StashError::Lock { .. }) => 503,
+            ProtocolError::Stash(StashError::Overloaded { .. }) => 503,
+            ProtocolError::Overloaded(_) => 503,
+            ProtocolError::Deadline { .. } => 504,
+            ProtocolError::Internal(_) => 500,
             ProtocolError::Stash(StashError::Storage(e)) if e.is_not_found() => 404,
             ProtocolError::Stash(_) => 500,
             ProtocolError::Storage(e) if e.is_not_found() => 404,
             ProtocolError::Storage(_) => 500,
             ProtocolError::Redirect { .. } => 301,
         }
+    }
+}
+
+/// Deadlines and queue bounds of the work a request sends upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Overall deadline of a list, `@latest` or version query (`Timeout`).
+    pub lookup_deadline: Duration,
+    /// How long a request waits for a canonical version's stash
+    /// (`StashTimeout`).
+    pub stash_deadline: Duration,
+    /// Lookups running at once (`ProtocolWorkers`).
+    pub lookup_workers: usize,
+    /// Lookups waiting for a worker (`MaxPendingFetches`).
+    pub max_queued_lookups: usize,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Limits {
+            lookup_deadline: config.timeout_duration(),
+            stash_deadline: config.stash_timeout_duration(),
+            lookup_workers: config.protocol_workers,
+            max_queued_lookups: config.max_pending_fetches,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::from_config(&crate::config::Config::default())
+    }
+}
+
+/// Bounds lookups: a fixed number run, a bounded number wait.
+struct LookupGate {
+    permits: Arc<Semaphore>,
+    queued: AtomicUsize,
+    max_queued: usize,
+}
+
+/// Counts one waiting lookup while it lives.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl LookupGate {
+    fn new(workers: usize, max_queued: usize) -> Self {
+        LookupGate {
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            queued: AtomicUsize::new(0),
+            max_queued,
+        }
+    }
+
+    /// A permit, or `None` when the queue is full. Dropping the future
+    /// while it waits leaves nothing behind.
+    async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Some(permit);
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let _queued = Queued(&self.queued);
+        // Never closed.
+        Arc::clone(&self.permits).acquire_owned().await.ok()
     }
 }
 
@@ -79,6 +198,8 @@ pub struct Protocol {
     fetcher: Arc<dyn Fetcher>,
     network_mode: NetworkMode,
     download_policy: Arc<DownloadPolicy>,
+    limits: Limits,
+    lookups: LookupGate,
 }
 
 /// Drops pseudo-versions, which must not make `/list` non-empty (the go
@@ -107,12 +228,91 @@ impl Protocol {
         fetcher: Arc<dyn Fetcher>,
         network_mode: NetworkMode,
     ) -> Self {
+        let limits = Limits::default();
         Protocol {
             storage,
             stasher,
             fetcher,
             network_mode,
             download_policy: Arc::new(DownloadPolicy::default()),
+            lookups: LookupGate::new(limits.lookup_workers, limits.max_queued_lookups),
+            limits,
+        }
+    }
+
+    /// Uses `limits` for deadlines and lookup admission.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.lookups = LookupGate::new(limits.lookup_workers, limits.max_queued_lookups);
+        self.limits = limits;
+        self
+    }
+
+    /// Lets `workers` lookups run at once, keeping the other limits.
+    pub fn with_lookup_workers(self, workers: usize) -> Self {
+        let limits = Limits {
+            lookup_workers: workers,
+            ..self.limits
+        };
+        self.with_limits(limits)
+    }
+
+    /// Runs a lookup within the lookup deadline, as its own task holding
+    /// a lookup permit until `work` ends (see the module documentation).
+    async fn bounded_lookup<T, F>(&self, what: String, work: F) -> Result<T, ProtocolError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, ProtocolError>> + Send + 'static,
+    {
+        let deadline = self.limits.lookup_deadline;
+        let run = async {
+            let Some(permit) = self.lookups.enter().await else {
+                return Err(ProtocolError::Overloaded(format!(
+                    "{what}: {} lookups are already waiting (MaxPendingFetches); try again later",
+                    self.lookups.max_queued
+                )));
+            };
+            let task = tokio::spawn(async move {
+                let _permit = permit;
+                work.await
+            });
+            task.await
+                .unwrap_or_else(|e| Err(ProtocolError::Internal(format!("{what}: {e}"))))
+        };
+        // The deadline is checked first: when it and the fetcher's own
+        // timeout (also `Timeout`, started a little later) expire together,
+        // the answer is the request's 504, not the fetcher's error.
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(deadline) => Err(ProtocolError::Deadline {
+                what,
+                seconds: deadline.as_secs(),
+                setting: "Timeout",
+            }),
+            result = run => result,
+        }
+    }
+
+    /// Waits for a stash within its deadline: `Timeout` for a query (a
+    /// branch, hash or partial version, resolved anew each time),
+    /// `StashTimeout` for a canonical version.
+    async fn stash_within_deadline(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<String, ProtocolError> {
+        let (deadline, setting) = if crate::fetch::is_canonical_version(version) {
+            (self.limits.stash_deadline, "StashTimeout")
+        } else {
+            (self.limits.lookup_deadline, "Timeout")
+        };
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(deadline) => Err(ProtocolError::Deadline {
+                what: format!("{module}@{version}"),
+                seconds: deadline.as_secs(),
+                setting,
+            }),
+            result = self.stasher.stash(module, version) => Ok(result?),
         }
     }
 
@@ -129,15 +329,22 @@ impl Protocol {
     async fn on_miss(&self, module: &str, version: &str) -> Result<String, ProtocolError> {
         let mode = self.download_policy.mode_for(module);
         if mode == DownloadMode::Sync {
-            return Ok(self.stasher.stash(module, version).await?);
+            return self.stash_within_deadline(module, version).await;
         }
         if mode.fetches_in_background() {
             let stasher = Arc::clone(&self.stasher);
             let (module, version) = (module.to_string(), version.to_string());
             // Detached on purpose: the client has its answer already.
             tokio::spawn(async move {
-                if let Err(e) = stasher.stash(&module, &version).await {
-                    tracing::warn!(module, version, error = %e, "background stash failed");
+                match stasher.stash(&module, &version).await {
+                    Ok(_) => {}
+                    // Expected under a flood; not worth a line each.
+                    Err(e @ StashError::Overloaded { .. }) => {
+                        tracing::debug!(module, version, error = %e, "background stash refused");
+                    }
+                    Err(e) => {
+                        tracing::warn!(module, version, error = %e, "background stash failed");
+                    }
                 }
             });
         }
@@ -159,47 +366,19 @@ impl Protocol {
     }
 
     /// `/@v/list`: versions from storage and upstream, combined per
-    /// network mode, sorted.
+    /// network mode, sorted. Bounded as a lookup, within `Timeout`.
     pub async fn list(&self, module: &str) -> Result<Vec<String>, ProtocolError> {
-        if self.network_mode == NetworkMode::Offline {
-            let mut stored = self.storage.list(module).await?;
-            stored.sort_by(|x, y| modzip::semver::compare_for_sort(x, y));
-            return Ok(stored);
-        }
-        let (stored, upstream) = tokio::join!(self.storage.list(module), self.fetcher.list(module));
-        // Without the full storage listing the answer could silently miss
-        // versions, so a storage failure always fails the request.
-        let stored = stored?;
-        let upstream = match upstream {
-            Ok(list) => list,
-            Err(e) if e.is_not_found() => {
-                // The repository is gone or never existed upstream.
-                if stored.is_empty() {
-                    return Err(ProtocolError::Fetch(e));
-                }
-                let tagged = without_pseudo_versions(&stored);
-                // Only pseudo-versions stored: serve them, so the go
-                // command can still pick the newest saved commit.
-                if tagged.is_empty() {
-                    return Ok(union_sorted(stored, Vec::new()));
-                }
-                return Ok(union_sorted(tagged, Vec::new()));
-            }
-            Err(e) => {
-                return match self.network_mode {
-                    NetworkMode::Fallback => {
-                        tracing::warn!(module, error = %e, "upstream listing failed; serving stored versions");
-                        Ok(union_sorted(stored, Vec::new()))
-                    }
-                    _ => Err(ProtocolError::Fetch(e)),
-                };
-            }
-        };
-        Ok(union_sorted(upstream, without_pseudo_versions(&stored)))
+        let source = self.lookup_source();
+        let owned = module.to_string();
+        self.bounded_lookup(format!("{module}/@v/list"), async move {
+            source.list(&owned).await
+        })
+        .await
     }
 
     /// `/@latest`: upstream's answer; none in offline mode; in fallback
     /// mode an upstream failure falls back to the newest stored version.
+    /// Bounded as a lookup, within `Timeout`.
     pub async fn latest(&self, module: &str) -> Result<RevInfo, ProtocolError> {
         if self.network_mode == NetworkMode::Offline {
             // The go command asks /@latest only after /@v/list came back
@@ -208,45 +387,21 @@ impl Protocol {
                 "{module}@latest: not available in offline mode, use the /@v/list endpoint"
             )));
         }
-        match self.fetcher.latest(module).await {
-            Ok(info) => Ok(info),
-            Err(e) if !e.is_not_found() && self.network_mode == NetworkMode::Fallback => {
-                tracing::warn!(module, error = %e, "upstream latest failed; using storage");
-                self.latest_stored(module)
-                    .await?
-                    .ok_or(ProtocolError::Fetch(e))
-            }
-            Err(e) => Err(ProtocolError::Fetch(e)),
-        }
+        let source = self.lookup_source();
+        let owned = module.to_string();
+        self.bounded_lookup(format!("{module}/@latest"), async move {
+            source.latest(&owned).await
+        })
+        .await
     }
 
-    async fn latest_stored(&self, module: &str) -> Result<Option<RevInfo>, ProtocolError> {
-        let stored = self.storage.list(module).await?;
-        let mut best: Option<RevInfo> = None;
-        for version in stored {
-            let Ok(raw) = self.storage.info(module, &version).await else {
-                continue;
-            };
-            let Ok(info) = serde_json::from_slice::<RevInfo>(&raw) else {
-                continue;
-            };
-            let better = match &best {
-                None => true,
-                // Releases beat prereleases beat pseudo-versions; within a
-                // kind the higher version wins.
-                Some(b) => {
-                    latest_rank(&info.version) > latest_rank(&b.version)
-                        || (latest_rank(&info.version) == latest_rank(&b.version)
-                            && modzip::semver::compare(&info.version, &b.version).is_gt())
-                }
-            };
-            if better {
-                best = Some(info);
-            }
+    fn lookup_source(&self) -> LookupSource {
+        LookupSource {
+            storage: Arc::clone(&self.storage),
+            fetcher: Arc::clone(&self.fetcher),
+            network_mode: self.network_mode,
         }
-        Ok(best)
     }
-
     /// `.info`: stored bytes; on a miss the version (possibly a branch,
     /// hash or partial version) is stashed and the canonical version's
     /// info served. Returns the bytes and the canonical version.
@@ -298,6 +453,93 @@ impl Protocol {
     }
 }
 
+/// What a lookup reads, owned so the lookup can run as its own task.
+struct LookupSource {
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+    network_mode: NetworkMode,
+}
+
+impl LookupSource {
+    async fn list(&self, module: &str) -> Result<Vec<String>, ProtocolError> {
+        if self.network_mode == NetworkMode::Offline {
+            let mut stored = self.storage.list(module).await?;
+            stored.sort_by(|x, y| modzip::semver::compare_for_sort(x, y));
+            return Ok(stored);
+        }
+        let (stored, upstream) = tokio::join!(self.storage.list(module), self.fetcher.list(module));
+        // Without the full storage listing the answer could silently miss
+        // versions, so a storage failure always fails the request.
+        let stored = stored?;
+        let upstream = match upstream {
+            Ok(list) => list,
+            Err(e) if e.is_not_found() => {
+                // The repository is gone or never existed upstream.
+                if stored.is_empty() {
+                    return Err(ProtocolError::Fetch(e));
+                }
+                let tagged = without_pseudo_versions(&stored);
+                // Only pseudo-versions stored: serve them, so the go
+                // command can still pick the newest saved commit.
+                if tagged.is_empty() {
+                    return Ok(union_sorted(stored, Vec::new()));
+                }
+                return Ok(union_sorted(tagged, Vec::new()));
+            }
+            Err(e) => {
+                return match self.network_mode {
+                    NetworkMode::Fallback => {
+                        tracing::warn!(module, error = %e, "upstream listing failed; serving stored versions");
+                        Ok(union_sorted(stored, Vec::new()))
+                    }
+                    _ => Err(ProtocolError::Fetch(e)),
+                };
+            }
+        };
+        Ok(union_sorted(upstream, without_pseudo_versions(&stored)))
+    }
+
+    async fn latest(&self, module: &str) -> Result<RevInfo, ProtocolError> {
+        match self.fetcher.latest(module).await {
+            Ok(info) => Ok(info),
+            Err(e) if !e.is_not_found() && self.network_mode == NetworkMode::Fallback => {
+                tracing::warn!(module, error = %e, "upstream latest failed; using storage");
+                self.latest_stored(module)
+                    .await?
+                    .ok_or(ProtocolError::Fetch(e))
+            }
+            Err(e) => Err(ProtocolError::Fetch(e)),
+        }
+    }
+
+    async fn latest_stored(&self, module: &str) -> Result<Option<RevInfo>, ProtocolError> {
+        let stored = self.storage.list(module).await?;
+        let mut best: Option<RevInfo> = None;
+        for version in stored {
+            let Ok(raw) = self.storage.info(module, &version).await else {
+                continue;
+            };
+            let Ok(info) = serde_json::from_slice::<RevInfo>(&raw) else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                // Releases beat prereleases beat pseudo-versions; within a
+                // kind the higher version wins.
+                Some(b) => {
+                    latest_rank(&info.version) > latest_rank(&b.version)
+                        || (latest_rank(&info.version) == latest_rank(&b.version)
+                            && modzip::semver::compare(&info.version, &b.version).is_gt())
+                }
+            };
+            if better {
+                best = Some(info);
+            }
+        }
+        Ok(best)
+    }
+}
+
 fn latest_rank(version: &str) -> u8 {
     if modzip::pseudo::is_pseudo_version(version) {
         0
@@ -315,7 +557,22 @@ mod tests {
     use crate::stash::BaseStasher;
     use crate::storage::MemoryStorage;
     use async_trait::async_trait;
-    use std::time::Duration;
+
+    #[test]
+    fn native_fetch_deadlines_answer_504_other_upstream_failures_502() {
+        let upstream = |status| {
+            ProtocolError::Fetch(FetchError::Upstream {
+                module: "example.com/m".into(),
+                version: "v1.0.0".into(),
+                upstream: "direct".into(),
+                status,
+                message: "no answer".into(),
+            })
+        };
+        assert_eq!(upstream(Some(504)).status(), 504);
+        assert_eq!(upstream(Some(500)).status(), 502);
+        assert_eq!(upstream(None).status(), 502);
+    }
 
     #[test]
     fn lock_failures_ask_the_client_to_retry() {
@@ -484,5 +741,111 @@ mod tests {
         assert_eq!(version, PSEUDO);
         assert!(String::from_utf8_lossy(&info).contains(PSEUDO));
         assert!(p.storage().exists("example.com/m", PSEUDO).await.unwrap());
+    }
+
+    /// Lists after a delay, counting lookups that run at once.
+    struct SlowLister {
+        delay: Duration,
+        running: std::sync::atomic::AtomicUsize,
+        max_running: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Fetcher for SlowLister {
+        async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+            tokio::time::sleep(self.delay).await;
+            Err(FetchError::not_found(module, version, "unused"))
+        }
+        async fn list(&self, _module: &str) -> Result<Vec<String>, FetchError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec!["v1.0.0".into()])
+        }
+        async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
+            tokio::time::sleep(self.delay).await;
+            Err(FetchError::not_found(module, "latest", "unused"))
+        }
+        async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+            Err(FetchError::not_found(module, rev, "unused"))
+        }
+    }
+
+    fn slow_protocol(delay: Duration, limits: Limits) -> (Protocol, Arc<SlowLister>) {
+        let storage = Arc::new(MemoryStorage::new());
+        let fetcher = Arc::new(SlowLister {
+            delay,
+            running: Default::default(),
+            max_running: Default::default(),
+        });
+        let stasher = Arc::new(BaseStasher::new(
+            fetcher.clone(),
+            storage.clone(),
+            Duration::from_secs(60),
+        ));
+        let p = Protocol::new(storage, stasher, fetcher.clone(), NetworkMode::Strict)
+            .with_limits(limits);
+        (p, fetcher)
+    }
+
+    #[tokio::test]
+    async fn lookups_and_queries_answer_504_at_the_deadline() {
+        let limits = Limits {
+            lookup_deadline: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let (p, _) = slow_protocol(Duration::from_secs(30), limits);
+        let started = std::time::Instant::now();
+        let err = p.list("example.com/m").await.unwrap_err();
+        assert_eq!(err.status(), 504, "{err}");
+        assert!(err.to_string().contains("Timeout"), "{err}");
+        assert_eq!(p.latest("example.com/m").await.unwrap_err().status(), 504);
+        // A branch is a query: Timeout, not StashTimeout.
+        assert_eq!(
+            p.info("example.com/m", "main").await.unwrap_err().status(),
+            504
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_are_bounded_and_their_queue_overflows_with_503() {
+        let limits = Limits {
+            lookup_workers: 2,
+            max_queued_lookups: 3,
+            ..Limits::default()
+        };
+        let (p, fetcher) = slow_protocol(Duration::from_millis(300), limits);
+        let p = Arc::new(p);
+        let lookups: Vec<_> = (0..5)
+            .map(|_| {
+                let p = Arc::clone(&p);
+                tokio::spawn(async move { p.list("example.com/m").await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Two run, three wait: the sixth is refused.
+        let err = p.list("example.com/m").await.unwrap_err();
+        assert_eq!(err.status(), 503, "{err}");
+        for lookup in lookups {
+            assert_eq!(lookup.await.unwrap().unwrap(), vec!["v1.0.0"]);
+        }
+        assert_eq!(fetcher.max_running.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_keeps_its_permit_until_the_fetcher_returns() {
+        let limits = Limits {
+            lookup_workers: 1,
+            lookup_deadline: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let (p, fetcher) = slow_protocol(Duration::from_millis(400), limits);
+        assert_eq!(p.list("example.com/m").await.unwrap_err().status(), 504);
+        // The first lookup still runs: a second one waits for its permit
+        // (and misses its own deadline) rather than running beside it.
+        assert_eq!(p.list("example.com/m").await.unwrap_err().status(), 504);
+        assert_eq!(fetcher.max_running.load(Ordering::SeqCst), 1);
     }
 }

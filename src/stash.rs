@@ -3,17 +3,39 @@
 //!
 //! The plain [`BaseStasher`] is wrapped in layers, outermost first as the
 //! server composes them: [`SingleFlightStasher`] (concurrent requests for
-//! one module@version share a single stash) around [`PooledStasher`] (at
-//! most `GoGetWorkers` stashes run at once) around [`BaseStasher`].
+//! one module@version share a single stash, and at most
+//! `MaxPendingFetches` distinct ones are pending) around the distributed
+//! lease (when configured) around [`PooledStasher`] (at most
+//! `GoGetWorkers` stashes run at once) around [`BaseStasher`].
+//!
+//! # What happens when clients go away
+//!
+//! A stash is *started* once it holds a `GoGetWorkers` slot. The rule:
+//!
+//! - A started stash always runs to its end (stored, failed, or stopped
+//!   by `StashTimeout`), even when every client that asked for it has
+//!   disconnected, as Athens does: the next request then finds the version
+//!   stored, and a half-done fetch is never stored.
+//! - A stash still queued for a slot is dropped as soon as no request
+//!   waits for it any more (a disconnected client, or a request that hit
+//!   its deadline), so clients that send requests and hang up leave no
+//!   queued work behind. Stashes started by the `async` download modes
+//!   have the server itself as their waiter and are never dropped this
+//!   way.
+//! - Pending (queued or started) distinct stashes are bounded by
+//!   `MaxPendingFetches`; a request for another version gets
+//!   [`StashError::Overloaded`] (503 with `Retry-After`), while requests
+//!   for a version already pending join it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use thiserror::Error;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::fetch::{FetchError, Fetcher};
 use crate::storage::{check_storable, Storage, StorageError};
@@ -68,6 +90,25 @@ pub enum StashError {
         version: String,
         /// What happened.
         message: String,
+    },
+    /// `MaxPendingFetches` distinct stashes are already pending.
+    #[error("{module}@{version}: {pending} fetches are already pending (MaxPendingFetches); try again later")]
+    Overloaded {
+        /// Module path.
+        module: String,
+        /// Requested version.
+        version: String,
+        /// The limit that was reached.
+        pending: usize,
+    },
+    /// Every request waiting for the stash went away while it was still
+    /// queued, so it was dropped before it started.
+    #[error("{module}@{version}: dropped before it started: no request waits for it")]
+    Abandoned {
+        /// Module path.
+        module: String,
+        /// Requested version.
+        version: String,
     },
     /// The background stash task died.
     #[error("{module}@{version}: stash task failed: {message}")]
@@ -193,8 +234,26 @@ impl PooledStasher {
 #[async_trait]
 impl Stasher for PooledStasher {
     async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
+        // Inside a single-flight stash, the wait for a slot ends early when
+        // every request waiting for that stash has gone (see the module
+        // documentation); elsewhere it simply waits.
+        let ticket = QUEUED.try_with(Clone::clone).ok();
+        let acquired = match &ticket {
+            Some(ticket) => tokio::select! {
+                biased;
+                slot = self.slots.acquire() => slot,
+                () = ticket.abandoned() => {
+                    tracing::debug!(module, version, "queued stash dropped: no waiter left");
+                    return Err(StashError::Abandoned {
+                        module: module.to_string(),
+                        version: version.to_string(),
+                    });
+                }
+            },
+            None => self.slots.acquire().await,
+        };
         // The semaphore is never closed, so acquiring only fails if it were.
-        let _slot = self.slots.acquire().await.map_err(|e| StashError::Task {
+        let _slot = acquired.map_err(|e| StashError::Task {
             module: module.to_string(),
             version: version.to_string(),
             message: e.to_string(),
@@ -203,23 +262,152 @@ impl Stasher for PooledStasher {
     }
 }
 
+/// Who still waits for one single-flight stash.
+struct Interest {
+    waiters: AtomicUsize,
+    /// Signalled when `waiters` drops to zero.
+    all_gone: Notify,
+}
+
+/// One waiting request; dropping it (the request finished, was cancelled
+/// or hit its deadline) may leave a queued stash without waiters.
+struct Waiter(Arc<Interest>);
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if self.0.waiters.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stores a permit when nobody listens yet, so a stash that
+            // starts queueing later still sees it.
+            self.0.all_gone.notify_one();
+        }
+    }
+}
+
+struct Flight {
+    result: SharedStash,
+    interest: Arc<Interest>,
+}
+
+type Registry = Arc<Mutex<HashMap<String, Flight>>>;
+
+fn lock_registry(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<String, Flight>> {
+    registry
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Handed by [`SingleFlightStasher`] to the layers below it (as a task
+/// local of the stash task), so the pool can drop a queued stash that
+/// nobody waits for.
+#[derive(Clone)]
+struct QueueTicket {
+    interest: Arc<Interest>,
+    registry: Registry,
+    key: Arc<str>,
+}
+
+impl QueueTicket {
+    /// Resolves once no request waits for this stash and it has been
+    /// withdrawn from the registry, so no new request can join it.
+    async fn abandoned(&self) {
+        loop {
+            self.interest.all_gone.notified().await;
+            let mut map = lock_registry(&self.registry);
+            // Joining happens under the same lock, so a request that
+            // joined after the count reached zero is seen here.
+            if self.interest.waiters.load(Ordering::Acquire) == 0 {
+                if map
+                    .get(&*self.key)
+                    .is_some_and(|f| Arc::ptr_eq(&f.interest, &self.interest))
+                {
+                    map.remove(&*self.key);
+                }
+                return;
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    static QUEUED: QueueTicket;
+}
+
 type SharedStash = Shared<BoxFuture<'static, Result<String, StashError>>>;
 
 /// Merges concurrent stashes of the same module@version into one. The
-/// stash runs as its own task, so it completes (and its result is stored)
-/// even when every waiting request has gone away.
+/// stash runs as its own task, so once started it completes (and its
+/// result is stored) even when every waiting request has gone away; one
+/// still queued is dropped then (see the module documentation).
 pub struct SingleFlightStasher {
     inner: Arc<dyn Stasher>,
-    in_flight: Arc<Mutex<HashMap<String, SharedStash>>>,
+    in_flight: Registry,
+    max_pending: usize,
 }
 
 impl SingleFlightStasher {
-    /// Wraps `inner`.
+    /// Wraps `inner`, with no bound on pending stashes.
     pub fn new(inner: Arc<dyn Stasher>) -> Self {
+        Self::with_max_pending(inner, usize::MAX)
+    }
+
+    /// Wraps `inner`, refusing a new distinct stash while `max_pending`
+    /// (at least one) are queued or running.
+    pub fn with_max_pending(inner: Arc<dyn Stasher>, max_pending: usize) -> Self {
         SingleFlightStasher {
             inner,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            max_pending: max_pending.max(1),
         }
+    }
+
+    /// How many distinct stashes are queued or running now.
+    pub fn pending(&self) -> usize {
+        lock_registry(&self.in_flight).len()
+    }
+
+    fn start(&self, key: &str, module: &str, version: &str) -> Flight {
+        let interest = Arc::new(Interest {
+            waiters: AtomicUsize::new(0),
+            all_gone: Notify::new(),
+        });
+        let ticket = QueueTicket {
+            interest: Arc::clone(&interest),
+            registry: Arc::clone(&self.in_flight),
+            key: Arc::from(key),
+        };
+        let inner = Arc::clone(&self.inner);
+        let (m, v) = (module.to_string(), version.to_string());
+        // The task's own removal takes the registry lock, which the caller
+        // holds until the entry is inserted, so it cannot run first.
+        let handle = tokio::spawn(async move {
+            let registry = Arc::clone(&ticket.registry);
+            let own = Arc::clone(&ticket.interest);
+            let key = Arc::clone(&ticket.key);
+            let result = QUEUED.scope(ticket, inner.stash(&m, &v)).await;
+            let mut map = lock_registry(&registry);
+            // An abandoned stash was already withdrawn, and a newer one
+            // for the same version may have taken its place.
+            if map
+                .get(&*key)
+                .is_some_and(|f| Arc::ptr_eq(&f.interest, &own))
+            {
+                map.remove(&*key);
+            }
+            result
+        });
+        let (m, v) = (module.to_string(), version.to_string());
+        let result = async move {
+            handle.await.unwrap_or_else(|join| {
+                Err(StashError::Task {
+                    module: m,
+                    version: v,
+                    message: join.to_string(),
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        Flight { result, interest }
     }
 }
 
@@ -227,44 +415,24 @@ impl SingleFlightStasher {
 impl Stasher for SingleFlightStasher {
     async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
         let key = format!("{module}@{version}");
-        let flight = {
-            let mut map = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(flight) = map.get(&key) {
-                flight.clone()
-            } else {
-                let inner = Arc::clone(&self.inner);
-                let registry = Arc::clone(&self.in_flight);
-                let (task_key, m, v) = (key.clone(), module.to_string(), version.to_string());
-                // The task's own removal takes the same lock, so it cannot
-                // run before the entry below is inserted.
-                let handle = tokio::spawn(async move {
-                    let result = inner.stash(&m, &v).await;
-                    registry
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .remove(&task_key);
-                    result
-                });
-                let (m, v) = (module.to_string(), version.to_string());
-                let flight = async move {
-                    handle.await.unwrap_or_else(|join| {
-                        Err(StashError::Task {
-                            module: m,
-                            version: v,
-                            message: join.to_string(),
-                        })
-                    })
+        let (result, _waiter) = {
+            let mut map = lock_registry(&self.in_flight);
+            if !map.contains_key(&key) {
+                if map.len() >= self.max_pending {
+                    return Err(StashError::Overloaded {
+                        module: module.to_string(),
+                        version: version.to_string(),
+                        pending: self.max_pending,
+                    });
                 }
-                .boxed()
-                .shared();
-                map.insert(key, flight.clone());
-                flight
+                let flight = self.start(&key, module, version);
+                map.insert(key.clone(), flight);
             }
+            let flight = map.get(&key).expect("inserted above");
+            flight.interest.waiters.fetch_add(1, Ordering::AcqRel);
+            (flight.result.clone(), Waiter(Arc::clone(&flight.interest)))
         };
-        flight.await
+        result.await
     }
 }
 
@@ -450,5 +618,93 @@ mod tests {
             .exists("example.com/m", "v2.0.0+incompatible")
             .await
             .unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_stashes_without_waiters_are_dropped_started_ones_finish() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(300)));
+        let storage = Arc::new(MemoryStorage::new());
+        let base = Arc::new(BaseStasher::new(
+            fetcher.clone(),
+            storage.clone(),
+            Duration::from_secs(30),
+        ));
+        let pooled = Arc::new(PooledStasher::new(base, 1));
+        let stasher = Arc::new(SingleFlightStasher::new(pooled));
+        // v1.0.0 takes the only slot; v1.0.1 .. v1.0.20 queue behind it.
+        let requests: Vec<_> = (0..=20)
+            .map(|i| {
+                let stasher = stasher.clone();
+                tokio::spawn(
+                    async move { stasher.stash("example.com/m", &format!("v1.0.{i}")).await },
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(stasher.pending(), 21);
+        for request in &requests {
+            request.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Only the started stash is left, and it still completes.
+        assert_eq!(stasher.pending(), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(stasher.pending(), 0);
+        assert!(storage.exists("example.com/m", "v1.0.0").await.unwrap());
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+        // A queued stash that another request joins is not dropped when
+        // the first request leaves.
+        let slow = tokio::spawn({
+            let stasher = stasher.clone();
+            async move { stasher.stash("example.com/m", "v1.1.0").await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let first = tokio::spawn({
+            let stasher = stasher.clone();
+            async move { stasher.stash("example.com/m", "v1.1.1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = tokio::spawn({
+            let stasher = stasher.clone();
+            async move { stasher.stash("example.com/m", "v1.1.1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        assert_eq!(second.await.unwrap().unwrap(), "v1.1.1");
+        assert_eq!(slow.await.unwrap().unwrap(), "v1.1.0");
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_stashes_are_bounded_and_joining_is_always_allowed() {
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(200)));
+        let storage = Arc::new(MemoryStorage::new());
+        let base = Arc::new(BaseStasher::new(fetcher, storage, Duration::from_secs(30)));
+        let pooled = Arc::new(PooledStasher::new(base, 1));
+        let stasher = Arc::new(SingleFlightStasher::with_max_pending(pooled, 2));
+        let a = tokio::spawn({
+            let stasher = stasher.clone();
+            async move { stasher.stash("example.com/m", "v1.0.0").await }
+        });
+        let b = tokio::spawn({
+            let stasher = stasher.clone();
+            async move { stasher.stash("example.com/m", "v1.0.1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let err = stasher.stash("example.com/m", "v1.0.2").await.unwrap_err();
+        assert!(
+            matches!(err, StashError::Overloaded { pending: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            stasher.stash("example.com/m", "v1.0.1").await.unwrap(),
+            "v1.0.1"
+        );
+        assert_eq!(a.await.unwrap().unwrap(), "v1.0.0");
+        assert_eq!(b.await.unwrap().unwrap(), "v1.0.1");
+        assert_eq!(
+            stasher.stash("example.com/m", "v1.0.2").await.unwrap(),
+            "v1.0.2"
+        );
     }
 }

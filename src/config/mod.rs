@@ -21,6 +21,10 @@ pub use proxies::{parse_trusted_proxies, IpRange, DEFAULT_TRUSTED_PROXIES};
 pub use settings::{help_text, settings, Setting};
 pub use types::{EnvList, Secret};
 
+/// Upper bound of `MaxPendingFetches` and `MaxConnections`: far above any
+/// sane setting, and below what a semaphore can count.
+pub const MAX_ADMISSION_COUNT: usize = 1 << 24;
+
 /// The file read from the working directory when no file is named.
 pub const DEFAULT_CONFIG_FILE: &str = "athens.toml";
 
@@ -186,6 +190,21 @@ pub struct Config {
     /// Objects one received git pack may hold.
     #[serde(rename = "GitMaxPackObjects")]
     pub git_max_pack_objects: u64,
+    /// How many distinct module versions may wait for or run a fetch at
+    /// once (and how many list/`@latest` lookups may queue); past it
+    /// requests that need a fetch get 503 with `Retry-After`.
+    #[serde(rename = "MaxPendingFetches")]
+    pub max_pending_fetches: usize,
+    /// Seconds a client has to send a request's headers (from the
+    /// connection's start, or from the first byte of a later request).
+    #[serde(rename = "ReadHeaderTimeout")]
+    pub read_header_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept open.
+    #[serde(rename = "IdleTimeout")]
+    pub idle_timeout: u64,
+    /// Most client connections served at once; more wait to be accepted.
+    #[serde(rename = "MaxConnections")]
+    pub max_connections: usize,
     /// Settings of the distributed single-flight backends.
     #[serde(rename = "SingleFlight")]
     pub single_flight: SingleFlight,
@@ -607,6 +626,10 @@ impl Default for Config {
             git_max_refs: vcs::git::DEFAULT_MAX_REFS as u64,
             git_max_pack_bytes: vcs::git::DEFAULT_MAX_PACK_BYTES,
             git_max_pack_objects: vcs::git::DEFAULT_MAX_PACK_OBJECTS,
+            max_pending_fetches: 1000,
+            read_header_timeout: 10,
+            idle_timeout: 120,
+            max_connections: 4096,
             single_flight: SingleFlight::default(),
             storage: Storage::default(),
             index: Index::default(),
@@ -921,6 +944,22 @@ impl Config {
         if self.protocol_workers == 0 {
             fail("ProtocolWorkers", "must be greater than 0".into());
         }
+        for (key, value) in [
+            ("MaxPendingFetches", self.max_pending_fetches),
+            ("MaxConnections", self.max_connections),
+        ] {
+            if value == 0 {
+                fail(key, "must be greater than 0".into());
+            } else if value > MAX_ADMISSION_COUNT {
+                fail(key, format!("must be at most {MAX_ADMISSION_COUNT}"));
+            }
+        }
+        if self.read_header_timeout == 0 {
+            fail("ReadHeaderTimeout", "must be greater than 0".into());
+        }
+        if self.idle_timeout == 0 {
+            fail("IdleTimeout", "must be greater than 0".into());
+        }
         if !self.log_level.is_empty()
             && !LOG_LEVELS.contains(&self.log_level.to_ascii_lowercase().as_str())
         {
@@ -1120,6 +1159,16 @@ impl Config {
             max_pack_bytes: self.git_max_pack_bytes,
             max_pack_objects: self.git_max_pack_objects,
         }
+    }
+
+    /// [`Config::read_header_timeout`] as a duration.
+    pub fn read_header_timeout_duration(&self) -> Duration {
+        Duration::from_secs(self.read_header_timeout)
+    }
+
+    /// [`Config::idle_timeout`] as a duration.
+    pub fn idle_timeout_duration(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout)
     }
 
     /// [`Config::shutdown_timeout`] as a duration.

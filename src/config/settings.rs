@@ -180,7 +180,7 @@ settings_table! {
     "GitCacheMaxBytes", "ATHENS_GIT_CACHE_MAX_BYTES", [git_cache_max_bytes],
         "Size budget of the git cache (GoGetDir/vcs) in bytes; least recently used repositories not in use are evicted past it. 0 means no budget. Default 10737418240 (10 GiB).";
     "ProtocolWorkers", "ATHENS_PROTOCOL_WORKERS", [protocol_workers],
-        "How many download-protocol requests are processed at the same time.";
+        "How many list and @latest lookups may run at the same time (stored files are served without waiting for one).";
     "LogLevel", "ATHENS_LOG_LEVEL", [log_level],
         "Log level: trace, debug, info, warn, error, fatal or panic.";
     "LogFormat", "ATHENS_LOG_FORMAT", [log_format],
@@ -258,13 +258,21 @@ settings_table! {
     "MaxModuleFiles", "ATHENS_MAX_MODULE_FILES", [max_module_files],
         "Most git tree entries read to build one module zip; a larger tree is refused with 404.";
     "Timeout", "ATHENS_TIMEOUT", [timeout],
-        "Seconds an outbound network call may take.";
+        "Seconds an outbound network call may take; also the overall deadline of a list, @latest or version query (.info of a branch or partial version) request, answered 504 when missed.";
     "GitMaxRefs", "ATHENS_GIT_MAX_REFS", [git_max_refs],
         "Branches and tags a git origin may advertise; its ref advertisement may take 1 KiB per allowed ref (at least 1 MiB).";
     "GitMaxPackBytes", "ATHENS_GIT_MAX_PACK_BYTES", [git_max_pack_bytes],
         "Bytes one git object transfer from an origin may receive.";
     "GitMaxPackObjects", "ATHENS_GIT_MAX_PACK_OBJECTS", [git_max_pack_objects],
         "Objects one git pack received from an origin may hold.";
+    "MaxPendingFetches", "ATHENS_MAX_PENDING_FETCHES", [max_pending_fetches],
+        "Most distinct module versions waiting for or running a fetch at once, and most list/@latest lookups waiting for a worker; past it such requests get 503 with Retry-After.";
+    "ReadHeaderTimeout", "ATHENS_READ_HEADER_TIMEOUT", [read_header_timeout],
+        "Seconds a client has to send a request's headers; slower connections are closed.";
+    "IdleTimeout", "ATHENS_IDLE_TIMEOUT", [idle_timeout],
+        "Seconds an idle keep-alive connection is kept open.";
+    "MaxConnections", "ATHENS_MAX_CONNECTIONS", [max_connections],
+        "Most client connections served at once; further connections wait in the listen queue until one closes.";
     "SingleFlight.Etcd.Endpoints", "ATHENS_ETCD_ENDPOINTS", [single_flight.etcd.endpoints],
         "Comma-separated etcd endpoints.";
     "SingleFlight.Redis.Endpoint", "ATHENS_REDIS_ENDPOINT", [single_flight.redis.endpoint],

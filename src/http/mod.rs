@@ -33,20 +33,20 @@ use axum::Router;
 use bytes::Bytes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 use tokio_util::io::ReaderStream;
 
 use crate::backends::SingleFlight;
 use crate::config::Config;
 use crate::fetch::{is_canonical_version, Fetcher};
-use crate::protocol::{Protocol, ProtocolError};
+use crate::protocol::{Limits, Protocol, ProtocolError};
 use crate::singleflight::DistributedStasher;
 use crate::stash::{BaseStasher, PooledStasher, SingleFlightStasher, Stasher};
 use crate::storage::Storage;
 
 pub use features::Features;
 pub use server::{
-    check_supported, init_logging, serve, serve_listener, shutdown_signal, tls_enabled,
+    check_supported, init_logging, serve, serve_listener, serve_listener_with, shutdown_signal,
+    tls_enabled, ConnectionLimits,
 };
 
 /// Header carrying the request id in and out, as Athens names it.
@@ -67,23 +67,40 @@ const CONTENT_ZIP: &str = "application/zip";
 /// 128 KiB gave 52 MB at 64 concurrent large downloads, 64 KiB 42 MB.
 const ZIP_READ_CHUNK: usize = 64 * 1024;
 const READINESS_MODULE: &str = "github.com/gomods/athens";
+/// `Retry-After` of a 503: long enough for a pending fetch or two to end.
+const RETRY_AFTER_SECONDS: &str = "5";
+/// Longest escaped path element (and escaped version) served: a name
+/// longer than a file name can be (255 bytes on common file systems) can
+/// be neither stored nor fetched from a repository, and answering it
+/// would only fail deeper down (ENAMETOOLONG) with a 500. The version
+/// also becomes part of file names (`<version>.info`, ...), so it gets a
+/// little less.
+const MAX_PATH_ELEMENT: usize = 255;
+const MAX_VERSION: usize = 240;
+/// Longest escaped module path served (all elements together).
+const MAX_MODULE_PATH: usize = 1024;
 const DEFAULT_CATALOG_PAGE: usize = 1000;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     protocol: Arc<Protocol>,
-    // Bounds concurrently processed protocol requests (ProtocolWorkers).
-    permits: Arc<Semaphore>,
 }
 
 impl AppState {
-    /// State serving `protocol`, processing at most `protocol_workers`
-    /// protocol requests at once (at least one).
+    /// State serving `protocol`, running at most `protocol_workers`
+    /// list/`@latest` lookups at once (at least one). Stored files are
+    /// served without waiting for any permit.
     pub fn new(protocol: Protocol, protocol_workers: usize) -> Self {
         AppState {
+            protocol: Arc::new(protocol.with_lookup_workers(protocol_workers)),
+        }
+    }
+
+    /// State serving `protocol` with the admission limits it already has.
+    pub fn with_protocol(protocol: Protocol) -> Self {
+        AppState {
             protocol: Arc::new(protocol),
-            permits: Arc::new(Semaphore::new(protocol_workers.max(1))),
         }
     }
 }
@@ -152,7 +169,8 @@ fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Feat
 }
 
 /// Builds the whole application from the configuration: the stash stack
-/// (single-flight over a `GoGetWorkers` pool over fetch-and-save), the
+/// (single-flight with at most `MaxPendingFetches` pending over a
+/// `GoGetWorkers` pool over fetch-and-save), the
 /// protocol with its network and download modes, the router and the
 /// optional layers. Fails when a setting or a file it names (download
 /// mode file, filter file) is malformed.
@@ -189,11 +207,15 @@ pub fn try_build_router_with(
         )),
         None => pooled,
     };
-    let stasher = Arc::new(SingleFlightStasher::new(locked));
+    let stasher = Arc::new(SingleFlightStasher::with_max_pending(
+        locked,
+        config.max_pending_fetches,
+    ));
     let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
-        .with_download_policy(features.download_policy.clone());
+        .with_download_policy(features.download_policy.clone())
+        .with_limits(Limits::from_config(config));
     Ok(router_with_features(
-        AppState::new(protocol, config.protocol_workers),
+        AppState::with_protocol(protocol),
         &config.path_prefix,
         features,
     ))
@@ -433,8 +455,20 @@ fn protocol_error_response(err: &ProtocolError) -> Response {
         StatusCode::NOT_FOUND => format!("not found: {err}"),
         StatusCode::GATEWAY_TIMEOUT => format!("gateway timeout: {err}"),
         StatusCode::BAD_GATEWAY => format!("bad gateway: {err}"),
+        StatusCode::SERVICE_UNAVAILABLE => format!("service unavailable: {err}"),
         _ => format!("internal error: {err}"),
     };
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Overload is expected under a flood; one line per refused request
+        // at warn level would be a flood of its own.
+        tracing::debug!(error = %err, "protocol request answered {status}");
+        let mut response = error_response(status, &message);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        return response;
+    }
     if status.is_server_error() {
         tracing::error!(error = %err, "protocol request failed");
     } else {
@@ -490,6 +524,20 @@ fn parse_protocol_path(raw_path: &str) -> Result<(String, Endpoint), (StatusCode
     } else {
         return Err(not_found());
     };
+    // Overlong input: a module path or version no storage or repository can
+    // hold does not exist here; the go command then tries its next proxy.
+    if escaped_module.len() > MAX_MODULE_PATH
+        || escaped_module
+            .split('/')
+            .any(|element| element.len() > MAX_PATH_ELEMENT)
+    {
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!(
+                "not found: module path longer than {MAX_MODULE_PATH} bytes or with an element longer than {MAX_PATH_ELEMENT} bytes"
+            ),
+        ));
+    }
     let endpoint = match endpoint {
         None => Endpoint::Latest,
         Some("list") => Endpoint::List,
@@ -500,6 +548,12 @@ fn parse_protocol_path(raw_path: &str) -> Result<(String, Endpoint), (StatusCode
                 .or_else(|| rest.strip_suffix(".mod").map(|v| (v, "mod")))
                 .or_else(|| rest.strip_suffix(".zip").map(|v| (v, "zip")))
                 .ok_or_else(not_found)?;
+            if escaped_version.len() > MAX_VERSION {
+                return Err((
+                    StatusCode::NOT_FOUND,
+                    format!("not found: version longer than {MAX_VERSION} bytes"),
+                ));
+            }
             let version = modzip::module::unescape_version(escaped_version)
                 .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request: {e}")))?;
             match kind {
@@ -639,9 +693,6 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
             }
         }
     }
-    let Ok(_permit) = state.permits.acquire().await else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
-    };
     let protocol = &state.protocol;
     // Redirects carry the path the client asked for, prefix included, as
     // Athens builds them.

@@ -348,10 +348,10 @@ async fn hundred_concurrent_zip_requests_fetch_once_and_agree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn protocol_workers_bound_concurrent_requests() {
+async fn go_get_workers_bound_concurrent_fetches() {
     let fetcher = FakeFetcher::new(Duration::from_millis(50));
     let config = Config {
-        protocol_workers: 2,
+        go_get_workers: 2,
         ..Config::default()
     };
     let (app, _) = app_with(&config, fetcher.clone());
@@ -688,5 +688,58 @@ async fn catalog_of_a_backend_without_one_is_not_implemented() {
     let (status, body) = get(&app, "/catalog").await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
     assert!(body.contains("no catalog"), "{body}");
+    server.abort();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serves_on_a_unix_socket_and_closes_idle_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("athens.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let limits = ConnectionLimits {
+        grace: Duration::from_secs(1),
+        read_header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(600),
+        max_connections: 4,
+    };
+    let app = app(FakeFetcher::new(Duration::ZERO));
+    let server = tokio::spawn(serve_listener_with(
+        listener,
+        app,
+        std::future::pending(),
+        limits,
+    ));
+    let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    // Kept alive, then closed once idle for IdleTimeout.
+    let idle = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        idle.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        idle.elapsed()
+    );
+    // Headers that never finish: closed after ReadHeaderTimeout.
+    let mut slow = tokio::net::UnixStream::connect(&path).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() < Duration::from_millis(600) + Duration::from_millis(500));
     server.abort();
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -19,6 +19,8 @@ use tokio_rustls::TlsAcceptor;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for the server loop.
 const READY_QUEUE: usize = 64;
+/// Handshakes in progress at once unless told otherwise.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
 
 /// Builds the TLS acceptor from PEM files: a certificate chain and a
 /// private key (PKCS#8, PKCS#1 or SEC1).
@@ -55,12 +57,30 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Wraps a bound `listener`, terminating TLS with `acceptor`.
+    /// Wraps a bound `listener`, terminating TLS with `acceptor`, with at
+    /// most [`DEFAULT_MAX_HANDSHAKES`] handshakes at once.
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        Self::with_limit(listener, acceptor, DEFAULT_MAX_HANDSHAKES)
+    }
+
+    /// [`TlsListener::new`] with at most `max_handshakes` connections
+    /// accepted and not yet handed to the server (handshaking or waiting
+    /// in the ready queue), so a flood of connections that never finish
+    /// their handshake holds a bounded number of sockets.
+    pub fn with_limit(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        max_handshakes: usize,
+    ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(READY_QUEUE);
+        let handshakes = Arc::new(Semaphore::new(max_handshakes.max(1)));
         let accept_task = tokio::spawn(async move {
             loop {
+                // Never closed.
+                let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+                    return;
+                };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -73,6 +93,7 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((stream, peer)).await;

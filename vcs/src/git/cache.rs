@@ -22,9 +22,9 @@ use std::sync::Arc;
 use gix::remote::Direction;
 use gix::ObjectId;
 
-use super::transport::{Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED};
 use super::budget::{self, InUse};
 use super::lock::FileLock as EntryLock;
+use super::transport::{Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED};
 use super::{gix_open_options, RefSnapshot};
 use crate::codehost::CodeError;
 use crate::git::options::GitOptions;
