@@ -187,7 +187,8 @@ impl BaseStasher {
             version: fetched.version.clone(),
             message: e.to_string(),
         })?;
-        self.storage
+        let saved = self
+            .storage
             .save(
                 module,
                 &fetched.version,
@@ -195,8 +196,18 @@ impl BaseStasher {
                 &mut zip,
                 fetched.info.clone(),
             )
-            .await?;
-        Ok(fetched.version)
+            .await;
+        match saved {
+            Ok(()) => Ok(fetched.version),
+            // Another saver (an instance sharing the store) published the
+            // version first; what is stored is what every client must get.
+            Err(StorageError::Conflict { .. })
+                if self.storage.exists(module, &fetched.version).await? =>
+            {
+                Ok(fetched.version)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -590,6 +601,100 @@ mod tests {
         assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 12);
         assert!(fetcher.max_running.load(Ordering::SeqCst) <= 3);
         assert!(fetcher.max_running.load(Ordering::SeqCst) >= 2);
+    }
+
+    /// A store shared with another instance that publishes the version
+    /// (with its own bytes) just before our save, which it refuses as a
+    /// conflict; with `publish` false the other saver never completes.
+    struct RaceLostStorage {
+        inner: MemoryStorage,
+        publish: bool,
+    }
+
+    #[async_trait]
+    impl Storage for RaceLostStorage {
+        async fn info(&self, module: &str, version: &str) -> Result<Bytes, StorageError> {
+            self.inner.info(module, version).await
+        }
+        async fn go_mod(&self, module: &str, version: &str) -> Result<Bytes, StorageError> {
+            self.inner.go_mod(module, version).await
+        }
+        async fn zip(
+            &self,
+            module: &str,
+            version: &str,
+        ) -> Result<crate::storage::StoredZip, StorageError> {
+            self.inner.zip(module, version).await
+        }
+        async fn exists(&self, module: &str, version: &str) -> Result<bool, StorageError> {
+            self.inner.exists(module, version).await
+        }
+        async fn list(&self, module: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.list(module).await
+        }
+        async fn save(
+            &self,
+            module: &str,
+            version: &str,
+            go_mod: Bytes,
+            _zip: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+            info: Bytes,
+        ) -> Result<(), StorageError> {
+            if self.publish {
+                let mut winner: &[u8] = b"the winner's zip";
+                self.inner
+                    .save(module, version, go_mod, &mut winner, info)
+                    .await?;
+            }
+            Err(StorageError::Conflict {
+                module: module.to_string(),
+                version: version.to_string(),
+                key: format!("{module}/@v/{version}.zip"),
+                reason: "different bytes".to_string(),
+            })
+        }
+        async fn delete(&self, module: &str, version: &str) -> Result<(), StorageError> {
+            self.inner.delete(module, version).await
+        }
+        async fn catalog(
+            &self,
+            token: &str,
+            page_size: usize,
+        ) -> Result<crate::storage::CatalogPage, StorageError> {
+            self.inner.catalog(token, page_size).await
+        }
+    }
+
+    #[tokio::test]
+    async fn losing_a_save_race_serves_the_published_version() {
+        let storage = Arc::new(RaceLostStorage {
+            inner: MemoryStorage::new(),
+            publish: true,
+        });
+        let fetcher = Arc::new(CountingFetcher::new(Duration::ZERO));
+        let stasher = BaseStasher::new(fetcher, storage.clone(), Duration::from_secs(30));
+        assert_eq!(
+            stasher.stash("example.com/m", "v1.0.0").await.unwrap(),
+            "v1.0.0"
+        );
+        let mut zip = storage.zip("example.com/m", "v1.0.0").await.unwrap();
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut zip.reader, &mut bytes)
+            .await
+            .unwrap();
+        assert_eq!(bytes, b"the winner's zip");
+    }
+
+    #[tokio::test]
+    async fn a_conflict_without_a_published_version_is_an_error() {
+        let storage = Arc::new(RaceLostStorage {
+            inner: MemoryStorage::new(),
+            publish: false,
+        });
+        let fetcher = Arc::new(CountingFetcher::new(Duration::ZERO));
+        let stasher = BaseStasher::new(fetcher, storage, Duration::from_secs(30));
+        let err = stasher.stash("example.com/m", "v1.0.0").await.unwrap_err();
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
     }
 
     #[tokio::test]
