@@ -44,13 +44,8 @@ impl SlowUpstream {
                 let counter = Arc::clone(&counter);
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match stream.read(&mut byte) {
-                            Ok(1) => head.push(byte[0]),
-                            _ => return,
-                        }
+                    if support::read_request_head(&mut stream).is_none() {
+                        return;
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(delay);

@@ -146,14 +146,9 @@ fn answer(
     redirect_to: &Mutex<Option<String>>,
     seen: &Mutex<Seen>,
 ) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
+    let Some(head) = support::read_request_head(stream) else {
+        return;
+    };
     let head = String::from_utf8_lossy(&head).to_string();
     let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
     let auth = head.lines().find_map(|line| {

@@ -379,3 +379,18 @@ pub fn go_ok(client: &GoOracle, dir: &Path, args: &[&str], env: &[(&str, &str)])
     );
     text
 }
+
+/// Reads one HTTP request head (up to the blank line) byte by byte, so
+/// nothing after it is consumed; `None` when the connection ends first.
+#[allow(dead_code)]
+pub fn read_request_head(stream: &mut impl std::io::Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
