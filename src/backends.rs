@@ -1,4 +1,4 @@
-//! Opening the configured storage (`StorageType`) and single-flight
+//! Opening the configured storage (`StorageType`) and lock service
 //! (`SingleFlightType`) backends, checking at start that the services
 //! they need answer and accept the configured credentials, so a
 //! misconfigured instance fails at once with the reason rather than at its
@@ -12,30 +12,22 @@ use object_store::ObjectStore;
 
 use crate::config::Config;
 use crate::fetch::gogetdir::stale_age;
-use crate::singleflight::etcd::EtcdLocks;
-use crate::singleflight::object_lease::ObjectLeases;
-use crate::singleflight::redis::RedisLocks;
-use crate::singleflight::{LockService, WaitPolicy};
+use crate::locks::etcd::EtcdLocks;
+use crate::locks::object_lease::ObjectLeases;
+use crate::locks::redis::RedisLocks;
+use crate::locks::{DistributedLock, LockService, WaitPolicy};
 use crate::storage::object::services;
 use crate::storage::{
     CachedStorage, DiskStorage, ExternalStorage, MemoryStorage, ObjectStorage, Storage,
 };
-
-/// A lock service with the waiting policy configured for it.
-pub struct SingleFlight {
-    /// The service.
-    pub locks: Arc<dyn LockService>,
-    /// Lease TTL and how long to wait.
-    pub policy: WaitPolicy,
-}
 
 /// The opened backends.
 pub struct Backends {
     /// Where modules are stored.
     pub storage: Arc<dyn Storage>,
     /// The distributed lock, unless `SingleFlightType` is `memory` (then
-    /// only the in-process single-flight runs).
-    pub single_flight: Option<SingleFlight>,
+    /// only the in-process [`crate::stash::CoalescingStasher`] runs).
+    pub lock: Option<DistributedLock>,
 }
 
 /// Azure lease length: Athens renews its blob leases every 10 s.
@@ -62,7 +54,7 @@ fn object_store_for(
     Ok(Some(store))
 }
 
-/// Opens the storage and single-flight backends `config` selects and
+/// Opens the storage and lock service backends `config` selects and
 /// checks that their services answer. What saves that died left behind
 /// (disk temporary directories, staged object-store uploads) is removed in
 /// the background once older than twice `StashTimeout`, so a save still
@@ -126,17 +118,14 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
         "" | "memory" => storage,
         _ => Arc::new(CachedStorage::new(storage)),
     };
-    let single_flight = open_single_flight(config, object_store).await?;
-    Ok(Backends {
-        storage,
-        single_flight,
-    })
+    let lock = open_lock(config, object_store).await?;
+    Ok(Backends { storage, lock })
 }
 
-async fn open_single_flight(
+async fn open_lock(
     config: &Config,
     object_store: Option<(Arc<dyn ObjectStore>, &'static str)>,
-) -> anyhow::Result<Option<SingleFlight>> {
+) -> anyhow::Result<Option<DistributedLock>> {
     let sf = &config.single_flight;
     let stash_wait = config.stash_timeout_duration().max(Duration::from_secs(1));
     let (locks, policy): (Arc<dyn LockService>, WaitPolicy) = match config
@@ -199,7 +188,10 @@ async fn open_single_flight(
             config.single_flight_type
         )
     })?;
-    Ok(Some(SingleFlight { locks, policy }))
+    Ok(Some(DistributedLock {
+        service: locks,
+        policy,
+    }))
 }
 
 #[cfg(test)]
@@ -228,12 +220,12 @@ mod tests {
     /// Every kind of lock service, chosen by configuration alone, hands
     /// out exclusive leases.
     async fn assert_locks(opened: &Backends) {
-        let sf = opened.single_flight.as_ref().expect("a lock service");
+        let lock = opened.lock.as_ref().expect("a lock service");
         let ttl = Duration::from_secs(5);
-        let lease = sf.locks.try_lock("backends-test", ttl).await.unwrap();
+        let lease = lock.service.try_lock("backends-test", ttl).await.unwrap();
         assert!(lease.is_some());
-        assert!(sf
-            .locks
+        assert!(lock
+            .service
             .try_lock("backends-test", ttl)
             .await
             .unwrap()
@@ -251,7 +243,7 @@ mod tests {
 
         let mut config = s3_config(&moto, "backends");
         let opened = open(&config).await.unwrap();
-        assert!(opened.single_flight.is_none());
+        assert!(opened.lock.is_none());
 
         config.single_flight_type = "redis".into();
         config.single_flight.redis.endpoint = redis.endpoint();
@@ -345,15 +337,15 @@ mod tests {
         };
         config.storage.gcp.bucket = "backends".into();
         let opened = open(&config).await.unwrap();
-        let sf = opened.single_flight.as_ref().unwrap();
+        let lock = opened.lock.as_ref().unwrap();
         assert_eq!(
-            sf.policy.ttl,
+            lock.policy.ttl,
             Duration::from_secs(config.single_flight.gcp.stale_threshold)
         );
         // The emulator ignores write preconditions, so only taking and
         // releasing a lease is checked here (exclusion: S3 and Azure tests).
-        let lease = sf
-            .locks
+        let lease = lock
+            .service
             .try_lock("gcp-test", Duration::from_secs(5))
             .await
             .unwrap();

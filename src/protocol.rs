@@ -94,7 +94,7 @@ fn fetch_status(e: &FetchError) -> u16 {
 impl ProtocolError {
     /// The HTTP status for this error: 404 for anything the go command
     /// should treat as "not here", 502/504 for upstream trouble, 503 when
-    /// the single-flight lock could not be had, 500 for local failures.
+    /// the distributed lock could not be had, 500 for local failures.
     pub fn status(&self) -> u16 {
         match self {
             ProtocolError::NotFound(_) => 404,

@@ -54,7 +54,7 @@ impl Cluster {
         }
     }
 
-    /// One instance: S3 storage in the shared bucket, Redis single-flight
+    /// One instance: S3 storage in the shared bucket, the Redis lock service
     /// with the given lock TTL.
     fn instance(&self, lock_ttl_secs: u64) -> Server {
         let mut setup = ServerSetup::memory(&self.gitconfig);

@@ -35,12 +35,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::io::ReaderStream;
 
-use crate::backends::SingleFlight;
 use crate::config::Config;
 use crate::fetch::{is_canonical_version, Fetcher};
+use crate::locks::DistributedLock;
 use crate::protocol::{Limits, Protocol, ProtocolError};
-use crate::singleflight::DistributedStasher;
-use crate::stash::{BaseStasher, PooledStasher, SingleFlightStasher, Stasher};
+use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
 use crate::storage::Storage;
 
 pub use features::Features;
@@ -169,7 +168,7 @@ fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Feat
 }
 
 /// Builds the whole application from the configuration: the stash stack
-/// (single-flight with at most `MaxPendingFetches` pending over a
+/// (coalescing with at most `MaxPendingFetches` pending over a
 /// `GoGetWorkers` pool over fetch-and-save), the
 /// protocol with its network and download modes, the router and the
 /// optional layers. Fails when a setting or a file it names (download
@@ -183,13 +182,13 @@ pub fn try_build_router(
 }
 
 /// [`try_build_router`] with a distributed lock: the stash stack becomes
-/// in-process single-flight over the distributed lease over the pool over
+/// in-process coalescing over the distributed lease over the pool over
 /// fetch-and-save, so instances sharing `storage` fetch each version once.
 pub fn try_build_router_with(
     config: &Config,
     storage: Arc<dyn Storage>,
     fetcher: Arc<dyn Fetcher>,
-    single_flight: Option<SingleFlight>,
+    lock: Option<DistributedLock>,
 ) -> anyhow::Result<Router> {
     let features = Features::from_config(config)?;
     let base = Arc::new(BaseStasher::new(
@@ -198,16 +197,16 @@ pub fn try_build_router_with(
         config.stash_timeout_duration(),
     ));
     let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
-    let locked: Arc<dyn Stasher> = match single_flight {
-        Some(SingleFlight { locks, policy }) => Arc::new(DistributedStasher::new(
+    let locked: Arc<dyn Stasher> = match lock {
+        Some(DistributedLock { service, policy }) => Arc::new(DistributedStasher::new(
             pooled,
-            locks,
+            service,
             Arc::clone(&storage),
             policy,
         )),
         None => pooled,
     };
-    let stasher = Arc::new(SingleFlightStasher::with_max_pending(
+    let stasher = Arc::new(CoalescingStasher::with_max_pending(
         locked,
         config.max_pending_fetches,
     ));

@@ -543,7 +543,7 @@ pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<
         tracing::warn!("{warning}");
     }
     let backends = crate::backends::open(&config).await?;
-    let app = try_build_router_with(&config, backends.storage, fetcher, backends.single_flight)?;
+    let app = try_build_router_with(&config, backends.storage, fetcher, backends.lock)?;
     let limits = ConnectionLimits::from_config(&config);
     if !config.unix_socket.is_empty() {
         #[cfg(unix)]

@@ -602,7 +602,7 @@ async fn storage_is_opened_from_config() {
     assert!(open(config.clone()).await.is_err());
     config.storage.disk.root_path = dir.path().to_string_lossy().into_owned();
     let opened = open(config.clone()).await.unwrap();
-    assert!(opened.single_flight.is_none());
+    assert!(opened.lock.is_none());
     config.storage_type = "mongo".into();
     let err = open(config).await.err().unwrap();
     assert!(err.to_string().contains("not supported"), "{err}");

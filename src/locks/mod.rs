@@ -1,6 +1,7 @@
-//! Single-flight across several proxy instances: a [`LockService`] hands
-//! out expiring [`Lease`]s on a key, and [`DistributedStasher`] holds one
-//! per module version while it fetches, so that instances sharing one
+//! Lock services shared by several proxy instances (Athens'
+//! `SingleFlightType`): a [`LockService`] hands out expiring [`Lease`]s on
+//! a key, and the stash layer [`crate::stash::DistributedStasher`] holds
+//! one per module version while it fetches, so that instances sharing one
 //! store fetch each version once.
 //!
 //! A lease is kept alive by refreshing it while the fetch runs; a holder
@@ -11,10 +12,8 @@
 pub mod etcd;
 pub mod object_lease;
 pub mod redis;
-mod stasher;
 
-pub use stasher::{DistributedStasher, WaitPolicy};
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -77,4 +76,56 @@ pub trait Lease: Send + Sync {
 
     /// Releases the lock, if it is still ours.
     async fn release(self: Box<Self>) -> Result<(), LockError>;
+}
+
+/// How long and how often a stash waits for a lease held elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Lease time-to-live: how long a dead holder keeps others waiting.
+    pub ttl: Duration,
+    /// How long to wait for the lease before giving up.
+    pub timeout: Duration,
+    /// Pause between attempts (storage is checked at every attempt).
+    pub retry_interval: Duration,
+}
+
+impl WaitPolicy {
+    /// Athens' Redis lock settings (seconds): `Timeout` spread over
+    /// `MaxRetries` attempts, with the pause kept between 50 ms and 1 s so a
+    /// finished fetch is noticed quickly and a busy service is not hammered.
+    pub fn from_lock_config(ttl_secs: u64, timeout_secs: u64, max_retries: u64) -> Self {
+        let timeout = Duration::from_secs(timeout_secs.max(1));
+        let interval = timeout / u32::try_from(max_retries.max(1)).unwrap_or(u32::MAX);
+        WaitPolicy {
+            ttl: Duration::from_secs(ttl_secs.max(1)),
+            timeout,
+            retry_interval: interval.clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The configured lock service with the waiting policy configured for it.
+pub struct DistributedLock {
+    /// The service.
+    pub service: Arc<dyn LockService>,
+    /// Lease TTL and how long to wait.
+    pub policy: WaitPolicy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn athens_lock_settings_become_a_wait_policy() {
+        let p = WaitPolicy::from_lock_config(900, 15, 10);
+        assert_eq!(p.ttl, Duration::from_secs(900));
+        assert_eq!(p.timeout, Duration::from_secs(15));
+        assert_eq!(
+            p.retry_interval,
+            Duration::from_millis(1500).min(Duration::from_secs(1))
+        );
+        let p = WaitPolicy::from_lock_config(3, 60, 6000);
+        assert_eq!(p.retry_interval, Duration::from_millis(50));
+    }
 }

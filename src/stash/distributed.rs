@@ -5,35 +5,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Lease, LockService};
-use crate::stash::{StashError, Stasher};
+use super::{StashError, Stasher};
+use crate::locks::{Lease, LockService, WaitPolicy};
 use crate::storage::{check_storable, Storage};
-
-/// How long and how often a stash waits for a lease held elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitPolicy {
-    /// Lease time-to-live: how long a dead holder keeps others waiting.
-    pub ttl: Duration,
-    /// How long to wait for the lease before giving up.
-    pub timeout: Duration,
-    /// Pause between attempts (storage is checked at every attempt).
-    pub retry_interval: Duration,
-}
-
-impl WaitPolicy {
-    /// Athens' Redis lock settings (seconds): `Timeout` spread over
-    /// `MaxRetries` attempts, with the pause kept between 50 ms and 1 s so a
-    /// finished fetch is noticed quickly and a busy service is not hammered.
-    pub fn from_lock_config(ttl_secs: u64, timeout_secs: u64, max_retries: u64) -> Self {
-        let timeout = Duration::from_secs(timeout_secs.max(1));
-        let interval = timeout / u32::try_from(max_retries.max(1)).unwrap_or(u32::MAX);
-        WaitPolicy {
-            ttl: Duration::from_secs(ttl_secs.max(1)),
-            timeout,
-            retry_interval: interval.clamp(Duration::from_millis(50), Duration::from_secs(1)),
-        }
-    }
-}
 
 /// Runs the inner stash only while holding the lease on
 /// `module@version`. While another instance holds it, waits, checking
@@ -153,7 +127,7 @@ impl Stasher for DistributedStasher {
 mod tests {
     use super::*;
     use crate::fetch::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
-    use crate::singleflight::LockError;
+    use crate::locks::LockError;
     use crate::stash::BaseStasher;
     use crate::storage::MemoryStorage;
     use bytes::Bytes;
@@ -349,18 +323,5 @@ mod tests {
         let err = waiter.stash("example.com/m", "v1.0.0").await.unwrap_err();
         assert!(matches!(err, StashError::Lock { .. }), "{err}");
         assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn athens_lock_settings_become_a_wait_policy() {
-        let p = WaitPolicy::from_lock_config(900, 15, 10);
-        assert_eq!(p.ttl, Duration::from_secs(900));
-        assert_eq!(p.timeout, Duration::from_secs(15));
-        assert_eq!(
-            p.retry_interval,
-            Duration::from_millis(1500).min(Duration::from_secs(1))
-        );
-        let p = WaitPolicy::from_lock_config(3, 60, 6000);
-        assert_eq!(p.retry_interval, Duration::from_millis(50));
     }
 }

@@ -2,11 +2,12 @@
 //! returning the canonical version the request resolved to.
 //!
 //! The plain [`BaseStasher`] is wrapped in layers, outermost first as the
-//! server composes them: [`SingleFlightStasher`] (concurrent requests for
+//! server composes them: [`CoalescingStasher`] (concurrent requests for
 //! one module@version share a single stash, and at most
-//! `MaxPendingFetches` distinct ones are pending) around the distributed
-//! lease (when configured) around [`PooledStasher`] (at most
-//! `GoGetWorkers` stashes run at once) around [`BaseStasher`].
+//! `MaxPendingFetches` distinct ones are pending) around
+//! [`DistributedStasher`] (a lease from the configured lock service per
+//! module@version, when instances share a store) around [`PooledStasher`]
+//! (at most `GoGetWorkers` stashes run at once) around [`BaseStasher`].
 //!
 //! # What happens when clients go away
 //!
@@ -26,6 +27,10 @@
 //!   `MaxPendingFetches`; a request for another version gets
 //!   [`StashError::Overloaded`] (503 with `Retry-After`), while requests
 //!   for a version already pending join it.
+
+mod distributed;
+
+pub use distributed::DistributedStasher;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -245,7 +250,7 @@ impl PooledStasher {
 #[async_trait]
 impl Stasher for PooledStasher {
     async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
-        // Inside a single-flight stash, the wait for a slot ends early when
+        // Inside a coalesced stash, the wait for a slot ends early when
         // every request waiting for that stash has gone (see the module
         // documentation); elsewhere it simply waits.
         let ticket = QUEUED.try_with(Clone::clone).ok();
@@ -273,7 +278,7 @@ impl Stasher for PooledStasher {
     }
 }
 
-/// Who still waits for one single-flight stash.
+/// Who still waits for one coalesced stash.
 struct Interest {
     waiters: AtomicUsize,
     /// Signalled when `waiters` drops to zero.
@@ -294,20 +299,20 @@ impl Drop for Waiter {
     }
 }
 
-struct Flight {
+struct PendingStash {
     result: SharedStash,
     interest: Arc<Interest>,
 }
 
-type Registry = Arc<Mutex<HashMap<String, Flight>>>;
+type Registry = Arc<Mutex<HashMap<String, PendingStash>>>;
 
-fn lock_registry(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<String, Flight>> {
+fn lock_registry(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<String, PendingStash>> {
     registry
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Handed by [`SingleFlightStasher`] to the layers below it (as a task
+/// Handed by [`CoalescingStasher`] to the layers below it (as a task
 /// local of the stash task), so the pool can drop a queued stash that
 /// nobody waits for.
 #[derive(Clone)]
@@ -349,13 +354,13 @@ type SharedStash = Shared<BoxFuture<'static, Result<String, StashError>>>;
 /// stash runs as its own task, so once started it completes (and its
 /// result is stored) even when every waiting request has gone away; one
 /// still queued is dropped then (see the module documentation).
-pub struct SingleFlightStasher {
+pub struct CoalescingStasher {
     inner: Arc<dyn Stasher>,
     in_flight: Registry,
     max_pending: usize,
 }
 
-impl SingleFlightStasher {
+impl CoalescingStasher {
     /// Wraps `inner`, with no bound on pending stashes.
     pub fn new(inner: Arc<dyn Stasher>) -> Self {
         Self::with_max_pending(inner, usize::MAX)
@@ -364,7 +369,7 @@ impl SingleFlightStasher {
     /// Wraps `inner`, refusing a new distinct stash while `max_pending`
     /// (at least one) are queued or running.
     pub fn with_max_pending(inner: Arc<dyn Stasher>, max_pending: usize) -> Self {
-        SingleFlightStasher {
+        CoalescingStasher {
             inner,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             max_pending: max_pending.max(1),
@@ -376,7 +381,7 @@ impl SingleFlightStasher {
         lock_registry(&self.in_flight).len()
     }
 
-    fn start(&self, key: &str, module: &str, version: &str) -> Flight {
+    fn start(&self, key: &str, module: &str, version: &str) -> PendingStash {
         let interest = Arc::new(Interest {
             waiters: AtomicUsize::new(0),
             all_gone: Notify::new(),
@@ -418,12 +423,12 @@ impl SingleFlightStasher {
         }
         .boxed()
         .shared();
-        Flight { result, interest }
+        PendingStash { result, interest }
     }
 }
 
 #[async_trait]
-impl Stasher for SingleFlightStasher {
+impl Stasher for CoalescingStasher {
     async fn stash(&self, module: &str, version: &str) -> Result<String, StashError> {
         let key = format!("{module}@{version}");
         let (result, _waiter) = {
@@ -514,7 +519,7 @@ mod tests {
     ) -> Arc<dyn Stasher> {
         let base = Arc::new(BaseStasher::new(fetcher, storage, Duration::from_secs(30)));
         let pooled = Arc::new(PooledStasher::new(base, workers));
-        Arc::new(SingleFlightStasher::new(pooled))
+        Arc::new(CoalescingStasher::new(pooled))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -735,7 +740,7 @@ mod tests {
             Duration::from_secs(30),
         ));
         let pooled = Arc::new(PooledStasher::new(base, 1));
-        let stasher = Arc::new(SingleFlightStasher::new(pooled));
+        let stasher = Arc::new(CoalescingStasher::new(pooled));
         // v1.0.0 takes the only slot; v1.0.1 .. v1.0.20 queue behind it.
         let requests: Vec<_> = (0..=20)
             .map(|i| {
@@ -786,7 +791,7 @@ mod tests {
         let storage = Arc::new(MemoryStorage::new());
         let base = Arc::new(BaseStasher::new(fetcher, storage, Duration::from_secs(30)));
         let pooled = Arc::new(PooledStasher::new(base, 1));
-        let stasher = Arc::new(SingleFlightStasher::with_max_pending(pooled, 2));
+        let stasher = Arc::new(CoalescingStasher::with_max_pending(pooled, 2));
         let a = tokio::spawn({
             let stasher = stasher.clone();
             async move { stasher.stash("example.com/m", "v1.0.0").await }
