@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use object_store::ObjectStore;
 
-use crate::config::Config;
+use crate::config::{Config, SingleFlightType, StorageType};
 use crate::fetch::gogetdir::stale_age;
 use crate::locks::etcd::EtcdLocks;
 use crate::locks::object_lease::ObjectLeases;
@@ -44,14 +44,14 @@ fn object_store_for(
     config: &Config,
 ) -> anyhow::Result<Option<(Arc<dyn ObjectStore>, &'static str)>> {
     let s = &config.storage;
-    let store = match config.storage_type.as_str() {
-        "s3" => (services::s3(&s.s3)?, "s3"),
-        "minio" => (services::minio(&s.minio)?, "minio"),
-        "gcp" => (services::gcp(&s.gcp)?, "gcp"),
-        "azureblob" => (services::azure_blob(&s.azure_blob)?, "azureblob"),
+    let store = match config.storage_type {
+        StorageType::S3 => services::s3(&s.s3)?,
+        StorageType::Minio => services::minio(&s.minio)?,
+        StorageType::Gcp => services::gcp(&s.gcp)?,
+        StorageType::AzureBlob => services::azure_blob(&s.azure_blob)?,
         _ => return Ok(None),
     };
-    Ok(Some(store))
+    Ok(Some((store, config.storage_type.as_str())))
 }
 
 /// Opens the storage and lock service backends `config` selects and
@@ -61,15 +61,14 @@ fn object_store_for(
 /// running in another instance sharing the store is never disturbed.
 pub async fn open(config: &Config) -> anyhow::Result<Backends> {
     let object_store = object_store_for(config)?;
-    let storage: Arc<dyn Storage> = match (&object_store, config.storage_type.as_str()) {
+    let storage: Arc<dyn Storage> = match (&object_store, config.storage_type) {
         (Some((store, service)), kind) => {
             let storage = Arc::new(
                 ObjectStorage::new(Arc::clone(store), service).with_stale_after(stale_age(config)),
             );
-            storage
-                .check()
-                .await
-                .with_context(|| format!("StorageType {kind:?}: the bucket cannot be used"))?;
+            storage.check().await.with_context(|| {
+                format!("StorageType {:?}: the bucket cannot be used", kind.as_str())
+            })?;
             let tidy = Arc::clone(&storage);
             tokio::spawn(async move {
                 match tidy.remove_stale_uploads().await {
@@ -84,8 +83,8 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
             });
             storage
         }
-        (None, "" | "memory") => Arc::new(MemoryStorage::new()),
-        (None, "disk") => {
+        (None, StorageType::Memory) => Arc::new(MemoryStorage::new()),
+        (None, StorageType::Disk) => {
             let disk = DiskStorage::new(&config.storage.disk.root_path)
                 .context("opening disk storage (Storage.Disk.RootPath)")?;
             let (tidy, age) = (disk.clone(), stale_age(config));
@@ -101,7 +100,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
             });
             Arc::new(disk)
         }
-        (None, "external") => {
+        (None, StorageType::External) => {
             let external = ExternalStorage::new(&config.storage.external.url)
                 .context("external storage (Storage.External.URL)")?;
             external
@@ -110,12 +109,15 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
                 .context("external storage (Storage.External.URL) does not answer")?;
             Arc::new(external)
         }
-        (None, other) => bail!("StorageType {other:?} is not supported by this server"),
+        (None, other) => bail!(
+            "StorageType {:?} is not supported by this server",
+            other.as_str()
+        ),
     };
     // Memory storage is memory already; every other backend pays a file
     // or network read per request for the small, immutable version files.
-    let storage: Arc<dyn Storage> = match config.storage_type.as_str() {
-        "" | "memory" => storage,
+    let storage: Arc<dyn Storage> = match config.storage_type {
+        StorageType::Memory => storage,
         _ => Arc::new(CachedStorage::new(storage)),
     };
     let lock = open_lock(config, object_store).await?;
@@ -128,19 +130,17 @@ async fn open_lock(
 ) -> anyhow::Result<Option<DistributedLock>> {
     let sf = &config.single_flight;
     let stash_wait = config.stash_timeout_duration().max(Duration::from_secs(1));
-    let (locks, policy): (Arc<dyn LockService>, WaitPolicy) = match config
-        .single_flight_type
-        .as_str()
-    {
-        "" | "memory" => return Ok(None),
-        "redis" => {
+    let kind = config.single_flight_type;
+    let (locks, policy): (Arc<dyn LockService>, WaitPolicy) = match kind {
+        SingleFlightType::Memory => return Ok(None),
+        SingleFlightType::Redis => {
             let lock = &sf.redis.lock_config;
             let locks = RedisLocks::connect(&sf.redis.endpoint, sf.redis.password.expose())
                 .context("SingleFlight.Redis")?;
             let policy = WaitPolicy::from_lock_config(lock.ttl, lock.timeout, lock.max_retries);
             (Arc::new(locks), policy)
         }
-        "redis-sentinel" => {
+        SingleFlightType::RedisSentinel => {
             let s = &sf.redis_sentinel;
             let locks = RedisLocks::connect_sentinel(
                 &s.endpoints,
@@ -155,7 +155,7 @@ async fn open_lock(
             let policy = WaitPolicy::from_lock_config(lock.ttl, lock.timeout, lock.max_retries);
             (Arc::new(locks), policy)
         }
-        "etcd" => {
+        SingleFlightType::Etcd => {
             let locks = EtcdLocks::connect(&sf.etcd.endpoints).context("SingleFlight.Etcd")?;
             let policy = WaitPolicy {
                 ttl: ETCD_LEASE_TTL,
@@ -164,11 +164,17 @@ async fn open_lock(
             };
             (Arc::new(locks), policy)
         }
-        kind @ ("gcp" | "azureblob") => {
+        SingleFlightType::Gcp | SingleFlightType::AzureBlob => {
             let (store, service) = object_store
-                .filter(|(_, service)| *service == kind)
-                .with_context(|| format!("SingleFlightType {kind:?} needs StorageType {kind:?}"))?;
-            let ttl = if kind == "gcp" {
+                .filter(|(_, service)| *service == kind.as_str())
+                .with_context(|| {
+                    format!(
+                        "SingleFlightType {:?} needs StorageType {:?}",
+                        kind.as_str(),
+                        kind.as_str()
+                    )
+                })?;
+            let ttl = if kind == SingleFlightType::Gcp {
                 Duration::from_secs(sf.gcp.stale_threshold.max(1))
             } else {
                 AZURE_LEASE_TTL
@@ -180,12 +186,11 @@ async fn open_lock(
             };
             (Arc::new(ObjectLeases::new(store, service)), policy)
         }
-        other => bail!("SingleFlightType {other:?} is not supported"),
     };
     locks.check().await.with_context(|| {
         format!(
             "SingleFlightType {:?}: the lock service cannot be used",
-            config.single_flight_type
+            kind.as_str()
         )
     })?;
     Ok(Some(DistributedLock {
@@ -204,7 +209,7 @@ mod tests {
 
     fn s3_config(moto: &Moto, bucket: &str) -> Config {
         let mut config = Config {
-            storage_type: "s3".into(),
+            storage_type: StorageType::S3,
             ..Config::default()
         };
         let s3 = &mut config.storage.s3;
@@ -245,18 +250,18 @@ mod tests {
         let opened = open(&config).await.unwrap();
         assert!(opened.lock.is_none());
 
-        config.single_flight_type = "redis".into();
+        config.single_flight_type = SingleFlightType::Redis;
         config.single_flight.redis.endpoint = redis.endpoint();
         assert_locks(&open(&config).await.unwrap()).await;
 
-        config.single_flight_type = "redis-sentinel".into();
+        config.single_flight_type = SingleFlightType::RedisSentinel;
         let rs = &mut config.single_flight.redis_sentinel;
         rs.endpoints = vec![sentinel.endpoint()];
         rs.master_name = fixtures::services::redis::MASTER_NAME.into();
         rs.sentinel_password = Secret::default();
         assert_locks(&open(&config).await.unwrap()).await;
 
-        config.single_flight_type = "etcd".into();
+        config.single_flight_type = SingleFlightType::Etcd;
         config.single_flight.etcd.endpoints = etcd.endpoint();
         assert_locks(&open(&config).await.unwrap()).await;
     }
@@ -270,7 +275,7 @@ mod tests {
 
         let dead = fixtures::services::free_addr().to_string();
         let mut config = s3_config(&moto, "present");
-        config.single_flight_type = "redis".into();
+        config.single_flight_type = SingleFlightType::Redis;
         config.single_flight.redis.endpoint = dead.clone();
         let err = open(&config).await.err().unwrap();
         assert!(
@@ -285,7 +290,7 @@ mod tests {
         assert!(err.contains("credentials"), "{err}");
         assert!(!err.contains("wrong-password"), "{err}");
 
-        config.single_flight_type = "etcd".into();
+        config.single_flight_type = SingleFlightType::Etcd;
         config.single_flight.etcd.endpoints = dead;
         let err = open(&config).await.err().unwrap();
         assert!(
@@ -303,8 +308,8 @@ mod tests {
         // sets or depends on this variable (they pass the endpoint).
         std::env::set_var("AZURE_STORAGE_ENDPOINT", azurite.blob_endpoint());
         let mut config = Config {
-            storage_type: "azureblob".into(),
-            single_flight_type: "azureblob".into(),
+            storage_type: StorageType::AzureBlob,
+            single_flight_type: SingleFlightType::AzureBlob,
             ..Config::default()
         };
         let az = &mut config.storage.azure_blob;
@@ -331,8 +336,8 @@ mod tests {
         // Only this test reads the variable.
         std::env::set_var(crate::storage::gcs::EMULATOR_HOST_VAR, emulator.base_url());
         let mut config = Config {
-            storage_type: "gcp".into(),
-            single_flight_type: "gcp".into(),
+            storage_type: StorageType::Gcp,
+            single_flight_type: SingleFlightType::Gcp,
             ..Config::default()
         };
         config.storage.gcp.bucket = "backends".into();

@@ -10,16 +10,19 @@ mod proxies;
 mod settings;
 mod types;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use thiserror::Error;
 
 pub use proxies::{parse_trusted_proxies, IpRange, DEFAULT_TRUSTED_PROXIES};
-pub use settings::{help_text, settings, Setting};
-pub use types::{EnvList, Secret};
+pub use settings::{
+    help_text, readme_reference, settings, AzureBlobConfig, Config, DiskConfig, Etcd,
+    ExternalConfig, GcpConfig, Index, MinioConfig, MongoConfig, MySqlConfig, PostgresConfig, Redis,
+    RedisLockConfig, RedisSentinel, S3Config, Setting, SingleFlight, SingleFlightGcp, Storage,
+    README_END, README_START,
+};
+pub use types::{EnvList, Secret, SingleFlightType, StorageType};
 
 /// Upper bound of `MaxPendingFetches` and `MaxConnections`: far above any
 /// sane setting, and below what a semaphore can count.
@@ -27,678 +30,6 @@ pub const MAX_ADMISSION_COUNT: usize = 1 << 24;
 
 /// The file read from the working directory when no file is named.
 pub const DEFAULT_CONFIG_FILE: &str = "athens.toml";
-
-/// Every setting of the proxy. Field names follow Athens' `Config`; the
-/// TOML key of each field is given by its serde rename.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Timeout in seconds for outbound network calls.
-    #[serde(rename = "Timeout")]
-    pub timeout: u64,
-    /// `development` or `production`.
-    #[serde(rename = "GoEnv")]
-    pub go_env: String,
-    /// The go binary Athens would run; kept for compatibility.
-    #[serde(rename = "GoBinary")]
-    pub go_binary: String,
-    /// Go environment (`GOPROXY`, `GOPRIVATE`, ...) used when fetching.
-    #[serde(rename = "GoBinaryEnvVars")]
-    pub go_binary_env_vars: EnvList,
-    /// How many module fetches may run at once.
-    #[serde(rename = "GoGetWorkers")]
-    pub go_get_workers: usize,
-    /// Directory for temporary files of fetches; empty means the OS default.
-    #[serde(rename = "GoGetDir")]
-    pub go_get_dir: String,
-    /// Size budget of the git cache (`GoGetDir/vcs`) in bytes; least
-    /// recently used repositories are evicted past it. 0: no budget.
-    #[serde(rename = "GitCacheMaxBytes")]
-    pub git_cache_max_bytes: u64,
-    /// How many download-protocol requests are processed at once.
-    #[serde(rename = "ProtocolWorkers")]
-    pub protocol_workers: usize,
-    /// Log level (`trace`, `debug`, `info`, `warn`, `error`, ...).
-    #[serde(rename = "LogLevel")]
-    pub log_level: String,
-    /// `plain`, `json` or empty.
-    #[serde(rename = "LogFormat")]
-    pub log_format: String,
-    /// `GCP` or `none`.
-    #[serde(rename = "CloudRuntime")]
-    pub cloud_runtime: String,
-    /// Whether pprof-style debug endpoints are exposed.
-    #[serde(rename = "EnablePprof")]
-    pub enable_pprof: bool,
-    /// Listen address of the debug endpoints.
-    #[serde(rename = "PprofPort")]
-    pub pprof_port: String,
-    /// Path of the include/exclude filter file.
-    #[serde(rename = "FilterFile")]
-    pub filter_file: String,
-    /// OTLP collector endpoint.
-    #[serde(rename = "TraceExporterURL")]
-    pub trace_exporter_url: String,
-    /// Trace exporter (`otlp` or empty).
-    #[serde(rename = "TraceExporter")]
-    pub trace_exporter: String,
-    /// Fraction of root traces sampled.
-    #[serde(rename = "TraceSamplingFraction")]
-    pub trace_sampling_fraction: f64,
-    /// Stats exporter (`prometheus` or empty).
-    #[serde(rename = "StatsExporter")]
-    pub stats_exporter: String,
-    /// Storage backend: `memory`, `disk`, `mongo`, `gcp`, `minio`, `s3`,
-    /// `azureblob` or `external`.
-    #[serde(rename = "StorageType")]
-    pub storage_type: String,
-    /// Upstream endpoint used by the filter's `D` rule.
-    #[serde(rename = "GlobalEndpoint")]
-    pub global_endpoint: String,
-    /// Listen address: `:3000`, `3000` or `host:port`.
-    #[serde(rename = "Port")]
-    pub port: String,
-    /// Unix socket to listen on instead of TCP when set.
-    #[serde(rename = "UnixSocket")]
-    pub unix_socket: String,
-    /// Basic-auth user name (auth is on when user and password are set).
-    #[serde(rename = "BasicAuthUser")]
-    pub basic_auth_user: String,
-    /// Basic-auth password.
-    #[serde(rename = "BasicAuthPass")]
-    pub basic_auth_pass: Secret,
-    /// Go HTML template for the home page.
-    #[serde(rename = "HomeTemplatePath")]
-    pub home_template_path: String,
-    /// Redirect plain HTTP to HTTPS.
-    #[serde(rename = "ForceSSL")]
-    pub force_ssl: bool,
-    /// Peers (IP addresses or CIDR ranges) whose `X-Forwarded-Proto` is
-    /// believed; loopback only by default.
-    #[serde(rename = "TrustedProxies")]
-    pub trusted_proxies: Vec<String>,
-    /// URL of a validation hook called before serving a module. It may hold
-    /// credentials, so it is never shown in logs.
-    #[serde(rename = "ValidatorHook")]
-    pub validator_hook: Secret,
-    /// Path prefix under which the proxy is served.
-    #[serde(rename = "PathPrefix")]
-    pub path_prefix: String,
-    /// `.netrc` file to install for private repositories.
-    #[serde(rename = "NETRCPath")]
-    pub netrc_path: String,
-    /// GitHub token used to build a `.netrc`.
-    #[serde(rename = "GithubToken")]
-    pub github_token: Secret,
-    /// `.hgrc` file to install.
-    #[serde(rename = "HGRCPath")]
-    pub hgrc_path: String,
-    /// TLS certificate file.
-    #[serde(rename = "TLSCertFile")]
-    pub tls_cert_file: String,
-    /// TLS key file.
-    #[serde(rename = "TLSKeyFile")]
-    pub tls_key_file: String,
-    /// Checksum databases proxied under `/sumdb/`.
-    #[serde(rename = "SumDBs")]
-    pub sum_dbs: Vec<String>,
-    /// Module patterns for which the sumdb proxy answers 403.
-    #[serde(rename = "NoSumPatterns")]
-    pub no_sum_patterns: Vec<String>,
-    /// What to do on a storage miss: `sync`, `async`, `redirect`,
-    /// `async_redirect`, `none`, `file:<path>` or `custom:<base64>`.
-    #[serde(rename = "DownloadMode")]
-    pub download_mode: String,
-    /// Redirect target for the redirect download modes.
-    #[serde(rename = "DownloadURL")]
-    pub download_url: String,
-    /// `strict`, `offline` or `fallback`; see [`NetworkMode`].
-    #[serde(rename = "NetworkMode")]
-    pub network_mode: String,
-    /// Single-flight mechanism: `memory`, `etcd`, `redis`,
-    /// `redis-sentinel`, `gcp` or `azureblob`.
-    #[serde(rename = "SingleFlightType")]
-    pub single_flight_type: String,
-    /// robots.txt file served at `/robots.txt`.
-    #[serde(rename = "RobotsFile")]
-    pub robots_file: String,
-    /// Index backend: `none`, `memory`, `mysql` or `postgres`.
-    #[serde(rename = "IndexType")]
-    pub index_type: String,
-    /// Seconds in-flight requests get to finish after a shutdown signal.
-    #[serde(rename = "ShutdownTimeout")]
-    pub shutdown_timeout: u64,
-    /// Seconds one fetch-and-save of a module may take.
-    #[serde(rename = "StashTimeout")]
-    pub stash_timeout: u64,
-    /// Deepest git tree the native fetcher reads (git's
-    /// `core.maxTreeDepth`); deeper repositories are refused as git
-    /// refuses them.
-    #[serde(rename = "MaxTreeDepth")]
-    pub max_tree_depth: usize,
-    /// Most git tree entries the native fetcher reads to build one module
-    /// zip; bounds the work and memory a hostile repository can cause.
-    #[serde(rename = "MaxModuleFiles")]
-    pub max_module_files: usize,
-    /// Branches and tags a git origin may advertise (its ref advertisement
-    /// may also take at most 1 KiB per allowed ref).
-    #[serde(rename = "GitMaxRefs")]
-    pub git_max_refs: u64,
-    /// Bytes one git object transfer may receive.
-    #[serde(rename = "GitMaxPackBytes")]
-    pub git_max_pack_bytes: u64,
-    /// Objects one received git pack may hold.
-    #[serde(rename = "GitMaxPackObjects")]
-    pub git_max_pack_objects: u64,
-    /// How many distinct module versions may wait for or run a fetch at
-    /// once (and how many list/`@latest` lookups may queue); past it
-    /// requests that need a fetch get 503 with `Retry-After`.
-    #[serde(rename = "MaxPendingFetches")]
-    pub max_pending_fetches: usize,
-    /// Seconds a client has to send a request's headers (from the
-    /// connection's start, or from the first byte of a later request).
-    #[serde(rename = "ReadHeaderTimeout")]
-    pub read_header_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept open.
-    #[serde(rename = "IdleTimeout")]
-    pub idle_timeout: u64,
-    /// Most client connections served at once; more wait to be accepted.
-    #[serde(rename = "MaxConnections")]
-    pub max_connections: usize,
-    /// Settings of the distributed single-flight backends.
-    #[serde(rename = "SingleFlight")]
-    pub single_flight: SingleFlight,
-    /// Settings of the storage backends.
-    #[serde(rename = "Storage")]
-    pub storage: Storage,
-    /// Settings of the index backends.
-    #[serde(rename = "Index")]
-    pub index: Index,
-}
-
-/// `[SingleFlight]`: one table per distributed locking backend.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct SingleFlight {
-    /// `[SingleFlight.Etcd]`.
-    #[serde(rename = "Etcd")]
-    pub etcd: Etcd,
-    /// `[SingleFlight.Redis]`.
-    #[serde(rename = "Redis")]
-    pub redis: Redis,
-    /// `[SingleFlight.RedisSentinel]`.
-    #[serde(rename = "RedisSentinel")]
-    pub redis_sentinel: RedisSentinel,
-    /// `[SingleFlight.GCP]`.
-    #[serde(rename = "GCP")]
-    pub gcp: SingleFlightGcp,
-}
-
-/// etcd single-flight settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Etcd {
-    /// Comma-separated etcd endpoints.
-    #[serde(rename = "Endpoints")]
-    pub endpoints: String,
-}
-
-/// Redis single-flight settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Redis {
-    /// `host:port` or a redis URL.
-    #[serde(rename = "Endpoint")]
-    pub endpoint: String,
-    /// Redis password.
-    #[serde(rename = "Password")]
-    pub password: Secret,
-    /// Use a cluster client.
-    #[serde(rename = "Cluster")]
-    pub cluster: bool,
-    /// Lock tuning.
-    #[serde(rename = "LockConfig")]
-    pub lock_config: RedisLockConfig,
-}
-
-/// Redis-sentinel single-flight settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct RedisSentinel {
-    /// Sentinel endpoints.
-    #[serde(rename = "Endpoints")]
-    pub endpoints: Vec<String>,
-    /// Name of the master to discover.
-    #[serde(rename = "MasterName")]
-    pub master_name: String,
-    /// Sentinel password.
-    #[serde(rename = "SentinelPassword")]
-    pub sentinel_password: Secret,
-    /// Redis user name.
-    #[serde(rename = "RedisUsername")]
-    pub redis_username: String,
-    /// Redis password.
-    #[serde(rename = "RedisPassword")]
-    pub redis_password: Secret,
-    /// Redis database number.
-    #[serde(rename = "DB")]
-    pub db: i64,
-    /// Lock tuning.
-    #[serde(rename = "LockConfig")]
-    pub lock_config: RedisLockConfig,
-}
-
-/// Redis lock tuning.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct RedisLockConfig {
-    /// Seconds to wait for the lock.
-    #[serde(rename = "Timeout")]
-    pub timeout: u64,
-    /// Lock time-to-live in seconds.
-    #[serde(rename = "TTL")]
-    pub ttl: u64,
-    /// Attempts to take the lock.
-    #[serde(rename = "MaxRetries")]
-    pub max_retries: u64,
-}
-
-/// GCS single-flight settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct SingleFlightGcp {
-    /// Seconds after which an unfinished upload counts as failed.
-    #[serde(rename = "StaleThreshold")]
-    pub stale_threshold: u64,
-}
-
-/// `[Storage]`: one table per backend; only the selected one is checked.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct Storage {
-    /// `[Storage.Disk]`.
-    #[serde(rename = "Disk")]
-    pub disk: DiskConfig,
-    /// `[Storage.GCP]`.
-    #[serde(rename = "GCP")]
-    pub gcp: GcpConfig,
-    /// `[Storage.Minio]`.
-    #[serde(rename = "Minio")]
-    pub minio: MinioConfig,
-    /// `[Storage.Mongo]`.
-    #[serde(rename = "Mongo")]
-    pub mongo: MongoConfig,
-    /// `[Storage.S3]`.
-    #[serde(rename = "S3")]
-    pub s3: S3Config,
-    /// `[Storage.AzureBlob]`.
-    #[serde(rename = "AzureBlob")]
-    pub azure_blob: AzureBlobConfig,
-    /// `[Storage.External]`.
-    #[serde(rename = "External")]
-    pub external: ExternalConfig,
-}
-
-/// Disk storage settings.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct DiskConfig {
-    /// Root directory of the module tree; must exist.
-    #[serde(rename = "RootPath")]
-    pub root_path: String,
-}
-
-/// Google Cloud Storage settings.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct GcpConfig {
-    /// Project id.
-    #[serde(rename = "ProjectID")]
-    pub project_id: String,
-    /// Bucket name.
-    #[serde(rename = "Bucket")]
-    pub bucket: String,
-    /// Base64 service-account key.
-    #[serde(rename = "JSONKey")]
-    pub json_key: Secret,
-}
-
-/// Minio settings.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct MinioConfig {
-    /// Endpoint `host:port`.
-    #[serde(rename = "Endpoint")]
-    pub endpoint: String,
-    /// Access key id.
-    #[serde(rename = "Key")]
-    pub key: String,
-    /// Secret access key.
-    #[serde(rename = "Secret")]
-    pub secret: Secret,
-    /// Bucket name.
-    #[serde(rename = "Bucket")]
-    pub bucket: String,
-    /// Region.
-    #[serde(rename = "Region")]
-    pub region: String,
-    /// Use TLS.
-    #[serde(rename = "EnableSSL")]
-    pub enable_ssl: bool,
-}
-
-/// MongoDB settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct MongoConfig {
-    /// Connection string (may hold credentials).
-    #[serde(rename = "URL")]
-    pub url: Secret,
-    /// Database used when the URL names none.
-    #[serde(rename = "DefaultDBName")]
-    pub default_db_name: String,
-    /// Collection name.
-    #[serde(rename = "DefaultCollectionName")]
-    pub default_collection_name: String,
-    /// CA certificate path.
-    #[serde(rename = "CertPath")]
-    pub cert_path: String,
-    /// Skip TLS verification.
-    #[serde(rename = "InsecureConn")]
-    pub insecure_conn: bool,
-}
-
-/// S3 settings.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct S3Config {
-    /// Region.
-    #[serde(rename = "Region")]
-    pub region: String,
-    /// Access key id.
-    #[serde(rename = "Key")]
-    pub key: String,
-    /// Secret access key.
-    #[serde(rename = "Secret")]
-    pub secret: Secret,
-    /// Session token.
-    #[serde(rename = "Token")]
-    pub token: Secret,
-    /// Bucket name.
-    #[serde(rename = "Bucket")]
-    pub bucket: String,
-    /// Use only the SDK's default credential chain.
-    #[serde(rename = "UseDefaultConfiguration")]
-    pub use_default_configuration: bool,
-    /// Path-style bucket URLs.
-    #[serde(rename = "ForcePathStyle")]
-    pub force_path_style: bool,
-    /// Credentials endpoint.
-    #[serde(rename = "CredentialsEndpoint")]
-    pub credentials_endpoint: String,
-    /// Container credentials relative URI.
-    #[serde(rename = "AwsContainerCredentialsRelativeURI")]
-    pub aws_container_credentials_relative_uri: String,
-    /// Endpoint override.
-    #[serde(rename = "Endpoint")]
-    pub endpoint: String,
-}
-
-/// Azure Blob settings.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct AzureBlobConfig {
-    /// Storage account.
-    #[serde(rename = "AccountName")]
-    pub account_name: String,
-    /// Account key.
-    #[serde(rename = "AccountKey")]
-    pub account_key: Secret,
-    /// Managed identity resource id.
-    #[serde(rename = "ManagedIdentityResourceID")]
-    pub managed_identity_resource_id: String,
-    /// Credential scope.
-    #[serde(rename = "CredentialScope")]
-    pub credential_scope: String,
-    /// Container name.
-    #[serde(rename = "ContainerName")]
-    pub container_name: String,
-}
-
-/// External storage settings.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct ExternalConfig {
-    /// Base URL of the external storage service.
-    #[serde(rename = "URL")]
-    pub url: String,
-}
-
-/// `[Index]`: index backends.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct Index {
-    /// `[Index.MySQL]`.
-    #[serde(rename = "MySQL")]
-    pub mysql: MySqlConfig,
-    /// `[Index.Postgres]`.
-    #[serde(rename = "Postgres")]
-    pub postgres: PostgresConfig,
-}
-
-/// MySQL index connection settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct MySqlConfig {
-    /// Network protocol.
-    #[serde(rename = "Protocol")]
-    pub protocol: String,
-    /// Host name.
-    #[serde(rename = "Host")]
-    pub host: String,
-    /// Port.
-    #[serde(rename = "Port")]
-    pub port: u32,
-    /// User.
-    #[serde(rename = "User")]
-    pub user: String,
-    /// Password.
-    #[serde(rename = "Password")]
-    pub password: Secret,
-    /// Database name.
-    #[serde(rename = "Database")]
-    pub database: String,
-    /// Driver parameters.
-    #[serde(rename = "Params")]
-    pub params: BTreeMap<String, String>,
-}
-
-/// Postgres index connection settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct PostgresConfig {
-    /// Host name.
-    #[serde(rename = "Host")]
-    pub host: String,
-    /// Port.
-    #[serde(rename = "Port")]
-    pub port: u32,
-    /// User.
-    #[serde(rename = "User")]
-    pub user: String,
-    /// Password.
-    #[serde(rename = "Password")]
-    pub password: Secret,
-    /// Database name.
-    #[serde(rename = "Database")]
-    pub database: String,
-    /// Connection parameters.
-    #[serde(rename = "Params")]
-    pub params: BTreeMap<String, String>,
-}
-
-fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-impl Default for MySqlConfig {
-    fn default() -> Self {
-        MySqlConfig {
-            protocol: "tcp".into(),
-            host: "localhost".into(),
-            port: 3306,
-            user: "root".into(),
-            password: Secret::default(),
-            database: "athens".into(),
-            params: string_map(&[("parseTime", "true"), ("timeout", "30s")]),
-        }
-    }
-}
-
-impl Default for PostgresConfig {
-    fn default() -> Self {
-        PostgresConfig {
-            host: "localhost".into(),
-            port: 5432,
-            user: "postgres".into(),
-            password: Secret::default(),
-            database: "athens".into(),
-            params: string_map(&[("connect_timeout", "30"), ("sslmode", "disable")]),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            timeout: 300,
-            go_env: "development".into(),
-            go_binary: "go".into(),
-            go_binary_env_vars: EnvList(vec!["GOPROXY=direct".into()]),
-            go_get_workers: 10,
-            go_get_dir: String::new(),
-            git_cache_max_bytes: vcs::git::budget::DEFAULT_MAX_BYTES,
-            protocol_workers: 30,
-            log_level: "debug".into(),
-            log_format: "plain".into(),
-            cloud_runtime: "none".into(),
-            enable_pprof: false,
-            pprof_port: ":3001".into(),
-            filter_file: String::new(),
-            trace_exporter_url: "http://localhost:4317".into(),
-            trace_exporter: String::new(),
-            trace_sampling_fraction: 1.0,
-            stats_exporter: "prometheus".into(),
-            storage_type: "memory".into(),
-            global_endpoint: "http://localhost:3001".into(),
-            port: ":3000".into(),
-            unix_socket: String::new(),
-            basic_auth_user: String::new(),
-            basic_auth_pass: Secret::default(),
-            home_template_path: "/var/lib/athens/home.html".into(),
-            force_ssl: false,
-            trusted_proxies: DEFAULT_TRUSTED_PROXIES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            validator_hook: Secret::default(),
-            path_prefix: String::new(),
-            netrc_path: String::new(),
-            github_token: Secret::default(),
-            hgrc_path: String::new(),
-            tls_cert_file: String::new(),
-            tls_key_file: String::new(),
-            sum_dbs: vec!["https://sum.golang.org".into()],
-            no_sum_patterns: Vec::new(),
-            download_mode: "sync".into(),
-            download_url: String::new(),
-            network_mode: "strict".into(),
-            single_flight_type: "memory".into(),
-            robots_file: "robots.txt".into(),
-            index_type: "none".into(),
-            shutdown_timeout: 60,
-            stash_timeout: 600,
-            max_tree_depth: vcs::git::TreeLimits::DEFAULT_MAX_DEPTH,
-            max_module_files: vcs::git::TreeLimits::DEFAULT_MAX_ENTRIES,
-            git_max_refs: vcs::git::DEFAULT_MAX_REFS as u64,
-            git_max_pack_bytes: vcs::git::DEFAULT_MAX_PACK_BYTES,
-            git_max_pack_objects: vcs::git::DEFAULT_MAX_PACK_OBJECTS,
-            max_pending_fetches: 1000,
-            read_header_timeout: 10,
-            idle_timeout: 120,
-            max_connections: 4096,
-            single_flight: SingleFlight::default(),
-            storage: Storage::default(),
-            index: Index::default(),
-        }
-    }
-}
-
-impl Default for Etcd {
-    fn default() -> Self {
-        Etcd {
-            endpoints: "localhost:2379,localhost:22379,localhost:32379".into(),
-        }
-    }
-}
-
-impl Default for Redis {
-    fn default() -> Self {
-        Redis {
-            endpoint: "127.0.0.1:6379".into(),
-            password: Secret::default(),
-            cluster: false,
-            lock_config: RedisLockConfig::default(),
-        }
-    }
-}
-
-impl Default for RedisSentinel {
-    fn default() -> Self {
-        RedisSentinel {
-            endpoints: vec!["127.0.0.1:26379".into()],
-            master_name: "redis-1".into(),
-            sentinel_password: Secret::new("sekret"),
-            redis_username: String::new(),
-            redis_password: Secret::default(),
-            db: 0,
-            lock_config: RedisLockConfig::default(),
-        }
-    }
-}
-
-impl Default for RedisLockConfig {
-    fn default() -> Self {
-        RedisLockConfig {
-            timeout: 15,
-            ttl: 900,
-            max_retries: 10,
-        }
-    }
-}
-
-impl Default for SingleFlightGcp {
-    fn default() -> Self {
-        SingleFlightGcp {
-            stale_threshold: 120,
-        }
-    }
-}
-
-impl Default for MongoConfig {
-    fn default() -> Self {
-        MongoConfig {
-            url: Secret::default(),
-            default_db_name: "athens".into(),
-            default_collection_name: "modules".into(),
-            cert_path: String::new(),
-            insecure_conn: false,
-        }
-    }
-}
 
 /// How `/@v/list` and `/@latest` combine storage with upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -798,16 +129,6 @@ fn join_invalid(list: &[InvalidSetting]) -> String {
         .join("; ")
 }
 
-const KNOWN_STORAGE_TYPES: &[&str] = &[
-    "memory",
-    "disk",
-    "mongo",
-    "gcp",
-    "minio",
-    "s3",
-    "azureblob",
-    "external",
-];
 const LOG_LEVELS: &[&str] = &[
     "panic", "fatal", "error", "warn", "warning", "info", "debug", "trace",
 ];
@@ -910,7 +231,6 @@ impl Config {
             ("GoEnv", &self.go_env),
             ("GoBinary", &self.go_binary),
             ("LogLevel", &self.log_level),
-            ("StorageType", &self.storage_type),
         ];
         for (key, value) in required {
             if value.is_empty() {
@@ -1056,20 +376,21 @@ impl Config {
             }
             other => fail("IndexType", format!("index type {other:?} is unknown")),
         }
-        match self.single_flight_type.as_str() {
-            "" | "memory" | "etcd" | "redis" | "redis-sentinel" => {}
-            "gcp" | "azureblob" if self.single_flight_type == self.storage_type => {}
-            "gcp" | "azureblob" => fail(
+        let lease_storage = match self.single_flight_type {
+            SingleFlightType::Gcp => Some(StorageType::Gcp),
+            SingleFlightType::AzureBlob => Some(StorageType::AzureBlob),
+            _ => None,
+        };
+        if let Some(needed) = lease_storage.filter(|needed| *needed != self.storage_type) {
+            fail(
                 "SingleFlightType",
                 format!(
                     "{:?} only works with StorageType {:?}, not {:?}",
-                    self.single_flight_type, self.single_flight_type, self.storage_type
+                    self.single_flight_type.as_str(),
+                    needed.as_str(),
+                    self.storage_type.as_str()
                 ),
-            ),
-            other => fail(
-                "SingleFlightType",
-                format!("unrecognized single flight type {other:?}"),
-            ),
+            );
         }
         if !bad.is_empty() {
             return Err(ConfigError::Invalid(bad));
@@ -1085,22 +406,22 @@ impl Config {
 
     fn validate_storage(&self, fail: &mut impl FnMut(&str, String)) {
         let s = &self.storage;
-        let required: Vec<(&str, bool)> = match self.storage_type.as_str() {
-            "" | "memory" => vec![],
-            "disk" => vec![("Storage.Disk.RootPath", s.disk.root_path.is_empty())],
-            "mongo" => vec![("Storage.Mongo.URL", s.mongo.url.is_empty())],
-            "minio" => vec![
+        let required: Vec<(&str, bool)> = match self.storage_type {
+            StorageType::Memory => vec![],
+            StorageType::Disk => vec![("Storage.Disk.RootPath", s.disk.root_path.is_empty())],
+            StorageType::Mongo => vec![("Storage.Mongo.URL", s.mongo.url.is_empty())],
+            StorageType::Minio => vec![
                 ("Storage.Minio.Endpoint", s.minio.endpoint.is_empty()),
                 ("Storage.Minio.Key", s.minio.key.is_empty()),
                 ("Storage.Minio.Secret", s.minio.secret.is_empty()),
                 ("Storage.Minio.Bucket", s.minio.bucket.is_empty()),
             ],
-            "gcp" => vec![("Storage.GCP.Bucket", s.gcp.bucket.is_empty())],
-            "s3" => vec![
+            StorageType::Gcp => vec![("Storage.GCP.Bucket", s.gcp.bucket.is_empty())],
+            StorageType::S3 => vec![
                 ("Storage.S3.Region", s.s3.region.is_empty()),
                 ("Storage.S3.Bucket", s.s3.bucket.is_empty()),
             ],
-            "azureblob" => vec![
+            StorageType::AzureBlob => vec![
                 (
                     "Storage.AzureBlob.AccountName",
                     s.azure_blob.account_name.is_empty(),
@@ -1110,23 +431,16 @@ impl Config {
                     s.azure_blob.container_name.is_empty(),
                 ),
             ],
-            "external" => vec![("Storage.External.URL", s.external.url.is_empty())],
-            other => {
-                fail(
-                    "StorageType",
-                    format!(
-                        "storage type {other:?} is unknown (use one of {})",
-                        KNOWN_STORAGE_TYPES.join(", ")
-                    ),
-                );
-                vec![]
-            }
+            StorageType::External => vec![("Storage.External.URL", s.external.url.is_empty())],
         };
         for (key, missing) in required {
             if missing {
                 fail(
                     key,
-                    format!("is required when StorageType is {:?}", self.storage_type),
+                    format!(
+                        "is required when StorageType is {:?}",
+                        self.storage_type.as_str()
+                    ),
                 );
             }
         }

@@ -387,6 +387,9 @@ fn every_setting_is_read_from_the_file_under_its_key() {
         let (table, name) = setting.key.rsplit_once('.').unwrap_or(("", setting.key));
         let value = match (setting.key, before.as_str()) {
             ("GoBinaryEnvVars", _) => "[\"A=1\"]".to_string(),
+            // Keyword settings take only their keywords.
+            ("StorageType", _) => "\"disk\"".to_string(),
+            ("SingleFlightType", _) => "\"redis\"".to_string(),
             // A set secret shows as "(secret)" whatever its value.
             (_, "(secret)") => "\"\"".to_string(),
             _ => value,
@@ -417,10 +420,12 @@ fn every_setting_is_read_from_its_environment_variable() {
     for setting in settings() {
         let before = show_value(&defaults, setting.key);
         let (_, value) = changed_value(&before);
-        let value = if setting.key == "Port" {
-            "4000".to_string()
-        } else {
-            value
+        let value = match setting.key {
+            "Port" => "4000".to_string(),
+            // Keyword settings take only their keywords.
+            "StorageType" => "disk".to_string(),
+            "SingleFlightType" => "redis".to_string(),
+            _ => value,
         };
         let env = env_of(&[(setting.env, value.as_str())]);
         let mut config = Config::default();
@@ -518,4 +523,135 @@ fn tree_limits_default_to_git_and_can_be_set() {
     let mut keys = invalid_keys(err);
     keys.sort();
     assert_eq!(keys, vec!["MaxModuleFiles", "MaxTreeDepth"]);
+}
+
+#[test]
+fn storage_and_single_flight_types_take_athens_keywords() {
+    for kind in StorageType::ALL {
+        assert_eq!(kind.as_str().parse::<StorageType>(), Ok(*kind));
+    }
+    for kind in SingleFlightType::ALL {
+        assert_eq!(kind.as_str().parse::<SingleFlightType>(), Ok(*kind));
+    }
+    assert_eq!(StorageType::ALL.len(), 8);
+    assert_eq!(SingleFlightType::ALL.len(), 6);
+    // Athens matches the keywords exactly, and reads an empty
+    // SingleFlightType as memory while StorageType is required.
+    assert!("Disk".parse::<StorageType>().is_err());
+    assert!("REDIS".parse::<SingleFlightType>().is_err());
+    assert_eq!("".parse::<SingleFlightType>(), Ok(SingleFlightType::Memory));
+    assert_eq!(
+        "".parse::<StorageType>(),
+        Err("must not be empty".to_string())
+    );
+    let c = parse("StorageType = \"s3\"\nSingleFlightType = \"redis-sentinel\"\n[Storage.S3]\nRegion = \"r\"\nBucket = \"b\"\n")
+        .unwrap()
+        .config;
+    assert_eq!(c.storage_type, StorageType::S3);
+    assert_eq!(c.single_flight_type, SingleFlightType::RedisSentinel);
+    let c = parse("SingleFlightType = \"\"\n").unwrap().config;
+    assert_eq!(c.single_flight_type, SingleFlightType::Memory);
+}
+
+#[test]
+fn unknown_keywords_name_the_key_the_value_and_the_choices() {
+    let text = parse("SingleFlightType = \"zookeeper\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("SingleFlightType"), "{text}");
+    assert!(text.contains("\"zookeeper\""), "{text}");
+    assert!(
+        text.contains("memory, etcd, redis, redis-sentinel, gcp, azureblob"),
+        "{text}"
+    );
+    let text = parse("StorageType = \"\"\n").unwrap_err().to_string();
+    assert!(text.contains("StorageType: must not be empty"), "{text}");
+    let env = env_of(&[("ATHENS_STORAGE_TYPE", "floppy")]);
+    match Config::load_with_env(None, &env).unwrap_err() {
+        ConfigError::Env { var, reason } => {
+            assert_eq!(var, "ATHENS_STORAGE_TYPE");
+            assert!(reason.contains("\"floppy\""), "{reason}");
+            assert!(reason.contains("memory, disk, mongo"), "{reason}");
+        }
+        other => panic!("expected an environment error, got {other}"),
+    }
+}
+
+#[test]
+fn every_key_is_one_row_of_the_table() {
+    let keys: Vec<&str> = settings().iter().map(|s| s.key).collect();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), keys.len(), "a key is listed twice");
+    // A table used in two places (LockConfig) gives each place its keys.
+    for key in [
+        "SingleFlight.Redis.LockConfig.TTL",
+        "SingleFlight.RedisSentinel.LockConfig.TTL",
+        "Index.MySQL.Params",
+        "Storage.S3.Endpoint",
+    ] {
+        assert!(keys.contains(&key), "{key} missing");
+    }
+    for setting in settings() {
+        assert!(
+            !setting.doc.is_empty(),
+            "{} has no description",
+            setting.key
+        );
+        assert!(
+            !setting.doc.contains("  "),
+            "{}: {:?}",
+            setting.key,
+            setting.doc
+        );
+    }
+}
+
+/// README.md's key reference is generated from the table; with
+/// `ATHENS_UPDATE_README=1` this test rewrites it instead of failing.
+#[test]
+fn readme_key_reference_is_generated_from_the_table() {
+    use super::settings::{README_END, README_START};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme
+        .find(README_START)
+        .expect("README has the start marker")
+        + README_START.len();
+    let end = readme.find(README_END).expect("README has the end marker");
+    let wanted = format!("\n{}", readme_reference());
+    if readme[start..end] == wanted {
+        return;
+    }
+    if std::env::var_os("ATHENS_UPDATE_README").is_some() {
+        let updated = format!("{}{wanted}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    panic!(
+        "README.md's configuration keys differ from src/config/settings.rs; \
+         regenerate with ATHENS_UPDATE_README=1 cargo test -p athens --lib \
+         config::tests::readme_key_reference"
+    );
+}
+
+#[test]
+fn readme_reference_lists_every_key_variable_and_default() {
+    let reference = readme_reference();
+    let defaults = Config::default();
+    for setting in settings() {
+        let row = reference
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{}` |", setting.key)))
+            .unwrap_or_else(|| panic!("{} missing", setting.key));
+        for env in setting.env_names() {
+            assert!(row.contains(&format!("`{env}`")), "{row}");
+        }
+        assert!(
+            row.contains(&format!("`{}`", show_value(&defaults, setting.key))),
+            "{row}"
+        );
+    }
+    assert!(!reference.contains("sekret"));
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
 use super::try_build_router_with;
-use crate::config::Config;
+use crate::config::{Config, SingleFlightType, StorageType};
 use crate::fetch::Fetcher;
 
 /// Whether HTTPS is configured: like Athens, only when both the
@@ -37,10 +37,10 @@ pub fn tls_enabled(config: &Config) -> bool {
 /// are merely ignored.
 pub fn check_supported(config: &Config) -> anyhow::Result<Vec<String>> {
     let mut refused: Vec<String> = Vec::new();
-    if config.single_flight_type == "redis" && config.single_flight.redis.cluster {
+    if config.single_flight_type == SingleFlightType::Redis && config.single_flight.redis.cluster {
         refused.push("SingleFlight.Redis.Cluster (Redis Cluster is not supported; use one Redis or Sentinel)".into());
     }
-    if config.storage_type == "mongo" {
+    if config.storage_type == StorageType::Mongo {
         refused.push("StorageType \"mongo\" (not supported)".into());
     }
     if tls_enabled(config) && !config.unix_socket.is_empty() {

@@ -7,6 +7,7 @@ use futures::future::join_all;
 use tower::ServiceExt;
 
 use super::*;
+use crate::config::{SingleFlightType, StorageType};
 use crate::fetch::{FetchError, FetchedModule, FetchedZip, RevInfo};
 use crate::storage::MemoryStorage;
 
@@ -562,14 +563,14 @@ async fn real_listener_head_keeps_content_length() {
 fn unsafe_unimplemented_settings_are_refused() {
     assert!(check_supported(&Config::default()).unwrap().is_empty());
     let mut cluster = Config {
-        single_flight_type: "redis".into(),
+        single_flight_type: SingleFlightType::Redis,
         ..Config::default()
     };
     cluster.single_flight.redis.cluster = true;
     for config in [
         cluster,
         Config {
-            storage_type: "mongo".into(),
+            storage_type: StorageType::Mongo,
             ..Config::default()
         },
         Config {
@@ -594,7 +595,7 @@ async fn storage_is_opened_from_config() {
     let open = |config: Config| async move { crate::backends::open(&config).await };
     assert!(open(Config::default()).await.is_ok());
     let mut config = Config {
-        storage_type: "disk".into(),
+        storage_type: StorageType::Disk,
         ..Config::default()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -603,7 +604,7 @@ async fn storage_is_opened_from_config() {
     config.storage.disk.root_path = dir.path().to_string_lossy().into_owned();
     let opened = open(config.clone()).await.unwrap();
     assert!(opened.lock.is_none());
-    config.storage_type = "mongo".into();
+    config.storage_type = StorageType::Mongo;
     let err = open(config).await.err().unwrap();
     assert!(err.to_string().contains("not supported"), "{err}");
 }
