@@ -310,8 +310,8 @@ config_table! {
         go_binary: String = "go".into(), "GoBinary", "GO_BINARY_PATH";
         /// Go environment used for fetching, as KEY=value entries (GOPROXY,
         /// GONOPROXY, GOPRIVATE, ...). GOPROXY lists the upstreams. In the
-        /// environment variable separate entries with ';', e.g.
-        /// 'GOPROXY=https://proxy.golang.org,direct; GOPRIVATE=corp.example.com';
+        /// environment variable separate entries with `;`, e.g.
+        /// `GOPROXY=https://proxy.golang.org,direct; GOPRIVATE=corp.example.com`;
         /// it replaces the file's list entirely.
         go_binary_env_vars: EnvList = EnvList(vec!["GOPROXY=direct".into()]),
             "GoBinaryEnvVars", "ATHENS_GO_BINARY_ENV_VARS";
