@@ -400,6 +400,49 @@ async fn gcs_concurrent_saves_of_different_bytes_leave_one_version() {
     conflicting_saves(&storage, &store, false).await;
 }
 
+/// A service-account `JSONKey` (base64, as Athens takes it) sets up the
+/// client, and neither the store's `Debug` nor its `Display` shows the key.
+#[test]
+fn gcs_service_account_key_is_used_and_never_printed() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("key.pem");
+    let made = std::process::Command::new(fixtures::services::on_path("openssl").unwrap())
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&pem_path)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": "athens@example.iam.gserviceaccount.com",
+        "private_key_id": "key-1",
+        "private_key": pem,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let config = GcpConfig {
+        bucket: "b".into(),
+        json_key: Secret::new(base64::engine::general_purpose::STANDARD.encode(key.to_string())),
+        ..Default::default()
+    };
+    let store = services::gcp_at(&config, None).unwrap();
+    let text = format!("{store:?} {store}");
+    let body_line = pem.lines().nth(1).unwrap();
+    assert!(!text.contains(body_line), "the key is printed: {text}");
+}
+
 #[test]
 fn gcs_key_errors_never_quote_the_key() {
     use base64::Engine;
@@ -535,13 +578,10 @@ async fn azure_concurrent_saves_of_different_bytes_leave_one_version() {
 /// staged upload): a retry with the same bytes completes it; other bytes
 /// are refused while the leftover is young (a save may still be running)
 /// and replace it once it is stale; stale staged uploads are removed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_leftovers_of_interrupted_saves() {
-    let moto = Moto::start().unwrap();
-    let (fresh, store) = s3_storage(&moto, "leftovers");
-    let stale = ObjectStorage::new(Arc::clone(&store), "s3").with_stale_after(Duration::ZERO);
+async fn leftovers_of_interrupted_saves(fresh: &ObjectStorage, store: &Arc<dyn ObjectStore>) {
+    let stale = ObjectStorage::new(Arc::clone(store), "test").with_stale_after(Duration::ZERO);
     let put = |key: String, body: Vec<u8>| {
-        let store = Arc::clone(&store);
+        let store = Arc::clone(store);
         async move {
             store
                 .put(&Path::parse(key).unwrap(), PutPayload::from(body))
@@ -559,15 +599,15 @@ async fn s3_leftovers_of_interrupted_saves() {
             format!("module {module} // 1\n").into_bytes(),
         )
         .await;
-        let err = save_tagged(&fresh, module, 2, size).await.unwrap_err();
+        let err = save_tagged(fresh, module, 2, size).await.unwrap_err();
         assert!(err.to_string().contains("in progress"), "{err}");
         assert!(!fresh.exists(module, "v1.0.0").await.unwrap());
     }
     // The same bytes: adopted and completed.
-    save_tagged(&fresh, "example.com/left/small", 1, 1000)
+    save_tagged(fresh, "example.com/left/small", 1, 1000)
         .await
         .unwrap();
-    assert_eq!(stored_tag(&fresh, "example.com/left/small", 1000).await, 1);
+    assert_eq!(stored_tag(fresh, "example.com/left/small", 1000).await, 1);
     // Stale leftovers of other bytes are replaced (the service's clock
     // counts whole seconds).
     put(format!("{}/x", super::UPLOADS_PREFIX), b"partial".to_vec()).await;
@@ -599,7 +639,20 @@ async fn s3_leftovers_of_interrupted_saves() {
     assert_eq!(&zip[..], &[1; 1000][..]);
     // A young staged upload stays, a stale one goes.
     assert_eq!(fresh.remove_stale_uploads().await.unwrap(), 0);
-    assert_eq!(staged_uploads(&store).await, 1);
+    assert_eq!(staged_uploads(store).await, 1);
     assert_eq!(stale.remove_stale_uploads().await.unwrap(), 1);
-    assert_eq!(staged_uploads(&store).await, 0);
+    assert_eq!(staged_uploads(store).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_leftovers_of_interrupted_saves() {
+    let moto = Moto::start().unwrap();
+    let (fresh, store) = s3_storage(&moto, "leftovers");
+    leftovers_of_interrupted_saves(&fresh, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_leftovers_of_interrupted_saves() {
+    let (_emulator, _front, fresh, store) = gcs_storage("leftovers").await;
+    leftovers_of_interrupted_saves(&fresh, &store).await;
 }
