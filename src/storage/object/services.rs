@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::azure::MicrosoftAzureBuilder;
-use object_store::ObjectStore;
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
+use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
 use crate::config::{AzureBlobConfig, GcpConfig, MinioConfig, S3Config};
 
@@ -171,24 +172,62 @@ pub(crate) fn azure_blob_at(
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         .map_err(|e| config_error("azureblob", e))
 }
-/// Google Cloud Storage through its JSON API: the base64 `JSONKey`
-/// service-account key when set, otherwise application default
-/// credentials; `STORAGE_EMULATOR_HOST` points it at an emulator, as
-/// Google's own clients do.
+
+/// The variable that points Google's clients at an emulator.
+pub const EMULATOR_HOST_VAR: &str = "STORAGE_EMULATOR_HOST";
+
+/// Google Cloud Storage through object_store's client, which speaks the
+/// XML API (objects, multipart uploads, listing). Credentials as with
+/// Google's clients: the base64 `JSONKey` service-account key when set,
+/// otherwise application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
+/// gcloud's user credentials, then the metadata server). `ProjectID` is
+/// not needed to reach a bucket and is unused, as in Athens.
+/// `STORAGE_EMULATOR_HOST` points the client at an emulator, without
+/// credentials, as it does Google's clients; the emulator must speak the
+/// XML API.
 pub fn gcp(c: &GcpConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
-    let key = if c.json_key.is_empty() {
-        None
-    } else {
+    let emulator = std::env::var(EMULATOR_HOST_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    gcp_at(c, emulator.as_deref())
+}
+
+/// [`gcp`] with the emulator address given rather than read from the
+/// environment: a host and port, or a URL.
+pub(crate) fn gcp_at(
+    c: &GcpConfig,
+    emulator: Option<&str>,
+) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    let mut builder = GoogleCloudStorageBuilder::new().with_bucket_name(&c.bucket);
+    if let Some(host) = emulator {
+        let host = host.trim().trim_end_matches('/');
+        let url = if host.contains("://") {
+            host.to_string()
+        } else {
+            format!("http://{host}")
+        };
+        // Emulators take no credentials: an empty bearer token, and no
+        // token or key is ever looked up.
+        let anonymous = StaticCredentialProvider::new(GcpCredential {
+            bearer: String::new(),
+        });
+        builder = builder
+            .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")))
+            .with_base_url(&url)
+            .with_credentials(Arc::new(anonymous))
+            .with_skip_signature(true);
+    } else if !c.json_key.is_empty() {
         use base64::Engine;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(c.json_key.expose().trim())
             .map_err(|_| config_error("gcp", "Storage.GCP.JSONKey is not valid base64"))?;
-        Some(
-            String::from_utf8(decoded)
-                .map_err(|_| config_error("gcp", "Storage.GCP.JSONKey is not UTF-8 JSON"))?,
-        )
-    };
-    crate::storage::gcs::GcsJsonStore::from_settings(&c.bucket, key.as_deref())
+        let key = String::from_utf8(decoded)
+            .map_err(|_| config_error("gcp", "Storage.GCP.JSONKey is not UTF-8 JSON"))?;
+        builder = builder.with_service_account_key(key);
+    }
+    builder
+        .build()
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        // object_store's messages name the problem, never the key's text.
         .map_err(|e| config_error("gcp", e))
 }
