@@ -3,7 +3,7 @@
 //! A [`ModuleRepo`] is one module path served from one repository (possibly
 //! from a subdirectory, possibly at a major version `/vN` or `.vN`). It
 //! answers the module proxy's questions — `list`, `.info`, `@latest`,
-//! `.mod`, `.zip` — from tags, commits and files of a [`CodeRepo`],
+//! `.mod`, `.zip` — from tags, commits and files of a [`CodeRepo`](crate::codehost::CodeRepo),
 //! following `cmd/go/internal/modfetch/coderepo.go` and the query rules of
 //! `cmd/go/internal/modload/query.go`:
 //!
@@ -18,6 +18,19 @@
 //!   LICENSE for modules in subdirectories that lack their own.
 //!
 //! Everything is synchronous; async callers use `spawn_blocking`.
+//!
+//! The code follows the go command's own division:
+//!
+//! - `coderepo`: the module path mapped onto its repository (directory,
+//!   major-version suffix, major subdirectory layout) and go.mod lookups
+//!   ([`ModuleRepo::new`], [`ModuleRepo::go_mod`], [`legacy_go_mod`]);
+//! - `convert`: tags and revisions turned into module versions
+//!   ([`ModuleRepo::versions`], [`ModuleRepo::stat`], [`ModuleRepo::latest`]):
+//!   canonical tags, `+incompatible`, pseudo-versions and their checks;
+//! - `query`: the query language ([`ModuleRepo::query`]);
+//! - `zip`: the module zip ([`ModuleRepo::zip`]);
+//! - `retract`: the go.mod `retract` directives resolution skips;
+//! - `info` and `error`: the `.info` answer and the typed errors.
 
 mod coderepo;
 mod convert;
