@@ -1,7 +1,9 @@
 //! The version query language (Go's `cmd/go/internal/modload/query.go`,
-//! for a module that is not yet required): `latest`, `upgrade`, `patch`,
+//! for a module that is not yet required): `latest` and `upgrade`,
 //! version prefixes, comparisons (`<v`, `<=v`, `>v`, `>=v`), and any other
-//! revision (branch, tag, commit hash) looked up as is.
+//! revision (branch, tag, commit hash) looked up as is. `patch` needs a
+//! required version to be relative to, so it is refused as the go command
+//! refuses it without one.
 
 use modzip::{module, semver};
 
