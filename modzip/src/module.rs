@@ -364,6 +364,28 @@ fn check_module_path_rules(path: &str) -> Result<(), PathProblem> {
 /// with a dot; no `+`; and a final `/vN` element is a valid major version
 /// suffix (N ≥ 2, no leading zero, no dots), or for `gopkg.in/` paths the
 /// path ends in a valid `.vN`.
+///
+/// This is `module.CheckPath` of golang.org/x/mod, which the go command and
+/// proxies apply before serving anything for a path.
+///
+/// ```
+/// use modzip::module::{check_path, PathProblem};
+///
+/// assert!(check_path("github.com/Azure/azure-sdk-for-go/v68").is_ok());
+/// assert!(check_path("gopkg.in/yaml.v3").is_ok());
+/// // The first element must look like a domain name...
+/// let err = check_path("localhost/x").unwrap_err();
+/// assert_eq!(err.problem, PathProblem::MissingDotInFirstElement);
+/// let err = check_path("Example.com/x").unwrap_err();
+/// assert_eq!(err.problem, PathProblem::InvalidCharInFirstElement('E'));
+/// // ...and a major version suffix must be /v2 or above.
+/// let err = check_path("example.com/m/v1").unwrap_err();
+/// assert_eq!(err.problem, PathProblem::InvalidMajorVersionSuffix);
+/// assert_eq!(
+///     err.to_string(),
+///     r#"malformed module path "example.com/m/v1": its major version suffix is invalid"#
+/// );
+/// ```
 pub fn check_path(path: &str) -> Result<(), PathError> {
     check_module_path_rules(path).map_err(|problem| PathError {
         kind: PathKind::Module,
@@ -664,6 +686,26 @@ fn unescape_upper(escaped: &str) -> Option<String> {
 /// Returns the case-escaped form of a module path (`github.com/!azure/x` for
 /// `github.com/Azure/x`), as used in proxy URLs and the module cache. The path
 /// must be valid ([`check_path`]).
+///
+/// Each upper-case letter becomes `!` and its lower-case form, so that
+/// paths differing only in case stay distinct on case-insensitive file
+/// systems (golang.org/x/mod's `module.EscapePath`).
+///
+/// ```
+/// use modzip::module::{escape_path, escape_version, unescape_path};
+///
+/// assert_eq!(
+///     escape_path("github.com/BurntSushi/toml").unwrap(),
+///     "github.com/!burnt!sushi/toml"
+/// );
+/// assert_eq!(escape_version("v1.0.0-RC1").unwrap(), "v1.0.0-!r!c1");
+/// assert_eq!(
+///     unescape_path("github.com/!burnt!sushi/toml").unwrap(),
+///     "github.com/BurntSushi/toml"
+/// );
+/// // An escaped path never holds upper-case letters itself.
+/// assert!(unescape_path("github.com/BurntSushi/toml").is_err());
+/// ```
 pub fn escape_path(path: &str) -> Result<String, PathError> {
     check_path(path)?;
     Ok(escape_upper(path))

@@ -11,7 +11,7 @@
 //! `http://`, `https://` and `file://` proxy URLs are supported.
 //!
 //! Nothing a proxy returns is passed on before it is checked as the go
-//! command checks it (see [`verify`]): the `.info` JSON, the `.mod` file
+//! command checks it (see `verify`): the `.info` JSON, the `.mod` file
 //! (parsed, with a module path fitting the request) and the zip (every
 //! rule of the module zip format, data included, and its `go.mod` equal to
 //! the `.mod`). Redirects follow the go command's rules too: at most ten,

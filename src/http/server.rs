@@ -172,7 +172,7 @@ where
 }
 
 /// [`serve_listener`] with explicit connection limits: HTTP/1.1 through
-/// hyper, each connection watched by [`Watchdog`] for slow headers and
+/// hyper, each connection watched by `Watchdog` for slow headers and
 /// idleness, at most `max_connections` at once. On `shutdown` the
 /// listener is closed, idle connections close at once, busy ones after
 /// their response, and whatever is still open after `grace` is dropped.

@@ -1,11 +1,11 @@
 //! The direct fetcher: a module path in, the proxy's answers out.
 //!
-//! This is where the layers meet: [`discovery`](crate::discovery) maps the
-//! path to a repository, [`git`](crate::git) opens it through the
-//! persistent cache, and [`resolve`](crate::resolve) applies the go
-//! command's version rules. Everything below is blocking, so each call runs
-//! on tokio's blocking pool; the repository is opened (and refreshed from
-//! its remote) once per call, which is once per version the proxy stashes.
+//! This is where the layers meet: [`discovery`] maps the path to a
+//! repository, [`git`](crate::git) opens it through the persistent cache,
+//! and [`resolve`](crate::resolve) applies the go command's version rules.
+//! Everything below is blocking, so each call runs on tokio's blocking
+//! pool; the repository is opened (and refreshed from its remote) once per
+//! call, which is once per version the proxy stashes.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};

@@ -252,6 +252,39 @@ pub(crate) fn check_files_until<F: ModuleFile>(
 /// acceptable. An archive over [`MAX_ZIP_FILE`](super::MAX_ZIP_FILE) bytes
 /// is reported through the size error without being read. Entry data is
 /// not read; [`unzip`](super::unzip) verifies it.
+///
+/// This is golang.org/x/mod's `zip.CheckZip`, the check a proxy runs on a
+/// zip it did not build before serving it.
+///
+/// ```
+/// use std::io::{Cursor, Write};
+///
+/// use modzip::zip::{check_zip, create, MemFile};
+/// use modzip::Version;
+///
+/// let m = Version::new("example.com/m", "v1.0.0");
+/// let files = [
+///     MemFile::new("go.mod", "module example.com/m\n"),
+///     MemFile::new("m.go", "package m\n"),
+/// ];
+/// let good = create(Cursor::new(Vec::new()), &m, &files)?.into_inner();
+/// let checked = check_zip(&m, Cursor::new(&good))?;
+/// assert!(checked.err().is_ok());
+/// assert_eq!(checked.valid, ["example.com/m@v1.0.0/go.mod", "example.com/m@v1.0.0/m.go"]);
+///
+/// // A zip written by someone else, with an entry outside the module's
+/// // directory, is readable but not a valid module zip.
+/// let mut w = ::zip::ZipWriter::new(Cursor::new(Vec::new()));
+/// w.start_file("example.com/m@v1.0.0/go.mod", ::zip::write::SimpleFileOptions::default())?;
+/// w.write_all(b"module example.com/m\n")?;
+/// w.start_file("example.com/other@v1.0.0/x.go", ::zip::write::SimpleFileOptions::default())?;
+/// w.write_all(b"package x\n")?;
+/// let bad = w.finish()?.into_inner();
+/// let checked = check_zip(&m, Cursor::new(&bad))?;
+/// assert_eq!(checked.invalid.len(), 1);
+/// assert!(checked.err().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check_zip<R: Read + Seek>(m: &Version, reader: R) -> Result<CheckedFiles, ZipError> {
     check_zip_with(m, reader, &Limits::GO).map(|(_, checked)| checked)
 }

@@ -257,6 +257,44 @@ fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
 /// [`list_dir`](super::list_dir) finds (so version control directories,
 /// nested modules, vendored packages and symbolic links stay out), written
 /// as by [`create`].
+///
+/// This is golang.org/x/mod's `zip.CreateFromDir`: the archive's `h1:` hash
+/// ([`hash_zip`](crate::dirhash::hash_zip)) is the one go.sum records for
+/// the module, and equals the hash of the directory itself under the name
+/// `path@version` ([`hash_dir`](crate::dirhash::hash_dir)).
+///
+/// ```
+/// use std::io::Cursor;
+///
+/// use modzip::dirhash::{hash_dir, hash_go_mod, hash_zip};
+/// use modzip::zip::create_from_dir;
+/// use modzip::Version;
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("go.mod"), "module example.com/hello\n\ngo 1.21\n")?;
+/// std::fs::write(
+///     dir.path().join("hello.go"),
+///     "package hello\n\nfunc Hello() string { return \"hello\" }\n",
+/// )?;
+///
+/// let m = Version::new("example.com/hello", "v1.0.0");
+/// let zip = create_from_dir(Cursor::new(Vec::new()), &m, dir.path())?.into_inner();
+///
+/// // The go.sum lines for example.com/hello v1.0.0:
+/// let h1 = hash_zip(Cursor::new(&zip))?;
+/// assert_eq!(h1, "h1:BMZLHt1FA6FLPC+H4ZSxZSphx9O63MG/XrVlfD3weYw=");
+/// // The same files hashed in place give the same sum.
+/// assert_eq!(h1, hash_dir(dir.path(), "example.com/hello@v1.0.0")?);
+///
+/// // Version control metadata never goes into a module zip.
+/// std::fs::create_dir(dir.path().join(".git"))?;
+/// std::fs::write(dir.path().join(".git/HEAD"), "ref: refs/heads/main\n")?;
+/// let again = create_from_dir(Cursor::new(Vec::new()), &m, dir.path())?.into_inner();
+/// assert_eq!(hash_zip(Cursor::new(&again))?, h1);
+/// let go_mod = std::fs::read(dir.path().join("go.mod"))?;
+/// assert_eq!(hash_go_mod(&go_mod), "h1:NnGvEkTHyKKlgPcQSue0skqyqiS1EfBSAh+0WaWZYmE=");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn create_from_dir<W: Write + Seek>(w: W, m: &Version, dir: &Path) -> Result<W, ZipError> {
     let (files, _omitted) = list_dir(dir)?;
     create(w, m, &files)

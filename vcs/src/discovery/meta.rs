@@ -47,6 +47,41 @@ pub enum ModMode {
 
 /// Extracts go-import declarations from `page`, ordered as the go command
 /// orders them for matching (with [`ModMode::PreferMod`], `mod` entries first).
+///
+/// This is the go command's `parseMetaGoImports`
+/// (`cmd/go/internal/vcs/discovery.go`); [`match_go_import`] then picks the
+/// declaration for an import path as its `matchGoImport`
+/// (`cmd/go/internal/vcs/vcs.go`) does.
+///
+/// ```
+/// use vcs::discovery::{match_go_import, parse_meta_go_imports, ModMode};
+///
+/// let page = br#"<!DOCTYPE html>
+/// <html><head>
+/// <meta name="go-import" content="example.com/tools git https://git.example.com/tools">
+/// <meta name="go-import" content="example.com/tools mod https://proxy.example.com">
+/// <meta name="go-import" content="example.com/other git https://git.example.com/other">
+/// </head>
+/// <body><meta name="go-import" content="example.com/tools git https://ignored.example.com"></body>
+/// </html>"#;
+///
+/// // Module mode: the `mod` entry comes first and hides the git entry for
+/// // the same prefix.
+/// let imports = parse_meta_go_imports(page, ModMode::PreferMod)?;
+/// assert_eq!(imports.len(), 2);
+/// assert_eq!(imports[0].vcs, "mod");
+/// let chosen = match_go_import(&imports, "example.com/tools/cmd/stringer").unwrap();
+/// assert_eq!((chosen.vcs.as_str(), chosen.repo_root.as_str()), ("mod", "https://proxy.example.com"));
+///
+/// // Without `mod` entries the git repository is the answer.
+/// // Reading stops at <body>, so the tag inside it is never seen.
+/// let imports = parse_meta_go_imports(page, ModMode::IgnoreMod)?;
+/// assert_eq!(imports.len(), 2);
+/// let chosen = match_go_import(&imports, "example.com/tools").unwrap();
+/// assert_eq!(chosen.repo_root, "https://git.example.com/tools");
+/// assert!(match_go_import(&imports, "example.com/toolsx").is_err());
+/// # Ok::<(), vcs::discovery::MetaSyntaxError>(())
+/// ```
 pub fn parse_meta_go_imports(
     page: &[u8],
     mode: ModMode,

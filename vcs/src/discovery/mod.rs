@@ -2,7 +2,7 @@
 //! finds it in module mode.
 //!
 //! Order of lookup:
-//! 1. the static table ([`static_hosts`]): well-known hosts and
+//! 1. the static table (`static_hosts`): well-known hosts and
 //!    `host/path.vcs/...` paths, no network except a scheme probe for the
 //!    latter;
 //! 2. otherwise `https://PATH?go-get=1` and its go-import meta tags

@@ -158,3 +158,40 @@ pub(crate) fn go_quote(s: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::resolve::testrepo::T0;
+
+    #[test]
+    fn info_json_matches_the_go_command() {
+        let info = Info {
+            version: "v1.2.3".into(),
+            time: OffsetDateTime::from_unix_timestamp(T0).unwrap(),
+            origin: Origin {
+                vcs: "git".into(),
+                url: "https://example.com/r?a=1&b=<2>".into(),
+                subdir: String::new(),
+                hash: "abc".into(),
+                reference: "refs/tags/v1.2.3".into(),
+            },
+        };
+        assert_eq!(
+            String::from_utf8(info.to_json()).unwrap(),
+            r#"{"Version":"v1.2.3","Time":"2020-01-02T03:04:05Z","Origin":{"VCS":"git","URL":"https://example.com/r?a=1\u0026b=\u003c2\u003e","Hash":"abc","Ref":"refs/tags/v1.2.3"}}"#
+        );
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_577_934_245_120_000_000).unwrap();
+        assert_eq!(format_rfc3339(t), "2020-01-02T03:04:05.12Z");
+        let bare = Info {
+            origin: Origin::default(),
+            ..info
+        };
+        assert_eq!(
+            String::from_utf8(bare.to_json()).unwrap(),
+            r#"{"Version":"v1.2.3","Time":"2020-01-02T03:04:05Z"}"#
+        );
+    }
+}
