@@ -8,7 +8,8 @@
 //! 2. the fetchers: the native VCS fetcher as the `direct` entry of the
 //!    upstream GOPROXY chain;
 //! 3. storage and the lock service ([`backends`]);
-//! 4. the stash stack ([`stash_stack`]);
+//! 4. the stash stack: single flight over the distributed lease over the
+//!    worker pool over fetch-and-save;
 //! 5. the download protocol with its network mode, download policy and
 //!    limits;
 //! 6. the router with the optional layers ([`Features`]).
