@@ -500,7 +500,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watchdog<I> {
 /// when `TLSCertFile` and `TLSKeyFile` are set) with the connection limits
 /// of `config`, and returns after a graceful shutdown on SIGTERM/Ctrl-C.
 pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
-    let limits = ConnectionLimits::from_config(&config);
+    let limits = ConnectionLimits::from_config(config);
     if !config.unix_socket.is_empty() {
         #[cfg(unix)]
         {
