@@ -2,12 +2,13 @@
 //! backends, upstream fetching, the stash pipeline (fetch once, store,
 //! serve from storage) and the GOPROXY download protocol over HTTP.
 //!
-//! The binary loads a [`config::Config`], builds a [`fetch::Fetcher`] (for
-//! instance [`fetch::UpstreamProxyFetcher::from_config`]) and calls
+//! The binary loads a [`config::Config`], assembles the proxy from it with
+//! the composition root [`app::build`] and serves the result with
 //! [`http::serve`].
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod backends;
 pub mod config;
 pub mod download_mode;

@@ -7,10 +7,8 @@ mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use athens::config::{help_text, Config};
-use athens::fetch::{Fetcher, NativeFetcher, UpstreamProxyFetcher};
 
 const USAGE: &str = "usage: athens [-config_file=PATH] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
 
@@ -174,17 +172,16 @@ fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let config = loaded.config;
-    let native = NativeFetcher::from_config(&config).map_err(anyhow::Error::msg)?;
-    let direct: Arc<dyn Fetcher> = Arc::new(native);
-    let fetcher =
-        UpstreamProxyFetcher::from_config(&config, Some(direct)).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // tokio's default, named here because the admission limits are
         // sized against it (see `athens::protocol`).
         .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
-    let result = runtime.block_on(athens::http::serve(config, Arc::new(fetcher)));
+    let result = runtime.block_on(async {
+        let app = athens::app::build(&config).await?;
+        athens::http::serve(&config, app.router).await
+    });
     // `serve` returns once in-flight requests are done or ShutdownTimeout
     // has passed. Stashes nobody waits for and blocking fetch threads may
     // still run; dropping the runtime would wait for the blocking ones

@@ -80,7 +80,9 @@ pub enum ProtocolError {
 
 fn fetch_status(e: &FetchError) -> u16 {
     match e {
-        FetchError::NotFound { .. } | FetchError::Disabled { .. } => 404,
+        FetchError::NotFound { .. }
+        | FetchError::Disabled { .. }
+        | FetchError::ModuleProxy { .. } => 404,
         // The native fetcher's deadline (`Timeout`, `StashTimeout`).
         FetchError::Upstream {
             status: Some(crate::fetch::native::DEADLINE_STATUS),

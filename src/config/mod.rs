@@ -8,6 +8,7 @@
 
 mod proxies;
 mod settings;
+mod supported;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -350,6 +351,7 @@ impl Config {
             );
         }
         self.validate_storage(&mut fail);
+        self.refuse_unsupported(&mut fail);
         match self.index_type.as_str() {
             "" | "none" | "memory" => {}
             "mysql" => {
@@ -401,6 +403,7 @@ impl Config {
                 "only one of TLSCertFile and TLSKeyFile is set; serving plain HTTP".to_string(),
             );
         }
+        warnings.extend(self.ignored_settings());
         Ok(warnings)
     }
 

@@ -1,7 +1,9 @@
 //! Getting modules from outside: the [`Fetcher`] trait, implemented by the
 //! GOPROXY-speaking [`UpstreamProxyFetcher`] and, through it, by whatever
-//! "direct" fetcher is plugged in (the native VCS fetcher).
+//! "direct" fetcher is plugged in (the native VCS fetcher). Both honour
+//! the one go environment of the server ([`go_env`]).
 
+pub mod go_env;
 pub mod gogetdir;
 pub mod native;
 pub mod upstream;
@@ -15,7 +17,7 @@ use thiserror::Error;
 
 pub use modzip::module::is_canonical_version;
 pub use native::NativeFetcher;
-pub use upstream::{ProxyEntry, UpstreamOptions, UpstreamProxyFetcher};
+pub use upstream::{UpstreamOptions, UpstreamProxyFetcher};
 
 /// The JSON of `.info` and `@latest` responses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +159,20 @@ pub enum FetchError {
         /// What is wrong with it.
         message: String,
     },
+    /// The module's go-import tag names a module proxy at `url`: the go
+    /// command fetches such a module from there as from a GOPROXY entry.
+    /// A direct fetcher answers this; the GOPROXY chain
+    /// ([`UpstreamProxyFetcher`]) follows it. Anyone else treats it as not
+    /// found, as the go command treats a repository it cannot fetch.
+    #[error("{}: served by the module proxy at {url}", at(module, version))]
+    ModuleProxy {
+        /// Module path.
+        module: String,
+        /// Version or query.
+        version: String,
+        /// The module proxy's base URL, from the go-import tag.
+        url: String,
+    },
     /// Any other failure (no direct fetcher configured, local I/O, ...).
     #[error("{}: {message}", at(module, version))]
     Other {
@@ -175,7 +191,9 @@ impl FetchError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            FetchError::NotFound { .. } | FetchError::Disabled { .. }
+            FetchError::NotFound { .. }
+                | FetchError::Disabled { .. }
+                | FetchError::ModuleProxy { .. }
         )
     }
 

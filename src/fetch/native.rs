@@ -2,9 +2,7 @@
 //! server's [`Fetcher`] trait: what `direct` means in our GOPROXY list, and
 //! what Athens did by running `go mod download`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,43 +11,13 @@ use vcs::fetcher::{DirectFetcher, FailureKind, FetchError as VcsError};
 use vcs::goenv::GoEnv;
 use vcs::resolve::Info;
 
-use super::upstream::{UpstreamOptions, UpstreamProxyFetcher};
 use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
 use crate::config::Config;
 
-/// The process variables Athens passes on to its go command; everything
-/// else the fetcher honours (GOPRIVATE, GOINSECURE, GOVCS, ...) must come
-/// from `GoBinaryEnvVars`, so a stray variable on the host changes nothing.
-const INHERITED: &[&str] = &[
-    "PATH",
-    "HOME",
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "GOROOT",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-];
-
-/// The go environment Athens would give its go command: a few process
-/// variables, then `GoBinaryEnvVars` (later entries win).
-pub(crate) fn go_env_vars(config: &Config) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = INHERITED
-        .iter()
-        .filter_map(|key| Some((key.to_string(), std::env::var(key).ok()?)))
-        .collect();
-    for entry in &config.go_binary_env_vars.0 {
-        if let Some((key, value)) = entry.split_once('=') {
-            vars.push((key.to_string(), value.to_string()));
-        }
-    }
-    vars
-}
-
-/// Fetches modules from their origin repositories, natively.
+/// Fetches modules from their origin repositories, natively. A module
+/// whose go-import tag names a module proxy is not fetched here: that
+/// answer ([`FetchError::ModuleProxy`]) is for the GOPROXY chain
+/// ([`super::UpstreamProxyFetcher`]) to follow.
 #[derive(Debug, Clone)]
 pub struct NativeFetcher {
     /// Answers `list`, `latest` and queries (deadline: `Timeout`).
@@ -57,30 +25,6 @@ pub struct NativeFetcher {
     /// The same fetcher for downloads (deadline: `StashTimeout`).
     download: DirectFetcher,
     temp_dir: Option<PathBuf>,
-    /// Request timeout towards a module proxy named by a go-import `mod`
-    /// tag.
-    proxy_timeout: Duration,
-    module_proxies: ModuleProxies,
-}
-
-/// The fetchers of the module proxies go-import `mod` tags have named, one
-/// per URL, so that each keeps its HTTP client and connections.
-#[derive(Clone, Default)]
-struct ModuleProxies(Arc<Mutex<HashMap<String, Arc<UpstreamProxyFetcher>>>>);
-
-/// More distinct module proxies than this and the remembered ones are
-/// dropped (they are few in practice; this only bounds memory).
-const MAX_MODULE_PROXIES: usize = 64;
-
-impl std::fmt::Debug for ModuleProxies {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let urls: Vec<String> = self
-            .0
-            .lock()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        f.debug_tuple("ModuleProxies").field(&urls).finish()
-    }
 }
 
 impl NativeFetcher {
@@ -92,8 +36,6 @@ impl NativeFetcher {
             download: direct.clone(),
             direct,
             temp_dir,
-            proxy_timeout: UpstreamOptions::default().timeout,
-            module_proxies: ModuleProxies::default(),
         }
     }
 
@@ -107,88 +49,35 @@ impl NativeFetcher {
         self
     }
 
-    /// Sets the request timeout towards module proxies named by go-import
-    /// `mod` tags.
-    pub fn with_proxy_timeout(mut self, timeout: Duration) -> NativeFetcher {
-        self.proxy_timeout = timeout;
-        self
-    }
-
-    /// The module proxy at `url`, which a go-import `mod` tag named for
-    /// `module`, as a fetcher: the go command fetches such a module from
-    /// there exactly as from a GOPROXY entry.
-    fn module_proxy(
-        &self,
-        module: &str,
-        version: &str,
-        url: &str,
-    ) -> Result<Arc<UpstreamProxyFetcher>, FetchError> {
-        if let Some(known) = self
-            .module_proxies
-            .0
-            .lock()
-            .ok()
-            .and_then(|m| m.get(url).cloned())
-        {
-            return Ok(known);
-        }
-        // One URL, not a GOPROXY list: a separator would split it.
-        if url.contains([',', '|']) {
-            return Err(FetchError::not_found(
-                module,
-                version,
-                format!("go-import names an invalid module proxy URL {url:?}"),
-            ));
-        }
-        let options = UpstreamOptions {
-            timeout: self.proxy_timeout,
-            temp_dir: self.temp_dir.clone(),
-            no_proxy: String::new(),
-            go_env: Some(self.direct.env().clone()),
-            ..UpstreamOptions::default()
-        };
-        let fetcher = UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
-            FetchError::not_found(
-                module,
-                version,
-                format!("go-import names module proxy {url:?}: {reason}"),
-            )
-        })?;
-        let fetcher = Arc::new(fetcher);
-        if let Ok(mut known) = self.module_proxies.0.lock() {
-            if known.len() >= MAX_MODULE_PROXIES {
-                known.clear();
-            }
-            known.insert(url.to_string(), Arc::clone(&fetcher));
-        }
-        Ok(fetcher)
-    }
-
-    /// Builds the fetcher the configuration describes: the go environment
-    /// Athens would give its go command (a few process variables plus
-    /// `GoBinaryEnvVars`, later entries winning), credentials from
-    /// `NETRCPath` and `GithubToken`, repositories cached under
-    /// `GoGetDir/vcs` (see [`super::gogetdir`] for the default, private
-    /// `GoGetDir`), within `GitCacheMaxBytes`, trees bounded by
-    /// `MaxTreeDepth` and `MaxModuleFiles`.
-    pub fn from_config(config: &Config) -> Result<NativeFetcher, String> {
-        let base = super::gogetdir::prepare(&config.go_get_dir)?;
-        let mut vars = go_env_vars(config);
-        if let Some(netrc) = netrc_file(config, &base)? {
-            vars.push(("NETRC".to_string(), netrc.display().to_string()));
-        }
-        let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
-        let direct = DirectFetcher::new(env, base.join("vcs"))
+    /// Builds the fetcher the configuration describes over the server's go
+    /// environment `go_env` (see [`super::go_env`]): repositories cached
+    /// under `GoGetDir/vcs` (`go_get_dir` is the prepared `GoGetDir`, see
+    /// [`super::gogetdir`]), within `GitCacheMaxBytes`, trees bounded by
+    /// `MaxTreeDepth` and `MaxModuleFiles`, calls by `Timeout` and
+    /// `StashTimeout`.
+    pub fn from_config(
+        config: &Config,
+        go_env: &GoEnv,
+        go_get_dir: &Path,
+    ) -> Result<NativeFetcher, String> {
+        let direct = DirectFetcher::new(go_env.clone(), go_get_dir.join("vcs"))
             .map_err(|e| e.to_string())?
             .with_tree_limits(config.tree_limits())
             .with_git_limits(config.git_limits())
             .with_cache_budget(config.git_cache_max_bytes);
         let age = super::gogetdir::stale_age(config);
-        super::gogetdir::tidy_in_background(base.clone(), age, config.git_cache_max_bytes);
-        let temp_dir = Some(base);
-        Ok(NativeFetcher::new(direct, temp_dir)
-            .with_proxy_timeout(config.timeout_duration())
+        super::gogetdir::tidy_in_background(
+            go_get_dir.to_path_buf(),
+            age,
+            config.git_cache_max_bytes,
+        );
+        Ok(NativeFetcher::new(direct, Some(go_get_dir.to_path_buf()))
             .with_deadlines(config.timeout_duration(), config.stash_timeout_duration()))
+    }
+
+    /// The go environment the fetcher honours.
+    pub fn go_env(&self) -> &GoEnv {
+        self.direct.env()
     }
 
     fn staging_file(&self) -> std::io::Result<tempfile::NamedTempFile> {
@@ -204,36 +93,17 @@ impl NativeFetcher {
     }
 }
 
-/// Athens gives its go command a netrc from `NETRCPath` and, for
-/// `GithubToken`, a github.com entry; we hand the same credentials to our
-/// fetcher through one private file (mode 0600, never logged).
-fn netrc_file(config: &Config, dir: &Path) -> Result<Option<PathBuf>, String> {
-    let token = config.github_token.expose();
-    if config.netrc_path.is_empty() && token.is_empty() {
-        return Ok(None);
-    }
-    if token.is_empty() {
-        return Ok(Some(PathBuf::from(&config.netrc_path)));
-    }
-    let mut text = if config.netrc_path.is_empty() {
-        String::new()
-    } else {
-        std::fs::read_to_string(&config.netrc_path)
-            .map_err(|e| format!("reading NETRCPath {}: {e}", config.netrc_path))?
-    };
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&format!(
-        "machine github.com login {token} password x-oauth-basic\n"
-    ));
-    super::gogetdir::write_private_file(dir, "netrc", text.as_bytes()).map(Some)
-}
-
 /// The status recorded for an origin fetch stopped at its deadline.
 pub const DEADLINE_STATUS: u16 = 504;
 
 fn convert(module: &str, version: &str, err: VcsError) -> FetchError {
+    if let VcsError::ModuleProxy { url, .. } = err {
+        return FetchError::ModuleProxy {
+            module: module.to_string(),
+            version: version.to_string(),
+            url,
+        };
+    }
     let message = err.to_string();
     if err.is_limit() {
         // Once per fetch: what was refused and why, for operators to tell
@@ -280,16 +150,11 @@ impl Fetcher for NativeFetcher {
         let file = staging
             .reopen()
             .map_err(|e| FetchError::other(module, version, format!("staging zip: {e}")))?;
-        let downloaded = match self.download.download(module, version, file).await {
-            Ok(downloaded) => downloaded,
-            Err(VcsError::ModuleProxy { url, .. }) => {
-                return self
-                    .module_proxy(module, version, &url)?
-                    .fetch(module, version)
-                    .await;
-            }
-            Err(e) => return Err(convert(module, version, e)),
-        };
+        let downloaded = self
+            .download
+            .download(module, version, file)
+            .await
+            .map_err(|e| convert(module, version, e))?;
         let zip = FetchedZip::from_temp_path(staging.into_temp_path())
             .map_err(|e| FetchError::other(module, version, format!("staged zip: {e}")))?;
         Ok(FetchedModule {
@@ -301,23 +166,15 @@ impl Fetcher for NativeFetcher {
     }
 
     async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
-        match self.direct.list(module).await {
-            Ok(versions) => Ok(versions),
-            Err(VcsError::ModuleProxy { url, .. }) => {
-                self.module_proxy(module, "", &url)?.list(module).await
-            }
-            Err(e) => Err(convert(module, "", e)),
-        }
+        self.direct
+            .list(module)
+            .await
+            .map_err(|e| convert(module, "", e))
     }
 
     async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
         match self.direct.latest(module).await {
             Ok(info) => rev_info(module, "latest", &info),
-            Err(VcsError::ModuleProxy { url, .. }) => {
-                self.module_proxy(module, "latest", &url)?
-                    .latest(module)
-                    .await
-            }
             Err(e) => Err(convert(module, "latest", e)),
         }
     }
@@ -325,11 +182,6 @@ impl Fetcher for NativeFetcher {
     async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
         match self.direct.query(module, rev).await {
             Ok(info) => rev_info(module, rev, &info),
-            Err(VcsError::ModuleProxy { url, .. }) => {
-                self.module_proxy(module, rev, &url)?
-                    .query(module, rev)
-                    .await
-            }
             Err(e) => Err(convert(module, rev, e)),
         }
     }

@@ -6,7 +6,14 @@
 //! * `direct` hands the request to the plugged-in direct fetcher and ends
 //!   the list; `off` fails every lookup and ends the list;
 //! * module paths matching GONOPROXY (or GOPRIVATE when GONOPROXY is unset)
-//!   always go to the direct fetcher.
+//!   always go to the direct fetcher;
+//! * when the direct fetcher answers that a go-import tag names a module
+//!   proxy for the module ([`FetchError::ModuleProxy`]), that proxy is
+//!   asked, as the go command asks it.
+//!
+//! The list is parsed by `vcs::goenv` (the go environment's
+//! [`ProxyList`](vcs::goenv::ProxyList)), as are the GONOPROXY fallback and
+//! the netrc location.
 //!
 //! `http://`, `https://` and `file://` proxy URLs are supported.
 //!
@@ -20,8 +27,9 @@
 
 mod verify;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,95 +39,19 @@ use tokio::io::AsyncWriteExt;
 
 use modzip::zip::{MAX_GO_MOD, MAX_ZIP_FILE};
 
-use super::native::go_env_vars;
 use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
-use crate::config::Config;
 use vcs::discovery::Netrc;
-use vcs::goenv::GoEnv;
+use vcs::goenv::{Fallback, GoEnv, ProxyEntry, ProxyTarget};
 
-/// The go command's default when GOPROXY is not set.
-pub const DEFAULT_GOPROXY: &str = "https://proxy.golang.org,direct";
 /// Largest `.info`, `.mod` or list body accepted: the go.mod cap of the
 /// module zip format (the others are never near it).
 const MAX_SMALL_BODY: u64 = MAX_GO_MOD;
 /// Redirects followed per request, as the go command's HTTP client.
 const MAX_REDIRECTS: usize = 10;
-
-/// One entry of a GOPROXY list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyEntry {
-    /// A proxy base URL.
-    Url {
-        /// The base URL (a scheme was added when the entry had none).
-        url: String,
-        /// Whether any error (not only "not found") falls through to the
-        /// next entry: the entry was followed by `|`.
-        fall_back_on_error: bool,
-    },
-    /// Fetch from the origin through the direct fetcher.
-    Direct,
-    /// Refuse all lookups.
-    Off,
-}
-
-/// Parses a GOPROXY value. An empty value means [`DEFAULT_GOPROXY`].
-pub fn parse_goproxy(spec: &str) -> Result<Vec<ProxyEntry>, String> {
-    let spec = if spec.is_empty() {
-        DEFAULT_GOPROXY
-    } else {
-        spec
-    };
-    let mut entries = Vec::new();
-    let mut rest = spec;
-    while !rest.is_empty() {
-        let (item, fall_back_on_error) = match rest.find([',', '|']) {
-            Some(i) => {
-                let item = &rest[..i];
-                let fall_back = rest.as_bytes()[i] == b'|';
-                rest = &rest[i + 1..];
-                (item, fall_back)
-            }
-            None => {
-                let item = rest;
-                rest = "";
-                (item, false)
-            }
-        };
-        let item = item.trim();
-        if item.is_empty() {
-            continue;
-        }
-        if item == "off" {
-            entries.push(ProxyEntry::Off);
-            break;
-        }
-        if item == "direct" {
-            // Nothing after "direct" is ever consulted.
-            entries.push(ProxyEntry::Direct);
-            break;
-        }
-        let mut url = item.to_string();
-        // Bare host names get https://, as the go command does; anything
-        // already naming a scheme or an absolute path is taken as is.
-        if item.contains(['.', ':', '/']) && !item.contains(":/") && !item.starts_with('/') {
-            url = format!("https://{item}");
-        }
-        let parsed = Url::parse(&url).map_err(|e| format!("invalid proxy URL {item:?}: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https" | "file") {
-            return Err(format!(
-                "invalid proxy URL {item:?}: scheme must be http, https or file"
-            ));
-        }
-        entries.push(ProxyEntry::Url {
-            url,
-            fall_back_on_error,
-        });
-    }
-    if entries.is_empty() {
-        return Err("GOPROXY list is not the empty string, but contains no entries".into());
-    }
-    Ok(entries)
-}
+/// More distinct module proxies named by go-import tags than this and the
+/// remembered ones are dropped (they are few in practice; this only
+/// bounds memory).
+const MAX_MODULE_PROXIES: usize = 64;
 
 /// Settings of an [`UpstreamProxyFetcher`] besides its proxy list.
 #[derive(Debug, Clone)]
@@ -154,6 +86,7 @@ impl Default for UpstreamOptions {
 
 /// A [`Fetcher`] over a GOPROXY list; see the module docs.
 pub struct UpstreamProxyFetcher {
+    /// The list, with GONOPROXY's implicit entry first when it is set.
     entries: Vec<ProxyEntry>,
     direct: Option<Arc<dyn Fetcher>>,
     options: UpstreamOptions,
@@ -162,6 +95,9 @@ pub struct UpstreamProxyFetcher {
     netrc: Netrc,
     /// Largest zip accepted: the module zip limit (tests lower it).
     max_zip_size: u64,
+    /// The fetchers of the module proxies go-import `mod` tags have named,
+    /// one per URL, so that each keeps its HTTP client and connections.
+    module_proxies: Mutex<HashMap<String, Arc<UpstreamProxyFetcher>>>,
 }
 
 /// What is asked of one source.
@@ -235,14 +171,49 @@ fn first_line(body: &[u8]) -> String {
 }
 
 impl UpstreamProxyFetcher {
-    /// A fetcher for the GOPROXY list `goproxy`; `direct` serves the
-    /// `direct` entry and GONOPROXY matches.
+    /// A fetcher for the GOPROXY list `goproxy`, read as the go command
+    /// reads the variable (empty: its default), with `options.no_proxy` as
+    /// GONOPROXY; `direct` serves the `direct` entry and GONOPROXY matches.
     pub fn new(
         goproxy: &str,
         direct: Option<Arc<dyn Fetcher>>,
         options: UpstreamOptions,
     ) -> Result<Self, String> {
-        let entries = parse_goproxy(goproxy)?;
+        let list = GoEnv::from_vars([
+            ("GOPROXY", goproxy),
+            ("GONOPROXY", options.no_proxy.as_str()),
+        ])
+        .map_err(|e| e.to_string())?;
+        Self::with_entries(list.proxy_list().entries().to_vec(), direct, options)
+    }
+
+    /// The GOPROXY chain of the go environment `go_env`: its GOPROXY list
+    /// and GONOPROXY (defaulting to GOPRIVATE); requests go through the
+    /// HTTP(S)_PROXY the go command would use, with the credentials of its
+    /// netrc, and https proxies are trusted by its SSL_CERT_FILE when set.
+    /// Each request may take `timeout`; zips are staged in `temp_dir` (the
+    /// system temporary directory when `None`).
+    pub fn from_go_env(
+        go_env: &GoEnv,
+        direct: Option<Arc<dyn Fetcher>>,
+        timeout: Duration,
+        temp_dir: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let options = UpstreamOptions {
+            timeout,
+            temp_dir,
+            no_proxy: go_env.gonoproxy().to_string(),
+            go_env: Some(go_env.clone()),
+            ssl_cert_file: go_env.ssl_cert_file().map(PathBuf::from),
+        };
+        Self::with_entries(go_env.proxy_list().entries().to_vec(), direct, options)
+    }
+
+    fn with_entries(
+        entries: Vec<ProxyEntry>,
+        direct: Option<Arc<dyn Fetcher>>,
+        options: UpstreamOptions,
+    ) -> Result<Self, String> {
         let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
@@ -284,6 +255,7 @@ impl UpstreamProxyFetcher {
             client,
             netrc,
             max_zip_size: MAX_ZIP_FILE,
+            module_proxies: Mutex::default(),
         })
     }
 
@@ -309,60 +281,30 @@ impl UpstreamProxyFetcher {
         }
     }
 
-    /// Builds the fetcher from the configuration: GOPROXY, GONOPROXY and
-    /// GOPRIVATE from `GoBinaryEnvVars`, `Timeout` and `GoGetDir`; requests
-    /// go through the HTTP(S)_PROXY the go command would use, with the
-    /// credentials of its netrc (`NETRCPath`, `NETRC` or `~/.netrc`).
-    pub fn from_config(config: &Config, direct: Option<Arc<dyn Fetcher>>) -> Result<Self, String> {
-        let env = &config.go_binary_env_vars;
-        let goproxy = env.get("GOPROXY").unwrap_or("");
-        let no_proxy = env
-            .get("GONOPROXY")
-            .or_else(|| env.get("GOPRIVATE"))
-            .unwrap_or("")
-            .to_string();
-        let temp_dir = (!config.go_get_dir.is_empty()).then(|| PathBuf::from(&config.go_get_dir));
-        let mut vars = go_env_vars(config);
-        // Athens hands NETRCPath to its go command, which then uses it for
-        // proxies as well as repositories.
-        if !config.netrc_path.is_empty() {
-            vars.push(("NETRC".to_string(), config.netrc_path.clone()));
-        }
-        // Athens' go command sees SSL_CERT_FILE only when GoBinaryEnvVars
-        // sets it; the host's variable is not inherited.
-        let ssl_cert_file = env
-            .get("SSL_CERT_FILE")
-            .filter(|f| !f.is_empty())
-            .map(PathBuf::from);
-        let go_env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
-        Self::new(
-            goproxy,
-            direct,
-            UpstreamOptions {
-                timeout: config.timeout_duration(),
-                temp_dir,
-                no_proxy,
-                go_env: Some(go_env),
-                ssl_cert_file,
-            },
-        )
-    }
-
-    /// The parsed proxy list.
+    /// The parsed proxy list (GONOPROXY's implicit entry first when it is
+    /// set).
     pub fn entries(&self) -> &[ProxyEntry] {
         &self.entries
     }
 
+    /// The go environment routing the requests, when one was given.
+    pub fn go_env(&self) -> Option<&GoEnv> {
+        self.options.go_env.as_ref()
+    }
+
     async fn run(&self, module: &str, request: Request<'_>) -> Result<Answer, FetchError> {
-        if !self.options.no_proxy.is_empty()
-            && modzip::module::match_prefix_patterns(&self.options.no_proxy, module)
-        {
-            return self.ask_direct(module, request).await;
-        }
         let mut best: Option<(ErrorRank, FetchError)> = None;
         for entry in &self.entries {
-            let (result, rank_if_error, falls_through) = match entry {
-                ProxyEntry::Off => (
+            let (result, rank_if_error, falls_through) = match &entry.target {
+                ProxyTarget::NoProxy => {
+                    // GONOPROXY: a matching module is fetched directly, and
+                    // that answer is final; others go on down the list.
+                    if modzip::module::match_prefix_patterns(&self.options.no_proxy, module) {
+                        return self.ask_direct(module, request).await;
+                    }
+                    continue;
+                }
+                ProxyTarget::Off => (
                     Err(FetchError::Disabled {
                         module: module.to_string(),
                         version: request.version().to_string(),
@@ -370,18 +312,15 @@ impl UpstreamProxyFetcher {
                     ErrorRank::NotExist,
                     false,
                 ),
-                ProxyEntry::Direct => (
+                ProxyTarget::Direct => (
                     self.ask_direct(module, request).await,
                     ErrorRank::Direct,
                     false,
                 ),
-                ProxyEntry::Url {
-                    url,
-                    fall_back_on_error,
-                } => (
+                ProxyTarget::Url(url) => (
                     self.ask_proxy(url, module, request).await,
                     ErrorRank::Proxy,
-                    *fall_back_on_error,
+                    entry.fallback == Fallback::OnAnyError,
                 ),
             };
             let err = match result {
@@ -401,7 +340,7 @@ impl UpstreamProxyFetcher {
             if replace {
                 best = Some((rank, err));
             }
-            let last = matches!(entry, ProxyEntry::Direct | ProxyEntry::Off);
+            let last = matches!(entry.target, ProxyTarget::Direct | ProxyTarget::Off);
             if last || (!falls_through && !not_found) {
                 break;
             }
@@ -419,12 +358,68 @@ impl UpstreamProxyFetcher {
                 "direct fetching is not available in this server",
             )
         })?;
-        Ok(match request {
-            Request::Fetch(v) => Answer::Fetched(direct.fetch(module, v).await?),
-            Request::List => Answer::Versions(direct.list(module).await?),
-            Request::Latest => Answer::Info(direct.latest(module).await?),
-            Request::Query(v) => Answer::Info(direct.query(module, v).await?),
-        })
+        match ask(direct.as_ref(), module, request).await {
+            Err(FetchError::ModuleProxy {
+                module: named,
+                version,
+                url,
+            }) => {
+                let proxy = self.module_proxy(&named, &version, &url)?;
+                ask(proxy.as_ref(), module, request).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// The module proxy at `url`, which a go-import `mod` tag named for
+    /// `module`, as a fetcher: the go command fetches such a module from
+    /// there exactly as from a GOPROXY entry.
+    fn module_proxy(
+        &self,
+        module: &str,
+        version: &str,
+        url: &str,
+    ) -> Result<Arc<UpstreamProxyFetcher>, FetchError> {
+        if let Some(known) = self
+            .module_proxies
+            .lock()
+            .ok()
+            .and_then(|m| m.get(url).cloned())
+        {
+            return Ok(known);
+        }
+        // One URL, not a GOPROXY list: a separator would split it.
+        if url.contains([',', '|']) {
+            return Err(FetchError::not_found(
+                module,
+                version,
+                format!("go-import names an invalid module proxy URL {url:?}"),
+            ));
+        }
+        let options = UpstreamOptions {
+            timeout: self.options.timeout,
+            temp_dir: self.options.temp_dir.clone(),
+            no_proxy: String::new(),
+            go_env: self.options.go_env.clone(),
+            // Trusted like go-import discovery, which found it: by the
+            // bundled roots (SSL_CERT_FILE is for GOPROXY entries).
+            ssl_cert_file: None,
+        };
+        let fetcher = UpstreamProxyFetcher::new(url, None, options).map_err(|reason| {
+            FetchError::not_found(
+                module,
+                version,
+                format!("go-import names module proxy {url:?}: {reason}"),
+            )
+        })?;
+        let fetcher = Arc::new(fetcher);
+        if let Ok(mut known) = self.module_proxies.lock() {
+            if known.len() >= MAX_MODULE_PROXIES {
+                known.clear();
+            }
+            known.insert(url.to_string(), Arc::clone(&fetcher));
+        }
+        Ok(fetcher)
     }
 
     async fn ask_proxy(
@@ -699,6 +694,20 @@ impl UpstreamProxyFetcher {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Asks `fetcher` what `request` asks.
+async fn ask(
+    fetcher: &dyn Fetcher,
+    module: &str,
+    request: Request<'_>,
+) -> Result<Answer, FetchError> {
+    Ok(match request {
+        Request::Fetch(v) => Answer::Fetched(fetcher.fetch(module, v).await?),
+        Request::List => Answer::Versions(fetcher.list(module).await?),
+        Request::Latest => Answer::Info(fetcher.latest(module).await?),
+        Request::Query(v) => Answer::Info(fetcher.query(module, v).await?),
+    })
 }
 
 fn parse_info(body: &[u8], base: &str, module: &str, rev: &str) -> Result<RevInfo, FetchError> {

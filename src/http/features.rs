@@ -35,6 +35,7 @@ use crate::config::{parse_trusted_proxies, Config, IpRange};
 use crate::download_mode::DownloadPolicy;
 use crate::filter::{Filter, FilterRule};
 use crate::pathmatch::matches_any_path_prefix;
+use vcs::goenv::GoEnv;
 
 /// One proxied checksum database.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ pub struct Features {
     pub(crate) validator_hook: Option<Hook>,
     pub(crate) sumdbs: Vec<SumDb>,
     pub(crate) no_sum_patterns: Vec<String>,
-    /// GONOSUMDB (defaulting to GOPRIVATE) from `GoBinaryEnvVars`: private
+    /// GONOSUMDB (defaulting to GOPRIVATE) of the go environment: private
     /// modules, whose lookups must not leave the server either.
     pub(crate) private_patterns: Vec<String>,
     pub(crate) home_template_path: String,
@@ -105,9 +106,10 @@ pub(crate) fn shown_url(url: &reqwest::Url) -> String {
 
 impl Features {
     /// Reads `DownloadMode`/`DownloadURL`, the `FilterFile`, `SumDBs` and
-    /// the other settings the layers use; fails on anything malformed,
+    /// the other settings the layers use, and the private modules of the
+    /// server's go environment `go_env`; fails on anything malformed,
     /// naming the setting (and file line where there is one).
-    pub fn from_config(config: &Config) -> anyhow::Result<Features> {
+    pub fn from_config(config: &Config, go_env: &GoEnv) -> anyhow::Result<Features> {
         let download_policy =
             DownloadPolicy::from_setting(&config.download_mode, &config.download_url)?;
         let filter = if config.filter_file.is_empty() {
@@ -156,16 +158,16 @@ impl Features {
             },
             sumdbs,
             no_sum_patterns: config.no_sum_patterns.clone(),
-            private_patterns: private_patterns(config),
+            private_patterns: private_patterns(go_env),
             home_template_path: config.home_template_path.clone(),
             basic_auth: config
                 .basic_auth()
                 .map(|(u, p)| (u.to_string(), p.to_string())),
             // Behind our own TLS every request is already HTTPS.
-            force_ssl: config.force_ssl && !super::tls_enabled(config),
+            force_ssl: config.force_ssl && !config.tls_enabled(),
             trusted_proxies: parse_trusted_proxies(&config.trusted_proxies)
                 .map_err(|reason| anyhow::anyhow!("TrustedProxies: {reason}"))?,
-            tls: super::tls_enabled(config),
+            tls: config.tls_enabled(),
             client,
         })
     }
@@ -343,16 +345,11 @@ pub(crate) async fn sumdb_handler(
     response
 }
 
-/// The go command's private-module patterns for checksum lookups, from the
-/// go environment the configuration gives the fetcher.
-fn private_patterns(config: &Config) -> Vec<String> {
-    let env = &config.go_binary_env_vars;
-    let patterns = env
-        .get("GONOSUMDB")
-        .filter(|v| !v.is_empty())
-        .or_else(|| env.get("GOPRIVATE"))
-        .unwrap_or("");
-    patterns
+/// The go command's private-module patterns for checksum lookups: GONOSUMDB
+/// of the go environment the fetchers honour.
+fn private_patterns(go_env: &GoEnv) -> Vec<String> {
+    go_env
+        .gonosumdb()
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())

@@ -12,9 +12,10 @@ use axum::Router;
 use bytes::Bytes;
 use tower::ServiceExt;
 
+use crate::app::testing;
 use crate::config::Config;
 use crate::fetch::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
-use crate::http::{build_router, router_with_features, try_build_router, AppState, Features};
+use crate::http::{router, AppState, Features};
 use crate::protocol::Protocol;
 use crate::stash::BaseStasher;
 use crate::storage::{MemoryStorage, Storage};
@@ -76,7 +77,7 @@ fn parts(config: &Config) -> (Arc<MemoryStorage>, Arc<CountingFetcher>) {
 
 fn app_for(config: &Config) -> TestApp {
     let (storage, fetcher) = parts(config);
-    let router = try_build_router(config, storage.clone(), fetcher.clone()).unwrap();
+    let router = testing::router(config, storage.clone(), fetcher.clone()).unwrap();
     TestApp {
         router,
         storage,
@@ -88,7 +89,7 @@ fn app_for(config: &Config) -> TestApp {
 /// (for instance to point the sumdb proxy at a plain-HTTP stub).
 fn app_with_features(config: &Config, adjust: impl FnOnce(&mut Features)) -> TestApp {
     let (storage, fetcher) = parts(config);
-    let mut features = Features::from_config(config).unwrap();
+    let mut features = Features::from_config(config, &testing::go_env(config)).unwrap();
     adjust(&mut features);
     let stasher = Arc::new(BaseStasher::new(
         fetcher.clone(),
@@ -102,9 +103,8 @@ fn app_with_features(config: &Config, adjust: impl FnOnce(&mut Features)) -> Tes
         config.network_mode(),
     )
     .with_download_policy(features.download_policy.clone());
-    let router = router_with_features(AppState::new(protocol, 4), &config.path_prefix, features);
     TestApp {
-        router,
+        router: router(AppState::new(protocol, 4), &config.path_prefix, features),
         storage,
         fetcher,
     }
@@ -266,16 +266,12 @@ async fn malformed_mode_file_stops_start_up_with_the_line() {
     .unwrap();
     let config = with_mode(&format!("file:{}", path.display()), "");
     let (storage, fetcher) = parts(&config);
-    let Err(err) = try_build_router(&config, storage.clone(), fetcher.clone()) else {
+    let Err(err) = testing::router(&config, storage.clone(), fetcher.clone()) else {
         panic!("a malformed mode file must be refused");
     };
     let message = format!("{err:#}");
     assert!(message.contains("line 4"), "{message}");
     assert!(message.contains("sometimes"), "{message}");
-    // The infallible builder fails closed.
-    let router = build_router(&config, storage, fetcher);
-    let response = send(&router, INFO, &[]).await;
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 fn filter_config(dir: &tempfile::TempDir, text: &str) -> Config {
@@ -324,7 +320,7 @@ async fn malformed_filter_file_stops_start_up_with_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = filter_config(&dir, "+\n# comment\n\n? example.com\n");
     let (storage, fetcher) = parts(&config);
-    let err = try_build_router(&config, storage, fetcher).err().unwrap();
+    let err = testing::router(&config, storage, fetcher).err().unwrap();
     let message = format!("{err:#}");
     assert!(message.contains("line 4"), "{message}");
 }
@@ -764,7 +760,7 @@ async fn go_command_follows_redirect_mode_to_a_second_instance() {
     .unwrap();
     let second_storage = Arc::new(MemoryStorage::new());
     let second =
-        try_build_router(&second_config, second_storage.clone(), Arc::new(upstream)).unwrap();
+        testing::router(&second_config, second_storage.clone(), Arc::new(upstream)).unwrap();
     let second_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let second_url = format!("http://{}", second_listener.local_addr().unwrap());
     let second_server = tokio::spawn(async move {

@@ -1,9 +1,10 @@
 //! The HTTP face of the proxy (axum): the GOPROXY download protocol under
 //! an optional path prefix, plus `/healthz`, `/readyz`, `/version` and
-//! `/catalog`, with per-request logging and graceful shutdown. Built from
-//! a configuration ([`try_build_router`]) it also has the home page, the
-//! `/sumdb/` proxy, the filter file, the validator hook, basic auth and
-//! the HTTPS redirect (see [`Features`]); [`tls`] serves HTTPS.
+//! `/catalog`, the home page, the `/sumdb/` proxy, and the optional
+//! layers (filter file, validator hook, basic auth, HTTPS redirect; see
+//! [`Features`]), with per-request logging and graceful shutdown; [`tls`]
+//! serves HTTPS. [`router`] assembles them; the composition root
+//! ([`crate::app`]) builds what it serves from the configuration.
 //!
 //! Protocol paths are parsed by hand because module paths contain slashes:
 //! `/{module}/@v/list`, `/{module}/@v/{version}.info|.mod|.zip` and
@@ -35,17 +36,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::io::ReaderStream;
 
-use crate::config::Config;
-use crate::fetch::{is_canonical_version, Fetcher};
-use crate::locks::DistributedLock;
-use crate::protocol::{Limits, Protocol, ProtocolError};
-use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
-use crate::storage::Storage;
+use crate::fetch::is_canonical_version;
+use crate::protocol::{Protocol, ProtocolError};
 
 pub use features::Features;
 pub use server::{
-    check_supported, init_logging, serve, serve_listener, serve_listener_with, shutdown_signal,
-    tls_enabled, ConnectionLimits,
+    init_logging, serve, serve_listener, serve_listener_with, shutdown_signal, ConnectionLimits,
 };
 
 /// Header carrying the request id in and out, as Athens names it.
@@ -105,19 +101,12 @@ impl AppState {
 }
 
 /// The complete router for `state`, served under `path_prefix` (empty for
-/// none). With a prefix, `/` answers 200 for load-balancer health checks,
-/// as Athens does.
-pub fn router(state: AppState, path_prefix: &str) -> Router {
-    assemble_router(state, path_prefix, None)
-}
-
-/// [`router`] plus the optional layers of `features`: home page, sumdb
-/// proxy, filter, validator hook, basic auth and HTTPS redirect.
-pub fn router_with_features(state: AppState, path_prefix: &str, features: Features) -> Router {
-    assemble_router(state, path_prefix, Some(Arc::new(features)))
-}
-
-fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Features>>) -> Router {
+/// none), with the home page, the sumdb proxy and the layers of `features`
+/// (filter, validator hook, basic auth, HTTPS redirect) that are on. With
+/// a prefix, `/` answers 200 for load-balancer health checks, as Athens
+/// does.
+pub fn router(state: AppState, path_prefix: &str, features: Features) -> Router {
+    let f = Arc::new(features);
     let mut inner = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -125,122 +114,42 @@ fn assemble_router(state: AppState, path_prefix: &str, features: Option<Arc<Feat
         .route("/catalog", get(catalog))
         .fallback(protocol_handler)
         .with_state(state);
-    if let Some(f) = &features {
-        // Each layer only when its feature is on: a layer that would let
-        // every request through still costs a boxed future per request.
-        if f.filter.is_some() || f.validator_hook.is_some() {
-            inner = inner.layer(middleware::from_fn_with_state(
-                Arc::clone(f),
-                features::module_gate,
-            ));
-        }
-        inner = inner.merge(
-            Router::new()
-                .route("/", get(features::home))
-                .route(
-                    "/sumdb/{*rest}",
-                    axum::routing::any(features::sumdb_handler),
-                )
-                .with_state(Arc::clone(f)),
-        );
+    // Each layer only when its feature is on: a layer that would let
+    // every request through still costs a boxed future per request.
+    if f.filter.is_some() || f.validator_hook.is_some() {
+        inner = inner.layer(middleware::from_fn_with_state(
+            Arc::clone(&f),
+            features::module_gate,
+        ));
     }
+    inner = inner.merge(
+        Router::new()
+            .route("/", get(features::home))
+            .route(
+                "/sumdb/{*rest}",
+                axum::routing::any(features::sumdb_handler),
+            )
+            .with_state(Arc::clone(&f)),
+    );
     let prefix = path_prefix.trim_end_matches('/');
     let mut app = if prefix.is_empty() {
         inner
     } else {
         Router::new().route("/", get(healthz)).nest(prefix, inner)
     };
-    if let Some(f) = &features {
-        if f.basic_auth.is_some() {
-            app = app.layer(middleware::from_fn_with_state(
-                Arc::clone(f),
-                features::basic_auth,
-            ));
-        }
-        if f.force_ssl {
-            app = app.layer(middleware::from_fn_with_state(
-                Arc::clone(f),
-                features::force_ssl,
-            ));
-        }
+    if f.basic_auth.is_some() {
+        app = app.layer(middleware::from_fn_with_state(
+            Arc::clone(&f),
+            features::basic_auth,
+        ));
+    }
+    if f.force_ssl {
+        app = app.layer(middleware::from_fn_with_state(
+            Arc::clone(&f),
+            features::force_ssl,
+        ));
     }
     app.layer(RequestLogLayer)
-}
-
-/// Builds the whole application from the configuration: the stash stack
-/// (coalescing with at most `MaxPendingFetches` pending over a
-/// `GoGetWorkers` pool over fetch-and-save), the
-/// protocol with its network and download modes, the router and the
-/// optional layers. Fails when a setting or a file it names (download
-/// mode file, filter file) is malformed.
-pub fn try_build_router(
-    config: &Config,
-    storage: Arc<dyn Storage>,
-    fetcher: Arc<dyn Fetcher>,
-) -> anyhow::Result<Router> {
-    try_build_router_with(config, storage, fetcher, None)
-}
-
-/// [`try_build_router`] with a distributed lock: the stash stack becomes
-/// in-process coalescing over the distributed lease over the pool over
-/// fetch-and-save, so instances sharing `storage` fetch each version once.
-pub fn try_build_router_with(
-    config: &Config,
-    storage: Arc<dyn Storage>,
-    fetcher: Arc<dyn Fetcher>,
-    lock: Option<DistributedLock>,
-) -> anyhow::Result<Router> {
-    let features = Features::from_config(config)?;
-    let base = Arc::new(BaseStasher::new(
-        Arc::clone(&fetcher),
-        Arc::clone(&storage),
-        config.stash_timeout_duration(),
-    ));
-    let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
-    let locked: Arc<dyn Stasher> = match lock {
-        Some(DistributedLock { service, policy }) => Arc::new(DistributedStasher::new(
-            pooled,
-            service,
-            Arc::clone(&storage),
-            policy,
-        )),
-        None => pooled,
-    };
-    let stasher = Arc::new(CoalescingStasher::with_max_pending(
-        locked,
-        config.max_pending_fetches,
-    ));
-    let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
-        .with_download_policy(features.download_policy.clone())
-        .with_limits(Limits::from_config(config));
-    Ok(router_with_features(
-        AppState::with_protocol(protocol),
-        &config.path_prefix,
-        features,
-    ))
-}
-
-/// [`try_build_router`] for callers that cannot handle an error: a
-/// configuration it cannot use yields a router answering every request
-/// with 500 and the reason, so a broken filter or download mode never
-/// serves modules unfiltered.
-pub fn build_router(
-    config: &Config,
-    storage: Arc<dyn Storage>,
-    fetcher: Arc<dyn Fetcher>,
-) -> Router {
-    match try_build_router(config, storage, fetcher) {
-        Ok(router) => router,
-        Err(e) => {
-            let message = format!("internal error: server misconfigured: {e:#}");
-            tracing::error!("{message}");
-            let message = error_body::public_message(&message);
-            Router::new().fallback(move || {
-                let message = message.clone();
-                async move { error_response(StatusCode::INTERNAL_SERVER_ERROR, &message) }
-            })
-        }
-    }
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

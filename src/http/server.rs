@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use axum::Router;
@@ -21,46 +21,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
-use super::try_build_router_with;
-use crate::config::{Config, SingleFlightType, StorageType};
-use crate::fetch::Fetcher;
-
-/// Whether HTTPS is configured: like Athens, only when both the
-/// certificate and the key file are set.
-pub fn tls_enabled(config: &Config) -> bool {
-    !config.tls_cert_file.is_empty() && !config.tls_key_file.is_empty()
-}
-
-/// Refuses settings that ask for behaviour this server does not have yet
-/// where ignoring them would be unsafe (open access, wrong download
-/// policy, plain HTTP instead of TLS); returns warnings for settings that
-/// are merely ignored.
-pub fn check_supported(config: &Config) -> anyhow::Result<Vec<String>> {
-    let mut refused: Vec<String> = Vec::new();
-    if config.single_flight_type == SingleFlightType::Redis && config.single_flight.redis.cluster {
-        refused.push("SingleFlight.Redis.Cluster (Redis Cluster is not supported; use one Redis or Sentinel)".into());
-    }
-    if config.storage_type == StorageType::Mongo {
-        refused.push("StorageType \"mongo\" (not supported)".into());
-    }
-    if tls_enabled(config) && !config.unix_socket.is_empty() {
-        refused.push("TLSCertFile/TLSKeyFile with UnixSocket (TLS is served on TCP only)".into());
-    }
-    if !refused.is_empty() {
-        bail!("unsupported settings: {}", refused.join("; "));
-    }
-    let mut warnings = Vec::new();
-    if !matches!(config.index_type.as_str(), "" | "none") {
-        warnings.push(format!(
-            "IndexType {:?} is ignored (no index is kept)",
-            config.index_type
-        ));
-    }
-    if config.enable_pprof {
-        warnings.push("EnablePprof is ignored".into());
-    }
-    Ok(warnings)
-}
+use crate::config::Config;
 
 /// Installs the global tracing subscriber from `LogLevel` and `LogFormat`
 /// (`RUST_LOG`, when set, overrides the level). Logs go to stderr. Fails if
@@ -535,16 +496,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watchdog<I> {
     }
 }
 
-/// Runs the proxy: opens storage, builds the stash stack and router from
-/// `config`, listens on `UnixSocket` or `Port`, and returns after a
-/// graceful shutdown on SIGTERM/Ctrl-C.
-pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<()> {
-    for warning in check_supported(&config)? {
-        tracing::warn!("{warning}");
-    }
-    let backends = crate::backends::open(&config).await?;
-    let app = try_build_router_with(&config, backends.storage, fetcher, backends.lock)?;
-    let limits = ConnectionLimits::from_config(&config);
+/// Serves `app` (see [`crate::app`]) on `UnixSocket` or `Port` (over TLS
+/// when `TLSCertFile` and `TLSKeyFile` are set) with the connection limits
+/// of `config`, and returns after a graceful shutdown on SIGTERM/Ctrl-C.
+pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
+    let limits = ConnectionLimits::from_config(config);
     if !config.unix_socket.is_empty() {
         #[cfg(unix)]
         {
@@ -555,10 +511,10 @@ pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<
             return Ok(());
         }
         #[cfg(not(unix))]
-        bail!("UnixSocket is only supported on Unix systems");
+        anyhow::bail!("UnixSocket is only supported on Unix systems");
     }
     let addr = config.listen_addr();
-    let acceptor = if tls_enabled(&config) {
+    let acceptor = if config.tls_enabled() {
         Some(super::tls::load_acceptor(
             std::path::Path::new(&config.tls_cert_file),
             std::path::Path::new(&config.tls_key_file),

@@ -7,9 +7,9 @@ use futures::future::join_all;
 use tower::ServiceExt;
 
 use super::*;
-use crate::config::{SingleFlightType, StorageType};
-use crate::fetch::{FetchError, FetchedModule, FetchedZip, RevInfo};
-use crate::storage::MemoryStorage;
+use crate::config::{Config, StorageType};
+use crate::fetch::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
+use crate::storage::{MemoryStorage, Storage};
 
 const PSEUDO: &str = "v0.0.0-20200101000000-abcdefabcdef";
 
@@ -95,7 +95,7 @@ impl Fetcher for FakeFetcher {
 
 fn app_with(config: &Config, fetcher: Arc<FakeFetcher>) -> (Router, Arc<MemoryStorage>) {
     let storage = Arc::new(MemoryStorage::new());
-    let app = build_router(config, storage.clone(), fetcher);
+    let app = crate::app::testing::router(config, storage.clone(), fetcher).unwrap();
     (app, storage)
 }
 
@@ -559,37 +559,6 @@ async fn real_listener_head_keeps_content_length() {
     server.abort();
 }
 
-#[test]
-fn unsafe_unimplemented_settings_are_refused() {
-    assert!(check_supported(&Config::default()).unwrap().is_empty());
-    let mut cluster = Config {
-        single_flight_type: SingleFlightType::Redis,
-        ..Config::default()
-    };
-    cluster.single_flight.redis.cluster = true;
-    for config in [
-        cluster,
-        Config {
-            storage_type: StorageType::Mongo,
-            ..Config::default()
-        },
-        Config {
-            tls_cert_file: "/etc/athens/cert.pem".into(),
-            tls_key_file: "/etc/athens/key.pem".into(),
-            unix_socket: "/run/athens.sock".into(),
-            ..Config::default()
-        },
-    ] {
-        assert!(check_supported(&config).is_err(), "{config:?}");
-    }
-    let warnings = check_supported(&Config {
-        index_type: "memory".into(),
-        ..Config::default()
-    })
-    .unwrap();
-    assert_eq!(warnings.len(), 1);
-}
-
 #[tokio::test]
 async fn storage_is_opened_from_config() {
     let open = |config: Config| async move { crate::backends::open(&config).await };
@@ -681,11 +650,12 @@ async fn catalog_of_a_backend_without_one_is_not_implemented() {
     let athens_like = Router::new().fallback(|| async { (StatusCode::NOT_FOUND, "not found") });
     let server = tokio::spawn(async move { axum::serve(listener, athens_like).await });
     let storage = crate::storage::ExternalStorage::new(&format!("http://{addr}")).unwrap();
-    let app = build_router(
+    let app = crate::app::testing::router(
         &Config::default(),
         Arc::new(storage),
         FakeFetcher::new(Duration::ZERO),
-    );
+    )
+    .unwrap();
     let (status, body) = get(&app, "/catalog").await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
     assert!(body.contains("no catalog"), "{body}");

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use url::Url;
 
@@ -41,6 +42,7 @@ const KNOWN_KEYS: &[&str] = &[
     "NO_PROXY",
     "no_proxy",
     "REQUEST_METHOD",
+    "SSL_CERT_FILE",
 ];
 
 /// A configuration problem in the environment, naming the offending entry.
@@ -326,8 +328,17 @@ pub(crate) fn go_url_scheme_len(s: &str) -> Option<usize> {
 /// Credentials never appear in `Debug` output: netrc contents are read by
 /// the discovery client, and proxy settings (which may embed a password)
 /// are shown only as present.
+///
+/// Built once and shared: clones refer to the same settings (see
+/// [`GoEnv::same_as`]), so every part of a server that holds one honours
+/// one environment.
 #[derive(Clone)]
 pub struct GoEnv {
+    shared: Arc<Settings>,
+}
+
+/// What a [`GoEnv`] holds, parsed once.
+struct Settings {
     vars: BTreeMap<String, String>,
     govcs_rules: Vec<GovcsRule>,
     proxy_list: ProxyList,
@@ -336,7 +347,7 @@ pub struct GoEnv {
 impl std::fmt::Debug for GoEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut m = f.debug_map();
-        for (k, v) in &self.vars {
+        for (k, v) in &self.shared.vars {
             if k.to_ascii_uppercase().ends_with("_PROXY") && k != "NO_PROXY" && k != "no_proxy" {
                 m.entry(k, &"<set>");
             } else {
@@ -389,23 +400,43 @@ impl GoEnv {
 
     fn from_map(mut vars: BTreeMap<String, String>) -> Result<GoEnv, GoEnvError> {
         vars.retain(|k, _| KNOWN_KEYS.contains(&k.as_str()));
-        let mut env = GoEnv {
-            vars,
-            govcs_rules: Vec::new(),
-            proxy_list: ProxyList {
-                entries: Vec::new(),
-            },
+        // The variables alone first: the rules are parsed from their
+        // effective (defaulted) values.
+        let unparsed = GoEnv {
+            shared: Arc::new(Settings {
+                vars,
+                govcs_rules: Vec::new(),
+                proxy_list: ProxyList {
+                    entries: Vec::new(),
+                },
+            }),
         };
-        let mut rules = parse_govcs(env.govcs())?;
-        rules.extend(default_govcs_rules());
-        env.govcs_rules = rules;
-        env.proxy_list = ProxyList::parse(env.goproxy(), env.gonoproxy())?;
-        Ok(env)
+        let mut govcs_rules = parse_govcs(unparsed.govcs())?;
+        govcs_rules.extend(default_govcs_rules());
+        let proxy_list = ProxyList::parse(unparsed.goproxy(), unparsed.gonoproxy())?;
+        let vars = match Arc::try_unwrap(unparsed.shared) {
+            Ok(settings) => settings.vars,
+            Err(shared) => shared.vars.clone(),
+        };
+        Ok(GoEnv {
+            shared: Arc::new(Settings {
+                vars,
+                govcs_rules,
+                proxy_list,
+            }),
+        })
+    }
+
+    /// Whether `other` is this very environment (a clone of it), not merely
+    /// one with equal settings.
+    pub fn same_as(&self, other: &GoEnv) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// The raw value of a variable this type knows, empty counting as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars
+        self.shared
+            .vars
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
@@ -466,6 +497,13 @@ impl GoEnv {
         self.get("HOME")
     }
 
+    /// SSL_CERT_FILE, if set: a PEM bundle of the certificate authorities
+    /// the go command trusts for https instead of the system's. The module
+    /// proxy client reads it; go-import discovery and git keep their roots.
+    pub fn ssl_cert_file(&self) -> Option<&str> {
+        self.get("SSL_CERT_FILE")
+    }
+
     /// GIT_CONFIG_GLOBAL, if set (for the git layer).
     pub fn git_config_global(&self) -> Option<&str> {
         self.get("GIT_CONFIG_GLOBAL")
@@ -500,7 +538,7 @@ impl GoEnv {
             return true;
         }
         let private = self.is_private(root);
-        for rule in &self.govcs_rules {
+        for rule in &self.shared.govcs_rules {
             let applies = match rule.pattern.as_str() {
                 "private" => private,
                 "public" => !private,
@@ -515,12 +553,12 @@ impl GoEnv {
 
     /// The GOVCS rules in effect: the user's, then the built-in defaults.
     pub fn govcs_rules(&self) -> &[GovcsRule] {
-        &self.govcs_rules
+        &self.shared.govcs_rules
     }
 
     /// The parsed GOPROXY list (with the implicit GONOPROXY entry first).
     pub fn proxy_list(&self) -> &ProxyList {
-        &self.proxy_list
+        &self.shared.proxy_list
     }
 
     /// Whether GOAUTH asks for .netrc credentials.
@@ -703,6 +741,15 @@ mod tests {
         assert!(e.is_private("a.com/x") && !e.is_private("b.com/x"));
         assert!(e.no_proxy("b.com/x") && !e.no_proxy("a.com/x"));
         assert!(e.no_sumdb("c.com/x") && !e.no_sumdb("a.com/x"));
+    }
+
+    #[test]
+    fn clones_share_one_environment() {
+        let e = env(&[("SSL_CERT_FILE", "/etc/ca.pem")]);
+        assert!(e.clone().same_as(&e));
+        assert!(!env(&[("SSL_CERT_FILE", "/etc/ca.pem")]).same_as(&e));
+        assert_eq!(e.ssl_cert_file(), Some("/etc/ca.pem"));
+        assert_eq!(env(&[("SSL_CERT_FILE", "")]).ssl_cert_file(), None);
     }
 
     #[test]

@@ -116,44 +116,41 @@ impl Fetcher for FakeDirect {
     }
 }
 
+/// The chain's entries, as (target, whether any error falls through).
+fn walked(goproxy: &str) -> Result<Vec<(ProxyTarget, bool)>, String> {
+    let f = UpstreamProxyFetcher::new(goproxy, None, UpstreamOptions::default())?;
+    Ok(f.entries()
+        .iter()
+        .map(|e| (e.target.clone(), e.fallback == Fallback::OnAnyError))
+        .collect())
+}
+
 #[test]
 fn goproxy_lists_parse_like_the_go_command() {
-    let entries = parse_goproxy("https://a.example,direct").unwrap();
     assert_eq!(
-        entries,
+        walked("https://a.example,direct").unwrap(),
         vec![
-            ProxyEntry::Url {
-                url: "https://a.example".into(),
-                fall_back_on_error: false
-            },
-            ProxyEntry::Direct
-        ]
-    );
-    let entries =
-        parse_goproxy(" a.example | b.example:8080/x ,off,https://never.example").unwrap();
-    assert_eq!(
-        entries,
-        vec![
-            ProxyEntry::Url {
-                url: "https://a.example".into(),
-                fall_back_on_error: true
-            },
-            ProxyEntry::Url {
-                url: "https://b.example:8080/x".into(),
-                fall_back_on_error: false
-            },
-            ProxyEntry::Off,
+            (ProxyTarget::Url("https://a.example".into()), false),
+            (ProxyTarget::Direct, false)
         ]
     );
     assert_eq!(
-        parse_goproxy("direct,https://x.example").unwrap(),
-        vec![ProxyEntry::Direct]
+        walked(" a.example | b.example:8080/x ,off,https://never.example").unwrap(),
+        vec![
+            (ProxyTarget::Url("https://a.example".into()), true),
+            (ProxyTarget::Url("https://b.example:8080/x".into()), false),
+            (ProxyTarget::Off, false),
+        ]
     );
-    assert_eq!(parse_goproxy("").unwrap().len(), 2);
-    assert!(parse_goproxy("file:///srv/proxy").is_ok());
-    assert!(parse_goproxy(" , ").unwrap_err().contains("no entries"));
-    assert!(parse_goproxy("ftp://x.example").is_err());
-    assert!(parse_goproxy("http://[bad").is_err());
+    assert_eq!(
+        walked("direct,https://x.example").unwrap(),
+        vec![(ProxyTarget::Direct, false)]
+    );
+    assert_eq!(walked("").unwrap().len(), 2);
+    assert!(walked("file:///srv/proxy").is_ok());
+    assert!(walked(" , ").unwrap_err().contains("no entries"));
+    assert!(walked("ftp://x.example").is_err());
+    assert!(walked("http://[bad").is_err());
 }
 
 #[test]
@@ -406,15 +403,31 @@ async fn credentials_in_proxy_urls_stay_out_of_errors() {
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
 
+/// The chain of the go environment a configuration describes.
+fn chain_of(config: &crate::config::Config) -> UpstreamProxyFetcher {
+    let dir = tempfile::tempdir().unwrap();
+    let env = crate::fetch::go_env::from_config(config, dir.path()).unwrap();
+    UpstreamProxyFetcher::from_go_env(&env, None, config.timeout_duration(), None).unwrap()
+}
+
 #[tokio::test]
-async fn config_supplies_goproxy_and_gonoproxy() {
-    let mut config = Config::default();
+async fn go_environment_supplies_goproxy_and_gonoproxy() {
+    let mut config = crate::config::Config::default();
     config.go_binary_env_vars = crate::config::EnvList(vec![
         "GOPROXY=https://a.example|direct".into(),
         "GOPRIVATE=corp.example".into(),
     ]);
-    let f = UpstreamProxyFetcher::from_config(&config, None).unwrap();
-    assert_eq!(f.entries().len(), 2);
+    let f = chain_of(&config);
+    // GONOPROXY (here GOPRIVATE) comes first, as in the go command's walk.
+    let targets: Vec<&ProxyTarget> = f.entries().iter().map(|e| &e.target).collect();
+    assert_eq!(
+        targets,
+        vec![
+            &ProxyTarget::NoProxy,
+            &ProxyTarget::Url("https://a.example".into()),
+            &ProxyTarget::Direct
+        ]
+    );
     assert_eq!(f.options.no_proxy, "corp.example");
 }
 
@@ -423,12 +436,12 @@ async fn requests_go_through_the_http_proxy_of_the_go_environment() {
     // The fake answers as a forward proxy would: the request names a host
     // that does not resolve, so only the proxy can answer it.
     let (proxy, hits) = fake_proxy(&[("/example.com/m/@v/list", 200, b"v1.0.0\n")]).await;
-    let mut config = Config::default();
+    let mut config = crate::config::Config::default();
     config.go_binary_env_vars = crate::config::EnvList(vec![
         "GOPROXY=http://goproxy.invalid".into(),
         format!("HTTP_PROXY={proxy}"),
     ]);
-    let f = UpstreamProxyFetcher::from_config(&config, None).unwrap();
+    let f = chain_of(&config);
     assert_eq!(f.list("example.com/m").await.unwrap(), vec!["v1.0.0"]);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
@@ -442,11 +455,11 @@ fn https_requests_carry_the_netrc_credentials_of_the_go_environment() {
         "machine goproxy.corp.example login robot password s3cret\n",
     )
     .unwrap();
-    let mut config = Config::default();
+    let mut config = crate::config::Config::default();
     config.netrc_path = netrc.display().to_string();
     config.go_binary_env_vars =
         crate::config::EnvList(vec!["GOPROXY=https://goproxy.corp.example".into()]);
-    let f = UpstreamProxyFetcher::from_config(&config, None).unwrap();
+    let f = chain_of(&config);
     let auth = |url: &str| {
         let request = f.get(url).build().unwrap();
         request
@@ -952,4 +965,75 @@ fn ssl_cert_file_must_hold_certificates() {
         .err()
         .unwrap();
     assert!(err.contains("no certificates"), "{err}");
+}
+
+/// A direct fetcher for modules whose go-import tag names the module
+/// proxy at `url`.
+struct ModTagDirect {
+    url: String,
+}
+
+impl ModTagDirect {
+    fn answer(&self, module: &str, version: &str) -> FetchError {
+        FetchError::ModuleProxy {
+            module: module.to_string(),
+            version: version.to_string(),
+            url: self.url.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Fetcher for ModTagDirect {
+    async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+        Err(self.answer(module, version))
+    }
+    async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
+        Err(self.answer(module, ""))
+    }
+    async fn latest(&self, module: &str) -> Result<RevInfo, FetchError> {
+        Err(self.answer(module, "latest"))
+    }
+    async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+        Err(self.answer(module, rev))
+    }
+}
+
+#[tokio::test]
+async fn the_module_proxy_a_go_import_tag_names_is_asked() {
+    let (named, hits) = fake_proxy(&module_routes()).await;
+    let direct = Arc::new(ModTagDirect { url: named });
+    let f = fetcher("direct", Some(direct.clone()));
+    let m = f.fetch("example.com/Upper", "v1.0.0").await.unwrap();
+    assert_eq!(m.version, "v1.0.0");
+    assert_eq!(std::fs::read(m.zip.path()).unwrap(), upper_zip());
+    assert!(f
+        .list("example.com/Upper")
+        .await
+        .unwrap()
+        .contains(&"v1.0.0".to_string()));
+    assert_eq!(
+        f.query("example.com/Upper", "main").await.unwrap().version,
+        "v1.0.0"
+    );
+    assert!(hits.load(Ordering::SeqCst) >= 5);
+    // One fetcher per named proxy, kept for its connections.
+    assert_eq!(f.module_proxies.lock().unwrap().len(), 1);
+
+    // A URL that is a list is refused as not found, naming the URL.
+    let listed = fetcher(
+        "direct",
+        Some(Arc::new(ModTagDirect {
+            url: "https://a.example,https://b.example".into(),
+        })),
+    );
+    let err = listed.latest("example.com/Upper").await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(
+        err.to_string().contains("invalid module proxy URL"),
+        "{err}"
+    );
+    // Without a chain to follow it, the answer means "not here".
+    let err = direct.list("example.com/Upper").await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
 }

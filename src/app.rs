@@ -1,0 +1,228 @@
+//! The composition root: [`build`] turns a validated [`Config`] into the
+//! parts of the running proxy, each made once, in the order they depend on
+//! each other:
+//!
+//! 1. `GoGetDir` ([`gogetdir`]) and the one go environment
+//!    ([`fetch::go_env`]), which every fetcher and the checksum-database
+//!    proxy share;
+//! 2. the fetchers: the native VCS fetcher as the `direct` entry of the
+//!    upstream GOPROXY chain;
+//! 3. storage and the lock service ([`backends`]);
+//! 4. the stash stack: single flight over the distributed lease over the
+//!    worker pool over fetch-and-save;
+//! 5. the download protocol with its network mode, download policy and
+//!    limits;
+//! 6. the router with the optional layers ([`Features`]).
+//!
+//! [`router`] is steps 4 to 6 alone, over a storage and a fetcher the caller
+//! opened. The HTTP server itself ([`http::serve`]) only listens.
+
+use std::sync::Arc;
+
+use axum::Router;
+use vcs::goenv::GoEnv;
+
+use crate::backends::{self, Backends};
+use crate::config::Config;
+use crate::fetch::{self, gogetdir, Fetcher, NativeFetcher, UpstreamProxyFetcher};
+use crate::http::{self, AppState, Features};
+use crate::locks::DistributedLock;
+use crate::protocol::{Limits, Protocol};
+use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
+use crate::storage::Storage;
+
+/// The proxy assembled from its configuration.
+pub struct App {
+    /// The go environment every fetcher honours, built once.
+    pub go_env: GoEnv,
+    /// The native VCS fetcher: `direct` in the GOPROXY list.
+    pub native: Arc<NativeFetcher>,
+    /// The upstream GOPROXY chain over `native`: what the stash stack and
+    /// the protocol fetch with.
+    pub fetcher: Arc<UpstreamProxyFetcher>,
+    /// Where modules are stored.
+    pub storage: Arc<dyn Storage>,
+    /// The HTTP application: protocol, health endpoints, optional layers.
+    pub router: Router,
+}
+
+/// Builds the whole proxy `config` describes (see the module docs). Fails
+/// with the reason when a directory, a service or a file the configuration
+/// names cannot be used.
+pub async fn build(config: &Config) -> anyhow::Result<App> {
+    let go_get_dir = gogetdir::prepare(&config.go_get_dir).map_err(anyhow::Error::msg)?;
+    let go_env = fetch::go_env::from_config(config, &go_get_dir).map_err(anyhow::Error::msg)?;
+    let native = Arc::new(
+        NativeFetcher::from_config(config, &go_env, &go_get_dir).map_err(anyhow::Error::msg)?,
+    );
+    let direct: Arc<dyn Fetcher> = native.clone();
+    let fetcher = Arc::new(
+        UpstreamProxyFetcher::from_go_env(
+            &go_env,
+            Some(direct),
+            config.timeout_duration(),
+            Some(go_get_dir),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    let Backends { storage, lock } = backends::open(config).await?;
+    let router = router(config, &go_env, Arc::clone(&storage), fetcher.clone(), lock)?;
+    Ok(App {
+        go_env,
+        native,
+        fetcher,
+        storage,
+        router,
+    })
+}
+
+/// The stash stack, protocol and router over `storage` and `fetcher`, with
+/// the optional layers `config` asks for (checksum lookups of the go
+/// environment's private modules refused). Fails when a setting or a file
+/// it names (download mode file, filter file) is malformed.
+pub fn router(
+    config: &Config,
+    go_env: &GoEnv,
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+    lock: Option<DistributedLock>,
+) -> anyhow::Result<Router> {
+    let features = Features::from_config(config, go_env)?;
+    let stasher = stash_stack(config, Arc::clone(&fetcher), Arc::clone(&storage), lock);
+    let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
+        .with_download_policy(features.download_policy.clone())
+        .with_limits(Limits::from_config(config));
+    Ok(http::router(
+        AppState::with_protocol(protocol),
+        &config.path_prefix,
+        features,
+    ))
+}
+
+/// Fetch-and-save, outermost first: in-process coalescing with at most
+/// `MaxPendingFetches` pending, then the distributed lease when a lock
+/// service is configured (so instances sharing `storage` fetch each version
+/// once), then a pool of `GoGetWorkers`, then the fetch and the save
+/// (bounded by `StashTimeout`).
+fn stash_stack(
+    config: &Config,
+    fetcher: Arc<dyn Fetcher>,
+    storage: Arc<dyn Storage>,
+    lock: Option<DistributedLock>,
+) -> Arc<dyn Stasher> {
+    let base = Arc::new(BaseStasher::new(
+        fetcher,
+        Arc::clone(&storage),
+        config.stash_timeout_duration(),
+    ));
+    let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
+    let locked: Arc<dyn Stasher> = match lock {
+        Some(DistributedLock { service, policy }) => {
+            Arc::new(DistributedStasher::new(pooled, service, storage, policy))
+        }
+        None => pooled,
+    };
+    Arc::new(CoalescingStasher::with_max_pending(
+        locked,
+        config.max_pending_fetches,
+    ))
+}
+
+/// Helpers for tests elsewhere in the crate that need the configured
+/// application over fakes.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The go environment `config` describes, with a throw-away `GoGetDir`.
+    pub(crate) fn go_env(config: &Config) -> GoEnv {
+        let dir = tempfile::tempdir().unwrap();
+        fetch::go_env::from_config(config, dir.path()).unwrap()
+    }
+
+    /// [`router`](super::router) without a lock service, over the go
+    /// environment `config` describes.
+    pub(crate) fn router(
+        config: &Config,
+        storage: Arc<dyn Storage>,
+        fetcher: Arc<dyn Fetcher>,
+    ) -> anyhow::Result<Router> {
+        super::router(config, &go_env(config), storage, fetcher, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvList;
+    use tower::ServiceExt;
+
+    fn config_in(dir: &std::path::Path) -> Config {
+        Config {
+            go_get_dir: dir.join("goget").display().to_string(),
+            go_binary_env_vars: EnvList(vec![
+                "GOPROXY=https://proxy.example|direct".into(),
+                "GOPRIVATE=corp.example".into(),
+            ]),
+            ..Config::default()
+        }
+    }
+
+    /// Every part that honours the go environment holds the one built at
+    /// start-up, not an equal copy.
+    #[tokio::test]
+    async fn fetchers_share_the_one_go_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = build(&config_in(dir.path())).await.unwrap();
+        assert!(app.native.go_env().same_as(&app.go_env));
+        assert!(app.fetcher.go_env().unwrap().same_as(&app.go_env));
+        // The chain walks the environment's GOPROXY, GONOPROXY first.
+        assert_eq!(
+            app.fetcher.entries(),
+            app.go_env.proxy_list().entries(),
+            "{:?}",
+            app.fetcher.entries()
+        );
+        assert_eq!(app.go_env.gonoproxy(), "corp.example");
+        // The native fetcher keeps its repositories in the prepared GoGetDir.
+        assert!(dir.path().join("goget").join("vcs").is_dir());
+    }
+
+    #[tokio::test]
+    async fn the_built_router_serves_from_the_built_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.path_prefix = "/proxy".into();
+        let app = build(&config).await.unwrap();
+        let get = |uri: &str| {
+            let request = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            app.router.clone().oneshot(request)
+        };
+        assert_eq!(get("/proxy/healthz").await.unwrap().status(), 200);
+        // The prefix is honoured: the root answers for load balancers.
+        assert_eq!(get("/").await.unwrap().status(), 200);
+        assert_eq!(get("/proxy/readyz").await.unwrap().status(), 200);
+        // A private module's checksum lookup is refused (GOPRIVATE of the
+        // one go environment).
+        let lookup = get("/proxy/sumdb/sum.golang.org/lookup/corp.example/m@v1.0.0")
+            .await
+            .unwrap();
+        assert_eq!(lookup.status(), 403);
+    }
+
+    /// What the start-up refuses stops `build` with the reason.
+    #[tokio::test]
+    async fn unusable_settings_stop_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.go_binary_env_vars = EnvList(vec!["GOPROXY=ftp://nope".into()]);
+        let err = format!("{:#}", build(&config).await.err().unwrap());
+        assert!(err.contains("GoBinaryEnvVars"), "{err}");
+
+        let mut config = config_in(dir.path());
+        config.filter_file = dir.path().join("missing.conf").display().to_string();
+        assert!(build(&config).await.is_err());
+    }
+}
