@@ -19,3 +19,5 @@ pub mod protocol;
 pub mod singleflight;
 pub mod stash;
 pub mod storage;
+pub mod sums;
+pub mod verify;
