@@ -19,5 +19,6 @@ pub mod protocol;
 pub mod singleflight;
 pub mod stash;
 pub mod storage;
+pub mod sumdb_log;
 pub mod sums;
 pub mod verify;
