@@ -213,11 +213,19 @@ impl PrivateLog {
         let Some(key) = Self::index_key(module, version) else {
             return Ok(None);
         };
-        Ok(self
+        let Some(id) = self
             .get(&key)
             .await?
             .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<i64>().ok())
-            .filter(|id| (0..n).contains(id)))
+            .filter(|id| (0..n).contains(id))
+        else {
+            return Ok(None);
+        };
+        // An entry an append wrote before dying can point at an id a
+        // later append gave to another version: only the record decides.
+        let text = self.record_text(id).await?;
+        let first_line = format!("{module} {version} ");
+        Ok(text.starts_with(first_line.as_bytes()).then_some(id))
     }
 
     /// Records `id`'s text, from its record chunk.
