@@ -13,7 +13,7 @@
 //! - `hashes/<k>`: stored hashes `256k .. 256k+255` (32 bytes each);
 //! - `records/<k>`: records `256k .. 256k+255`, as the data tile holding
 //!   them;
-//! - `index/<escaped module>@<escaped version>`: the record id.
+//! - `index/<escaped module>@<escaped version>.id`: the record id.
 //!
 //! An append runs under an in-process lock and, when a single-flight lock
 //! service is configured, its lease on `sumdb-log/<name>`; it reads the
@@ -171,7 +171,10 @@ impl PrivateLog {
     fn index_key(module: &str, version: &str) -> Option<String> {
         let module = modzip::module::escape_path(module).ok()?;
         let version = modzip::module::escape_version(version).ok()?;
-        Some(format!("index/{module}@{version}"))
+        // The `.id` suffix keeps a version such as `v1.0.0-rc.info` from
+        // making a key that ends in `.info`, which Athens' catalog would
+        // take for a version.
+        Some(format!("index/{module}@{version}.id"))
     }
 
     /// The signed tree head note, and the tree it signs. An empty log has
