@@ -87,8 +87,21 @@ pub fn router(
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
 ) -> anyhow::Result<Router> {
-    let features = Features::from_config(config, go_env)?;
-    let stasher = stash_stack(config, Arc::clone(&fetcher), Arc::clone(&storage), lock);
+    let mut features = Features::from_config(config, go_env)?;
+    let private_log = crate::sumdb_log::from_config(
+        config,
+        go_env,
+        &storage,
+        lock.as_ref().map(|l| Arc::clone(&l.service)),
+    )?;
+    features.private_log = private_log.clone();
+    let stasher = stash_stack(
+        config,
+        Arc::clone(&fetcher),
+        Arc::clone(&storage),
+        lock,
+        private_log,
+    );
     let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
         .with_download_policy(features.download_policy.clone())
         .with_limits(Limits::from_config(config));
@@ -103,18 +116,25 @@ pub fn router(
 /// `MaxPendingFetches` pending, then the distributed lease when a lock
 /// service is configured (so instances sharing `storage` fetch each version
 /// once), then a pool of `GoGetWorkers`, then the fetch and the save
-/// (bounded by `StashTimeout`).
+/// (bounded by `StashTimeout`), which records the version's sums and tells
+/// the private checksum database.
 fn stash_stack(
     config: &Config,
     fetcher: Arc<dyn Fetcher>,
     storage: Arc<dyn Storage>,
     lock: Option<DistributedLock>,
+    private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
 ) -> Arc<dyn Stasher> {
-    let base = Arc::new(BaseStasher::new(
+    let mut base = BaseStasher::new(
         fetcher,
         Arc::clone(&storage),
         config.stash_timeout_duration(),
-    ));
+    );
+    // Private versions are appended to our own checksum database once stored.
+    if let Some(log) = private_log {
+        base = base.with_observer(log);
+    }
+    let base = Arc::new(base);
     let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
     let locked: Arc<dyn Stasher> = match lock {
         Some(DistributedLock { service, policy }) => {

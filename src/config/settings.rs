@@ -402,6 +402,10 @@ config_table! {
         /// Module path patterns for which the checksum proxy answers 403.
         /// Comma-separated in the variable.
         no_sum_patterns: Vec<String> = Vec::new(), "NoSumPatterns", "ATHENS_GONOSUM_PATTERNS";
+        /// Signer key file (athens sumdb-keygen) of the checksum database of
+        /// private modules served under /sumdb/NAME/; empty for none.
+        private_sumdb_key_file: String = String::new(), "PrivateSumDBKeyFile",
+            "ATHENS_PRIVATE_SUMDB_KEY_FILE";
         /// What to do when a module is not in storage: sync, async, redirect,
         /// async_redirect, none, file:PATH or custom:BASE64.
         download_mode: String = "sync".into(), "DownloadMode", "ATHENS_DOWNLOAD_MODE";

@@ -55,6 +55,8 @@ pub struct Features {
     pub(crate) global_endpoint: String,
     pub(crate) validator_hook: Option<Hook>,
     pub(crate) sumdbs: Vec<SumDb>,
+    /// The private checksum database, served under `/sumdb/<its name>/`.
+    pub(crate) private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
     pub(crate) no_sum_patterns: Vec<String>,
     /// GONOSUMDB (defaulting to GOPRIVATE) of the go environment: private
     /// modules, whose lookups must not leave the server either.
@@ -157,6 +159,7 @@ impl Features {
                 Some(Hook::parse(config.validator_hook.expose())?)
             },
             sumdbs,
+            private_log: None,
             no_sum_patterns: config.no_sum_patterns.clone(),
             private_patterns: private_patterns(go_env),
             home_template_path: config.home_template_path.clone(),
@@ -281,6 +284,9 @@ pub(crate) async fn sumdb_handler(
         return error_response(StatusCode::NOT_FOUND, "not found");
     };
     let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some(log) = features.private_log.as_ref().filter(|l| l.name() == name) {
+        return crate::sumdb_log::http::serve(log, &method, tail).await;
+    }
     let Some(db) = features.sumdbs.iter().find(|db| db.name == name) else {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -347,7 +353,7 @@ pub(crate) async fn sumdb_handler(
 
 /// The go command's private-module patterns for checksum lookups: GONOSUMDB
 /// of the go environment the fetchers honour.
-fn private_patterns(go_env: &GoEnv) -> Vec<String> {
+pub(crate) fn private_patterns(go_env: &GoEnv) -> Vec<String> {
     go_env
         .gonosumdb()
         .split(',')

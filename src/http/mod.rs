@@ -39,6 +39,7 @@ use tokio_util::io::ReaderStream;
 use crate::fetch::is_canonical_version;
 use crate::protocol::{Protocol, ProtocolError};
 
+pub(crate) use features::private_patterns;
 pub use features::Features;
 pub use server::{
     init_logging, serve, serve_listener, serve_listener_with, shutdown_signal, ConnectionLimits,

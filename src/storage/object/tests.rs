@@ -303,7 +303,9 @@ async fn zip_reads_in_small_pieces() {
 /// XML reads, deletes and listings itself; uploads, copies and multipart
 /// uploads are translated to its JSON API). Returns the emulator and front,
 /// which must live as long as the storage.
-async fn gcs_storage(bucket: &str) -> (FakeGcs, GcsXmlFront, ObjectStorage, Arc<dyn ObjectStore>) {
+pub(crate) async fn gcs_storage(
+    bucket: &str,
+) -> (FakeGcs, GcsXmlFront, ObjectStorage, Arc<dyn ObjectStore>) {
     let emulator = FakeGcs::start().unwrap();
     emulator.create_bucket(bucket).unwrap();
     let front = GcsXmlFront::start(emulator.process.addr).await;
