@@ -19,3 +19,4 @@ pub mod protocol;
 pub mod singleflight;
 pub mod stash;
 pub mod storage;
+pub mod sumdb_client;
