@@ -435,11 +435,19 @@ impl SumdbClient {
 
     /// Runs a log computation over tiles, fetching the tiles it asks for
     /// and running it again, then remembers the tiles it verified.
+    ///
+    /// Tiles kept from earlier (memory, store) that do not fit the tree at
+    /// hand are fetched again from the database once: a damaged store then
+    /// repairs itself, and after a fork the database's own tiles show the
+    /// misbehavior (a SECURITY ERROR with its proof) instead of a plain
+    /// "inconsistent tile".
     async fn with_tiles<T>(
         &self,
         op: impl Fn(&dyn TileReader) -> Result<T, TlogError>,
     ) -> Result<T, SumdbError> {
         let mut have: HashMap<Tile, Bytes> = HashMap::new();
+        let mut fresh_only = false;
+        let mut used_kept = false;
         for _ in 0..TILE_ROUNDS {
             let (result, verified) = {
                 let snapshot = Snapshot {
@@ -451,15 +459,24 @@ impl SumdbClient {
             };
             match result {
                 Ok(value) => {
-                    self.remember(verified).await;
+                    self.remember(verified, fresh_only).await;
                     return Ok(value);
                 }
                 Err(TlogError::TilesNeeded(tiles)) => {
-                    let fetched =
-                        futures::future::join_all(tiles.iter().map(|t| self.read_tile(*t))).await;
+                    let fetched = futures::future::join_all(
+                        tiles.iter().map(|t| self.read_tile(*t, fresh_only)),
+                    )
+                    .await;
                     for (tile, data) in tiles.into_iter().zip(fetched) {
-                        have.insert(tile, data?);
+                        let (data, kept) = data?;
+                        used_kept |= kept;
+                        have.insert(tile, data);
                     }
+                }
+                Err(TlogError::InconsistentTile) if used_kept && !fresh_only => {
+                    tracing::warn!(database = %self.db.name, "checksum database: kept tiles do not fit the signed tree; reading them again");
+                    fresh_only = true;
+                    have.clear();
                 }
                 Err(e) => return Err(SumdbError::unavailable(e.to_string())),
             }
@@ -470,7 +487,7 @@ impl SumdbClient {
     }
 
     /// Keeps verified tiles in memory and in the store.
-    async fn remember(&self, verified: Vec<(Tile, Bytes)>) {
+    async fn remember(&self, verified: Vec<(Tile, Bytes)>, overwrite: bool) {
         {
             let mut tiles = lock(&self.tiles);
             if tiles.len() + verified.len() > MEMORY_TILES {
@@ -482,7 +499,7 @@ impl SumdbClient {
         }
         for (tile, data) in verified {
             let fresh = lock(&self.stored_tiles).insert(tile);
-            if !fresh {
+            if !fresh && !overwrite {
                 continue;
             }
             let key = format!("{}/{}", self.db.name, tile.path());
@@ -493,28 +510,53 @@ impl SumdbClient {
         }
     }
 
-    /// One tile: from memory, the store, or the database; a partial tile
-    /// may be cut from the full one. Not yet verified.
-    async fn read_tile(&self, tile: Tile) -> Result<Bytes, SumdbError> {
+    /// One tile: from memory, the store, or the database (only the
+    /// database when `fresh_only`); a partial tile may be cut from the full
+    /// one. Not yet verified; the flag says whether it was kept from
+    /// earlier rather than downloaded now.
+    async fn read_tile(&self, tile: Tile, fresh_only: bool) -> Result<(Bytes, bool), SumdbError> {
         let cut = |full: Bytes| -> Option<Bytes> {
             let want = tile.width as usize * tlog::HASH_SIZE;
             (full.len() >= want).then(|| full.slice(..want))
         };
         let full = tile.complete();
+        if !fresh_only {
+            if let Some(data) = self.read_kept_tile(tile, full, &cut).await {
+                return Ok((data, true));
+            }
+        }
+        let data = match self.read_remote(&format!("/{}", tile.path())).await {
+            Ok(data) => data,
+            Err(e) if tile != full => match self.read_remote(&format!("/{}", full.path())).await {
+                Ok(data) => cut(data).ok_or_else(|| SumdbError::unavailable(e.message))?,
+                Err(_) => return Err(SumdbError::unavailable(e.message)),
+            },
+            Err(e) => return Err(SumdbError::unavailable(e.message)),
+        };
+        Ok((data, false))
+    }
+
+    /// A tile from memory or the store, if kept there.
+    async fn read_kept_tile(
+        &self,
+        tile: Tile,
+        full: Tile,
+        cut: &impl Fn(Bytes) -> Option<Bytes>,
+    ) -> Option<Bytes> {
         {
             let tiles = lock(&self.tiles);
             if let Some(data) = tiles.get(&tile) {
-                return Ok(data.clone());
+                return Some(data.clone());
             }
             if let Some(data) = tiles.get(&full).cloned().and_then(cut) {
-                return Ok(data);
+                return Some(data);
             }
         }
         let key = |t: &Tile| format!("{}/{}", self.db.name, t.path());
         if let Ok(Some(data)) = self.store.get(&key(&tile)).await {
             if !data.is_empty() {
                 lock(&self.stored_tiles).insert(tile);
-                return Ok(data);
+                return Some(data);
             }
         }
         if tile != full {
@@ -522,18 +564,11 @@ impl SumdbClient {
                 if let Some(data) = cut(data) {
                     // Already stored in full; no need to store the part.
                     lock(&self.stored_tiles).insert(tile);
-                    return Ok(data);
+                    return Some(data);
                 }
             }
         }
-        match self.read_remote(&format!("/{}", tile.path())).await {
-            Ok(data) => Ok(data),
-            Err(e) if tile != full => match self.read_remote(&format!("/{}", full.path())).await {
-                Ok(data) => cut(data).ok_or_else(|| SumdbError::unavailable(e.message)),
-                Err(_) => Err(SumdbError::unavailable(e.message)),
-            },
-            Err(e) => Err(SumdbError::unavailable(e.message)),
-        }
+        None
     }
 
     /// GET of `path` under the database's base URL.

@@ -150,7 +150,8 @@ async fn a_record_signed_by_another_key_is_refused() {
 #[tokio::test]
 async fn a_forked_log_is_reported_and_stops_verification() {
     let db = SumdbServer::start("sumdb.test");
-    db.add_filler(10);
+    // Full tiles of the old log are kept when the fork comes.
+    db.add_filler(266);
     db.add("example.com/m", "v1.0.0", ZIP, GOMOD);
     db.add("example.com/m", "v1.1.0", ZIP, GOMOD);
     let store: Arc<dyn SumdbStore> = Arc::new(MemoryStore::default());
@@ -166,7 +167,7 @@ async fn a_forked_log_is_reported_and_stops_verification() {
         .unwrap_err();
     assert_eq!(e.kind, SumdbErrorKind::Security);
     assert!(
-        e.message.starts_with("SECURITY ERROR\ngo.sum database server misbehavior detected!\n\nold database:\n\tgo.sum database tree\n\t12\n"),
+        e.message.starts_with("SECURITY ERROR\ngo.sum database server misbehavior detected!\n\nold database:\n\tgo.sum database tree\n\t268\n"),
         "{}",
         e.message
     );
@@ -223,7 +224,7 @@ async fn instances_share_the_head_and_tiles_through_the_store() {
 }
 
 #[tokio::test]
-async fn a_damaged_store_cannot_make_verification_pass() {
+async fn a_damaged_store_is_not_trusted_and_is_repaired() {
     let db = SumdbServer::start("sumdb.test");
     db.add_filler(5);
     db.add("example.com/m", "v1.0.0", ZIP, GOMOD);
@@ -233,21 +234,27 @@ async fn a_damaged_store_cannot_make_verification_pass() {
     c.check("example.com/m", "v1.0.0", ZIP, GOMOD)
         .await
         .unwrap();
-    // Flip a byte of the cached tile: a new instance must not trust it.
+    // Flip a byte of the cached tile: a new instance must not trust it,
+    // reads the tile from the database again and stores it right.
     let tile = root.join("sumdb.test/tile/8/0/000.p/6");
-    let mut data = std::fs::read(&tile).unwrap();
-    data[40] ^= 1;
-    std::fs::write(&tile, data).unwrap();
+    let good = std::fs::read(&tile).unwrap();
+    let mut bad = good.clone();
+    bad[40] ^= 1;
+    std::fs::write(&tile, &bad).unwrap();
+    let before = db.tile_requests();
     let c = checker(&db, Arc::new(DirStore::new(&root)));
+    c.check("example.com/m", "v1.0.0", ZIP, GOMOD)
+        .await
+        .unwrap();
+    assert!(db.tile_requests() > before);
+    assert_eq!(std::fs::read(&tile).unwrap(), good);
+    // A record the database did not sign cannot pass whatever the store
+    // holds.
     let e = c
-        .check("example.com/m", "v1.0.0", ZIP, GOMOD)
+        .check("example.com/m", "v1.0.0", "h1:Forged", GOMOD)
         .await
         .unwrap_err();
-    assert!(
-        e.message.contains("downloaded inconsistent tile"),
-        "{}",
-        e.message
-    );
+    assert_eq!(e.kind, SumdbErrorKind::Security);
 }
 
 #[tokio::test]
