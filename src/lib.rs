@@ -20,3 +20,6 @@ pub mod singleflight;
 pub mod stash;
 pub mod storage;
 pub mod sumdb_client;
+pub mod sumdb_log;
+pub mod sums;
+pub mod verify;

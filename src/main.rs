@@ -12,7 +12,7 @@ use std::sync::Arc;
 use athens::config::{help_text, Config};
 use athens::fetch::{Fetcher, NativeFetcher, UpstreamProxyFetcher};
 
-const USAGE: &str = "usage: athens [-config_file=PATH] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
+const USAGE: &str = "usage: athens [-config_file=PATH] | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
 
 fn main() -> ExitCode {
     // More than one rustls crypto provider is compiled in (through

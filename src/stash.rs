@@ -37,8 +37,9 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, FetchedModule, Fetcher};
 use crate::storage::{check_storable, Storage, StorageError};
+use crate::sums::{StoredObserver, VersionSums};
 
 /// Why a stash failed. Clone, so every request sharing a stash gets it.
 #[derive(Debug, Clone, Error)]
@@ -151,6 +152,7 @@ pub struct BaseStasher {
     fetcher: Arc<dyn Fetcher>,
     storage: Arc<dyn Storage>,
     timeout: Duration,
+    observers: Vec<Arc<dyn StoredObserver>>,
 }
 
 impl BaseStasher {
@@ -161,6 +163,40 @@ impl BaseStasher {
             fetcher,
             storage,
             timeout,
+            observers: Vec::new(),
+        }
+    }
+
+    /// Also tells `observer` about every version this stasher stores.
+    pub fn with_observer(mut self, observer: Arc<dyn StoredObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Records the sums of a version this stasher just stored beside it
+    /// and tells the observers. The version is stored and served whatever
+    /// happens here, so failures are logged, not returned: `athens verify`
+    /// reports a version without a record.
+    async fn after_store(&self, module: &str, fetched: &FetchedModule) {
+        let go_mod = fetched.go_mod.clone();
+        let zip_path = fetched.zip.path().to_path_buf();
+        let sums = tokio::task::spawn_blocking(move || VersionSums::of_files(&go_mod, &zip_path))
+            .await
+            .unwrap_or_else(|join| Err(join.to_string()));
+        let version = fetched.version.as_str();
+        let sums = match sums {
+            Ok(sums) => sums,
+            Err(error) => {
+                tracing::warn!(module, version, %error, "cannot hash the stored version");
+                return;
+            }
+        };
+        if let Err(error) = crate::sums::record(self.storage.as_ref(), module, version, &sums).await
+        {
+            tracing::warn!(module, version, %error, "cannot record the stored version's sums");
+        }
+        for observer in &self.observers {
+            observer.stored(module, version, &sums).await;
         }
     }
 
@@ -198,7 +234,10 @@ impl BaseStasher {
             )
             .await;
         match saved {
-            Ok(()) => Ok(fetched.version),
+            Ok(()) => {
+                self.after_store(module, &fetched).await;
+                Ok(fetched.version)
+            }
             // Another saver (an instance sharing the store) published the
             // version first; what is stored is what every client must get.
             Err(StorageError::Conflict { .. })

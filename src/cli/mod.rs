@@ -5,12 +5,18 @@
 //!   `.zip` files laid out as a GOPROXY tree under OUTDIR (so
 //!   `GOPROXY=file:///OUTDIR` serves them) or, with `--layout athens`, as
 //!   an entry of the Athens disk store rooted at OUTDIR (to pre-fill it);
-//! - `athens hash ZIP` prints a module zip's `h1:` hash.
+//! - `athens hash ZIP` prints a module zip's `h1:` hash;
+//! - `athens verify [-config_file=PATH] [--quarantine]` checks every
+//!   stored version against its recorded sums (see [`verify`]);
+//! - `athens sumdb-keygen NAME [-out FILE]` writes a signer key for the
+//!   private checksum database and prints its verifier key.
 //!
 //! Anything else is not a subcommand and is left to the proxy server.
 
 mod hash;
+mod keygen;
 mod pack;
+mod verify;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -24,7 +30,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit status for failures that are not the caller's fault (I/O).
 pub const EXIT_FAILURE: u8 = 1;
 
-const USAGE: &str = "usage: athens pack DIR --module PATH --version VER --out OUTDIR [--time RFC3339] [--layout goproxy|athens] | athens hash ZIP";
+const USAGE: &str = "usage: athens pack DIR --module PATH --version VER --out OUTDIR [--time RFC3339] [--layout goproxy|athens] | athens hash ZIP | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE]";
 
 /// A subcommand failure, reported as one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,12 @@ pub enum CliError {
     /// `hash` failed.
     #[error(transparent)]
     Hash(#[from] hash::HashCommandError),
+    /// `verify` could not run or found problems.
+    #[error(transparent)]
+    Verify(#[from] verify::VerifyError),
+    /// `sumdb-keygen` failed.
+    #[error(transparent)]
+    Keygen(#[from] keygen::KeygenError),
     /// Writing the result to stdout failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -56,6 +68,7 @@ impl CliError {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Pack(e) if e.is_bad_input() => EXIT_USAGE,
             CliError::Hash(e) if e.is_bad_input() => EXIT_USAGE,
+            CliError::Verify(e) => e.exit_code(),
             _ => EXIT_FAILURE,
         }
     }
@@ -64,7 +77,10 @@ impl CliError {
 /// Whether `args` (without the program name) invoke one of these
 /// subcommands rather than the server.
 pub fn is_subcommand(args: &[OsString]) -> bool {
-    matches!(args.first().and_then(|a| a.to_str()), Some("pack" | "hash"))
+    matches!(
+        args.first().and_then(|a| a.to_str()),
+        Some("pack" | "hash" | "verify" | "sumdb-keygen")
+    )
 }
 
 /// Runs the subcommand named by `args[0]`, writing results to `out`.
@@ -88,6 +104,17 @@ pub fn run(args: &[OsString], out: &mut dyn Write) -> Result<(), CliError> {
             };
             let h1 = hash::hash_zip_file(&PathBuf::from(zip))?;
             writeln!(out, "{h1}")?;
+            Ok(())
+        }
+        Some("verify") => {
+            let request = verify::parse(rest).map_err(CliError::Usage)?;
+            verify::run(&request, out)?;
+            Ok(())
+        }
+        Some("sumdb-keygen") => {
+            let request = keygen::parse(rest).map_err(CliError::Usage)?;
+            let vkey = keygen::run(&request)?;
+            writeln!(out, "{vkey}")?;
             Ok(())
         }
         _ => Err(CliError::Usage(format!(

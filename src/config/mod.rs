@@ -145,6 +145,10 @@ pub struct Config {
     /// Module patterns for which the sumdb proxy answers 403.
     #[serde(rename = "NoSumPatterns")]
     pub no_sum_patterns: Vec<String>,
+    /// Signer key file (`athens sumdb-keygen`) of the private checksum
+    /// database served under `/sumdb/<name>/`; empty for none.
+    #[serde(rename = "PrivateSumDBKeyFile")]
+    pub private_sumdb_key_file: String,
     /// What to do on a storage miss: `sync`, `async`, `redirect`,
     /// `async_redirect`, `none`, `file:<path>` or `custom:<base64>`.
     #[serde(rename = "DownloadMode")]
@@ -613,6 +617,7 @@ impl Default for Config {
             tls_key_file: String::new(),
             sum_dbs: vec!["https://sum.golang.org".into()],
             no_sum_patterns: Vec::new(),
+            private_sumdb_key_file: String::new(),
             download_mode: "sync".into(),
             download_url: String::new(),
             network_mode: "strict".into(),

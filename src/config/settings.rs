@@ -237,6 +237,8 @@ settings_table! {
         "Checksum databases proxied under /sumdb/; https URLs. Comma-separated in the variable.";
     "NoSumPatterns", "ATHENS_GONOSUM_PATTERNS", [no_sum_patterns],
         "Module path patterns for which the checksum proxy answers 403. Comma-separated in the variable.";
+    "PrivateSumDBKeyFile", "ATHENS_PRIVATE_SUMDB_KEY_FILE", [private_sumdb_key_file],
+        "Signer key file (athens sumdb-keygen) of the checksum database of private modules served under /sumdb/NAME/; empty for none.";
     "DownloadMode", "ATHENS_DOWNLOAD_MODE", [download_mode],
         "What to do when a module is not in storage: sync, async, redirect, async_redirect, none, file:PATH or custom:BASE64.";
     "DownloadURL", "ATHENS_DOWNLOAD_URL", [download_url],

@@ -54,6 +54,8 @@ pub struct Features {
     pub(crate) global_endpoint: String,
     pub(crate) validator_hook: Option<Hook>,
     pub(crate) sumdbs: Vec<SumDb>,
+    /// The private checksum database, served under `/sumdb/<its name>/`.
+    pub(crate) private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
     pub(crate) no_sum_patterns: Vec<String>,
     /// GONOSUMDB (defaulting to GOPRIVATE) from `GoBinaryEnvVars`: private
     /// modules, whose lookups must not leave the server either.
@@ -155,6 +157,7 @@ impl Features {
                 Some(Hook::parse(config.validator_hook.expose())?)
             },
             sumdbs,
+            private_log: None,
             no_sum_patterns: config.no_sum_patterns.clone(),
             private_patterns: private_patterns(config),
             home_template_path: config.home_template_path.clone(),
@@ -279,6 +282,9 @@ pub(crate) async fn sumdb_handler(
         return error_response(StatusCode::NOT_FOUND, "not found");
     };
     let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some(log) = features.private_log.as_ref().filter(|l| l.name() == name) {
+        return crate::sumdb_log::http::serve(log, &method, tail).await;
+    }
     let Some(db) = features.sumdbs.iter().find(|db| db.name == name) else {
         return error_response(
             StatusCode::NOT_FOUND,

@@ -191,12 +191,21 @@ pub fn try_build_router_with(
     fetcher: Arc<dyn Fetcher>,
     single_flight: Option<SingleFlight>,
 ) -> anyhow::Result<Router> {
-    let features = Features::from_config(config)?;
-    let base = Arc::new(BaseStasher::new(
+    let mut features = Features::from_config(config)?;
+    let mut base = BaseStasher::new(
         Arc::clone(&fetcher),
         Arc::clone(&storage),
         config.stash_timeout_duration(),
-    ));
+    );
+    if let Some(log) = crate::sumdb_log::from_config(
+        config,
+        &storage,
+        single_flight.as_ref().map(|sf| Arc::clone(&sf.locks)),
+    )? {
+        base = base.with_observer(log.clone());
+        features.private_log = Some(log);
+    }
+    let base = Arc::new(base);
     let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
     let locked: Arc<dyn Stasher> = match single_flight {
         Some(SingleFlight { locks, policy }) => Arc::new(DistributedStasher::new(

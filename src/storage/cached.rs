@@ -19,7 +19,7 @@ use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 use tokio::io::AsyncRead;
 
-use super::{CatalogPage, Storage, StorageError, StoredZip};
+use super::{CatalogPage, SideKey, Storage, StorageError, StoredZip};
 
 /// Which file of a version an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -237,6 +237,22 @@ impl Storage for CachedStorage {
 
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {
         self.inner.catalog(token, page_size).await
+    }
+
+    async fn get_side(&self, key: &SideKey<'_>) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_side(key).await
+    }
+
+    async fn put_side(
+        &self,
+        key: &SideKey<'_>,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(), StorageError> {
+        self.inner.put_side(key, data).await
+    }
+
+    async fn delete_side(&self, key: &SideKey<'_>) -> Result<(), StorageError> {
+        self.inner.delete_side(key).await
     }
 }
 

@@ -27,9 +27,10 @@ use bytes::Bytes;
 use modzip::module::is_canonical_version;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
+use super::side::{RESERVED_PREFIX, SUMS_SUFFIX};
 use super::{
-    check_storable, ensure_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError,
-    StoredZip,
+    check_storable, ensure_side_key, ensure_storable, paginate, CatalogEntry, CatalogPage, SideKey,
+    Storage, StorageError, StoredZip,
 };
 
 const GO_MOD_FILE: &str = "go.mod";
@@ -239,6 +240,21 @@ impl DiskStorage {
         Some(self.root.join(module).join(version))
     }
 
+    /// Where a side object lives: the checksum record in its version
+    /// directory, reserved objects under `ROOT/.athens/`. `None` for a key
+    /// that can name nothing.
+    fn side_path(&self, key: &SideKey<'_>) -> Option<PathBuf> {
+        ensure_side_key(key).ok()?;
+        Some(match key {
+            SideKey::Sums { module, version } => self
+                .root
+                .join(module)
+                .join(version)
+                .join(format!("{version}.{SUMS_SUFFIX}")),
+            SideKey::Reserved(path) => self.root.join(RESERVED_PREFIX).join(path),
+        })
+    }
+
     async fn read_file(
         &self,
         module: &str,
@@ -418,6 +434,80 @@ impl Storage for DiskStorage {
         tokio::fs::remove_dir_all(&doomed)
             .await
             .map_err(io_err("removing", &doomed))
+    }
+
+    async fn get_side(&self, key: &SideKey<'_>) -> Result<Option<Bytes>, StorageError> {
+        let Some(path) = self.side_path(key) else {
+            return Ok(None);
+        };
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Some(Bytes::from(data))),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(io_err("reading", &path)(e)),
+        }
+    }
+
+    async fn put_side(
+        &self,
+        key: &SideKey<'_>,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(), StorageError> {
+        ensure_side_key(key)?;
+        let path = self
+            .side_path(key)
+            .ok_or_else(|| StorageError::InvalidInput {
+                module: String::new(),
+                version: String::new(),
+                reason: format!("invalid side key {key}"),
+            })?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        match key {
+            // A record only ever goes into a published version directory:
+            // creating one would make an incomplete version appear to
+            // Athens, which lists version directories as versions.
+            SideKey::Sums { module, version } => {
+                if !self.exists(module, version).await? {
+                    return Err(StorageError::not_found(module, version));
+                }
+            }
+            SideKey::Reserved(_) => tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(io_err("creating", &dir))?,
+        }
+        // Written beside the target under a temporary name and renamed
+        // over it, so readers see the old or the new object whole.
+        let temp = dir.join(format!(".tmp-side-{}", unique_suffix()));
+        let written = async {
+            let mut file = tokio::fs::File::create(&temp)
+                .await
+                .map_err(io_err("creating", &temp))?;
+            tokio::io::copy(data, &mut file)
+                .await
+                .map_err(io_err("writing", &temp))?;
+            file.sync_all().await.map_err(io_err("syncing", &temp))?;
+            drop(file);
+            tokio::fs::rename(&temp, &path)
+                .await
+                .map_err(io_err("renaming into place", &path))
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        written?;
+        sync_dir(&dir).await
+    }
+
+    async fn delete_side(&self, key: &SideKey<'_>) -> Result<(), StorageError> {
+        ensure_side_key(key)?;
+        let Some(path) = self.side_path(key) else {
+            return Ok(());
+        };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(io_err("removing", &path)(e)),
+        }
     }
 
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
-    ensure_storable, paginate, CatalogEntry, CatalogPage, Storage, StorageError, StoredZip,
+    ensure_side_key, ensure_storable, paginate, CatalogEntry, CatalogPage, SideKey, Storage,
+    StorageError, StoredZip,
 };
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ struct StoredVersion {
 pub struct MemoryStorage {
     // Ordered by (module, version) so the catalog needs no sorting.
     versions: RwLock<BTreeMap<(String, String), StoredVersion>>,
+    /// Side objects by their display key.
+    side: RwLock<BTreeMap<String, Bytes>>,
 }
 
 impl MemoryStorage {
@@ -116,8 +119,48 @@ impl Storage for MemoryStorage {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.remove(&(module.to_string(), version.to_string()))
-            .map(|_| ())
-            .ok_or_else(|| StorageError::not_found(module, version))
+            .ok_or_else(|| StorageError::not_found(module, version))?;
+        // The checksum record goes with the version, as it does on disk.
+        let mut side = self.side.write().unwrap_or_else(|p| p.into_inner());
+        side.remove(&SideKey::sums(module, version).to_string());
+        Ok(())
+    }
+
+    async fn get_side(&self, key: &SideKey<'_>) -> Result<Option<Bytes>, StorageError> {
+        if ensure_side_key(key).is_err() {
+            return Ok(None);
+        }
+        let side = self.side.read().unwrap_or_else(|p| p.into_inner());
+        Ok(side.get(&key.to_string()).cloned())
+    }
+
+    async fn put_side(
+        &self,
+        key: &SideKey<'_>,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(), StorageError> {
+        ensure_side_key(key)?;
+        if let SideKey::Sums { module, version } = key {
+            self.get(module, version)?;
+        }
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf)
+            .await
+            .map_err(|source| StorageError::Io {
+                op: "reading side object",
+                path: key.to_string().into(),
+                source,
+            })?;
+        let mut side = self.side.write().unwrap_or_else(|p| p.into_inner());
+        side.insert(key.to_string(), Bytes::from(buf));
+        Ok(())
+    }
+
+    async fn delete_side(&self, key: &SideKey<'_>) -> Result<(), StorageError> {
+        ensure_side_key(key)?;
+        let mut side = self.side.write().unwrap_or_else(|p| p.into_inner());
+        side.remove(&key.to_string());
+        Ok(())
     }
 
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {

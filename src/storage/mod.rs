@@ -11,6 +11,7 @@ pub mod external;
 pub mod gcs;
 pub mod memory;
 pub mod object;
+pub mod side;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -29,6 +30,7 @@ pub use disk::DiskStorage;
 pub use external::ExternalStorage;
 pub use memory::MemoryStorage;
 pub use object::ObjectStorage;
+pub use side::SideKey;
 
 /// A readable zip stream.
 pub type ZipReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -251,6 +253,49 @@ pub trait Storage: Send + Sync + 'static {
     /// first page), in the backend's catalog order (see [`CatalogPage`]);
     /// a `page_size` of 0 returns everything.
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError>;
+
+    /// A side object (see [`side`]); `None` when there is none. Backends
+    /// without side objects answer [`StorageError::Unsupported`].
+    async fn get_side(&self, key: &SideKey<'_>) -> Result<Option<Bytes>, StorageError> {
+        Err(side_unsupported(key, "reading side objects"))
+    }
+    /// Writes a side object whole, replacing any previous one; readers see
+    /// the old or the new bytes, never a mix. The checksum record of a
+    /// version that is not stored is refused as [`StorageError::NotFound`].
+    async fn put_side(
+        &self,
+        key: &SideKey<'_>,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(), StorageError> {
+        let _ = data;
+        Err(side_unsupported(key, "writing side objects"))
+    }
+    /// Removes a side object; removing one that is not there succeeds.
+    async fn delete_side(&self, key: &SideKey<'_>) -> Result<(), StorageError> {
+        Err(side_unsupported(key, "deleting side objects"))
+    }
+}
+
+fn side_unsupported(key: &SideKey<'_>, operation: &'static str) -> StorageError {
+    StorageError::Unsupported {
+        service: "storage",
+        operation,
+        reason: format!("this storage backend keeps no side objects ({key})"),
+    }
+}
+
+/// Refuses a reserved key that [`side::check_reserved`] rejects.
+pub(crate) fn ensure_side_key(key: &SideKey<'_>) -> Result<(), StorageError> {
+    match key {
+        SideKey::Sums { module, version } => ensure_storable(module, version),
+        SideKey::Reserved(path) => {
+            side::check_reserved(path).map_err(|reason| StorageError::InvalidInput {
+                module: String::new(),
+                version: String::new(),
+                reason,
+            })
+        }
+    }
 }
 
 /// Checks that `module@version` is something a backend may store: a valid

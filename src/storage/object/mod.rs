@@ -54,9 +54,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
+use super::side::{RESERVED_PREFIX, SUMS_SUFFIX};
 use super::{
-    check_storable, ensure_storable, page, page_limit, parse_catalog_token, CatalogEntry,
-    CatalogPage, ServiceFailure, Storage, StorageError, StoredZip,
+    check_storable, ensure_side_key, ensure_storable, page, page_limit, parse_catalog_token,
+    CatalogEntry, CatalogPage, ServiceFailure, SideKey, Storage, StorageError, StoredZip,
 };
 
 /// Zips up to this size are uploaded in one request and, when read,
@@ -156,6 +157,21 @@ fn key(module: &str, version: &str, artifact: Artifact) -> Result<Path, StorageE
     Path::parse(&raw).map_err(|e| StorageError::InvalidInput {
         module: module.to_string(),
         version: version.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The key of a side object: `{module}/@v/{version}.gosum` for a
+/// checksum record, `.athens/{path}` for a reserved object.
+fn side_key(key: &SideKey<'_>) -> Result<Path, StorageError> {
+    ensure_side_key(key)?;
+    let raw = match key {
+        SideKey::Sums { module, version } => format!("{module}/@v/{version}.{SUMS_SUFFIX}"),
+        SideKey::Reserved(path) => format!("{RESERVED_PREFIX}/{path}"),
+    };
+    Path::parse(&raw).map_err(|e| StorageError::InvalidInput {
+        module: String::new(),
+        version: String::new(),
         reason: e.to_string(),
     })
 }
@@ -779,7 +795,96 @@ impl Storage for ObjectStorage {
                 Err(e) => return Err(self.failure("deleting", &path, e)),
             }
         }
-        Ok(())
+        // The checksum record goes with the version, as it does on disk.
+        self.delete_side(&SideKey::sums(module, version)).await
+    }
+
+    async fn get_side(&self, key: &SideKey<'_>) -> Result<Option<Bytes>, StorageError> {
+        let Ok(path) = side_key(key) else {
+            return Ok(None);
+        };
+        let result = match self.store.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.failure("reading", &path, e)),
+        };
+        result
+            .bytes()
+            .await
+            .map(Some)
+            .map_err(|e| self.failure("reading", &path, e))
+    }
+
+    async fn put_side(
+        &self,
+        key: &SideKey<'_>,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(), StorageError> {
+        let path = side_key(key)?;
+        if let SideKey::Sums { module, version } = key {
+            if !self.exists(module, version).await? {
+                return Err(StorageError::not_found(module, version));
+            }
+        }
+        let source_error = |source: std::io::Error| StorageError::Io {
+            op: "reading side object",
+            path: path.to_string().into(),
+            source,
+        };
+        let mut first = Vec::new();
+        (&mut *data)
+            .take(PART_SIZE as u64 + 1)
+            .read_to_end(&mut first)
+            .await
+            .map_err(source_error)?;
+        if first.len() <= PART_SIZE {
+            return self
+                .store
+                .put(&path, PutPayload::from(first))
+                .await
+                .map(|_| ())
+                .map_err(|e| self.failure("writing", &path, e));
+        }
+        // A multipart upload appears whole when completed, and is
+        // aborted (leaving nothing) when the source fails.
+        let upload = self
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| self.failure("starting upload", &path, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        writer.put(Bytes::from(first));
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+                let _ = writer.abort().await;
+                return Err(self.failure("uploading", &path, e));
+            }
+            let n = match data.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(source_error(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            writer.write(&buf[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failure("finishing upload", &path, e))
+    }
+
+    async fn delete_side(&self, key: &SideKey<'_>) -> Result<(), StorageError> {
+        let path = side_key(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.failure("deleting", &path, e)),
+        }
     }
 
     async fn catalog(&self, token: &str, page_size: usize) -> Result<CatalogPage, StorageError> {
