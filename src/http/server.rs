@@ -546,7 +546,8 @@ pub async fn serve(config: Config, fetcher: Arc<dyn Fetcher>) -> anyhow::Result<
     // Downloads are checked against the checksum database before the stash
     // may store them.
     let fetcher =
-        crate::sumdb_client::verifying_fetcher(&config, fetcher).map_err(anyhow::Error::msg)?;
+        crate::sumdb_client::verifying_fetcher(&config, fetcher, Arc::clone(&backends.storage))
+            .map_err(anyhow::Error::msg)?;
     let app = try_build_router_with(&config, backends.storage, fetcher, backends.single_flight)?;
     let limits = ConnectionLimits::from_config(&config);
     if !config.unix_socket.is_empty() {

@@ -18,9 +18,10 @@
 //! | GOSUMDB=off for the toolchain module, which must be checked | 500 |
 //!
 //! The client keeps its latest verified tree head and the tiles it read in
-//! a [`SumdbStore`]: with disk storage, files under
-//! `<RootPath>/.athens/sumdb-cache/<database name>/` shared by every
-//! instance on that root; with other storage, in memory.
+//! a [`SumdbStore`]: side objects of the configured storage under
+//! `.athens/sumdb-cache/<database name>/` (files under the disk root, keys
+//! of object stores), shared by every instance on that storage; in memory
+//! with external storage.
 
 pub mod client;
 pub mod gosumdb;
@@ -33,10 +34,11 @@ use vcs::goenv::GoEnv;
 
 pub use client::{SumdbClient, SumdbError, SumdbErrorKind};
 pub use gosumdb::{Database, SumdbPolicy};
-pub use store::{DirStore, MemoryStore, SumdbStore};
+pub use store::{DirStore, MemoryStore, StorageStore, SumdbStore};
 
 use crate::config::Config;
 use crate::fetch::{FetchError, FetchedModule, Fetcher, RevInfo};
+use crate::storage::Storage;
 
 /// The go command's explanation after a checksum mismatch.
 const SUMDB_MISMATCH: &str = "
@@ -100,16 +102,15 @@ impl SumdbChecker {
 
     /// The checker `config` describes: `GoBinaryEnvVars` as Athens hands
     /// them to its go command, `NoSumPatterns`, requests bounded by
-    /// `Timeout`, state next to disk storage (else in memory).
-    pub fn from_config(config: &Config) -> Result<SumdbChecker, String> {
+    /// `Timeout`, state in `storage`'s side objects (in memory for
+    /// external storage, which keeps none).
+    pub fn from_config(config: &Config, storage: Arc<dyn Storage>) -> Result<SumdbChecker, String> {
         let env = GoEnv::from_vars(crate::fetch::native::go_env_vars(config))
             .map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
-        let store: Arc<dyn SumdbStore> = if config.storage_type == "disk" {
-            Arc::new(DirStore::new(
-                std::path::Path::new(&config.storage.disk.root_path).join(".athens/sumdb-cache"),
-            ))
-        } else {
+        let store: Arc<dyn SumdbStore> = if config.storage_type == "external" {
             Arc::new(MemoryStore::default())
+        } else {
+            Arc::new(StorageStore::new(storage))
         };
         SumdbChecker::new(
             &env,
@@ -230,8 +231,9 @@ impl VerifyingFetcher {
 pub fn verifying_fetcher(
     config: &Config,
     fetcher: Arc<dyn Fetcher>,
+    storage: Arc<dyn Storage>,
 ) -> Result<Arc<dyn Fetcher>, String> {
-    let checker = SumdbChecker::from_config(config)?;
+    let checker = SumdbChecker::from_config(config, storage)?;
     Ok(Arc::new(VerifyingFetcher::new(fetcher, Arc::new(checker))))
 }
 

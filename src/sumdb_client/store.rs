@@ -10,10 +10,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::storage::{SideKey, Storage};
 
 /// A small key-value store of client state. Keys are relative
 /// slash-separated paths: `<database name>/latest` and
@@ -119,6 +121,58 @@ impl SumdbStore for DirStore {
     }
 }
 
+/// State kept as side objects of the configured storage (under
+/// `.athens/sumdb-cache/`: a directory of the disk root, a key prefix of
+/// object stores), shared by every instance on that storage and invisible
+/// to Athens.
+pub struct StorageStore {
+    storage: Arc<dyn Storage>,
+}
+
+impl StorageStore {
+    /// Keeps state in `storage`'s side objects.
+    pub fn new(storage: Arc<dyn Storage>) -> StorageStore {
+        StorageStore { storage }
+    }
+}
+
+/// The reserved side-object path of a state key. Database names may hold
+/// characters side paths do not allow (a `:` before a port); every byte
+/// outside `[A-Za-z0-9-._~/]` is written `!` and two hex digits, which
+/// keeps distinct keys distinct.
+fn side_path(key: &str) -> String {
+    let mut path = String::from("sumdb-cache/");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("!{b:02x}"));
+        }
+    }
+    path
+}
+
+#[async_trait]
+impl SumdbStore for StorageStore {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, String> {
+        check_key(key)?;
+        let path = side_path(key);
+        self.storage
+            .get_side(&SideKey::Reserved(&path))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), String> {
+        check_key(key)?;
+        let path = side_path(key);
+        self.storage
+            .put_side(&SideKey::Reserved(&path), &mut &data[..])
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +193,32 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // Side objects of disk storage: the same files as DirStore.
+        let root = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(crate::storage::DiskStorage::new(root.path()).unwrap());
+        let side = StorageStore::new(Arc::clone(&storage));
+        let key = "127.0.0.1:8080/tile/8/0/000.p/3";
+        assert_eq!(side.get(key).await.unwrap(), None);
+        side.put(key, Bytes::from_static(b"tile")).await.unwrap();
+        assert_eq!(side.get(key).await.unwrap().unwrap(), "tile");
+        assert!(root
+            .path()
+            .join(".athens/sumdb-cache/127.0.0.1!3a8080/tile/8/0/000.p/3")
+            .is_file());
+        assert!(storage.catalog("", 0).await.unwrap().entries.is_empty());
+        let memory = StorageStore::new(Arc::new(crate::storage::MemoryStorage::new()));
+        memory
+            .put("sum.golang.org/latest", Bytes::from_static(b"head"))
+            .await
+            .unwrap();
+        assert_eq!(
+            memory.get("sum.golang.org/latest").await.unwrap().unwrap(),
+            "head"
+        );
+        assert_ne!(side_path("a:b"), side_path("a!3ab"));
         for bad in ["", "../x", "a//b", "a/./b", "/abs", "a b", "a/.tmp-x"] {
+            assert!(side.put(bad, Bytes::new()).await.is_err(), "{bad:?}");
             assert!(disk.put(bad, Bytes::new()).await.is_err(), "{bad:?}");
             assert!(disk.get(bad).await.is_err(), "{bad:?}");
         }
