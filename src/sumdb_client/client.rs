@@ -122,8 +122,10 @@ pub struct SumdbClient {
     verifiers: Verifiers,
     http: reqwest::Client,
     proxies: Vec<(ProxyTarget, Fallback)>,
-    base: tokio::sync::OnceCell<Result<Url, String>>,
-    init: tokio::sync::OnceCell<Result<(), SumdbError>>,
+    /// Found once; a failure is not kept (the go command keeps it for its
+    /// one run, a server would keep it forever).
+    base: tokio::sync::OnceCell<Url>,
+    init: tokio::sync::OnceCell<()>,
     store: Arc<dyn SumdbStore>,
     latest: Mutex<Latest>,
     tiles: Mutex<HashMap<Tile, Bytes>>,
@@ -212,7 +214,7 @@ impl SumdbClient {
         if let Some(report) = self.fork_report() {
             return Err(SumdbError::new(SumdbErrorKind::Security, report));
         }
-        self.init.get_or_init(|| self.load_latest()).await.clone()?;
+        self.init.get_or_try_init(|| self.load_latest()).await?;
         let escaped_path = modzip::module::escape_path(path)
             .map_err(|e| SumdbError::unavailable(e.to_string()))?;
         let escaped_version = modzip::module::escape_version(version)
@@ -575,14 +577,13 @@ impl SumdbClient {
     async fn read_remote(&self, path: &str) -> Result<Bytes, RemoteError> {
         let base = self
             .base
-            .get_or_init(|| self.find_base())
+            .get_or_try_init(|| self.find_base())
             .await
-            .clone()
             .map_err(|message| RemoteError {
                 not_exist: false,
                 message,
             })?;
-        self.get(&join(&base, path)).await
+        self.get(&join(base, path)).await
     }
 
     /// Where the database is: GOSUMDB's URL, else the first GOPROXY entry

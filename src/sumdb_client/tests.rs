@@ -102,6 +102,12 @@ async fn unknown_versions_and_unreachable_databases_fail() {
         .unwrap_err();
     assert_eq!(e.kind, SumdbErrorKind::Unavailable, "{}", e.message);
     assert_eq!(status_for(e.kind), 502);
+    db.fail_with(None);
+    fresh
+        .check("example.com/m", "v1.0.0", ZIP, GOMOD)
+        .await
+        .unwrap();
+    db.fail_with(Some(500));
 
     // Nothing listening at all.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -294,6 +300,12 @@ async fn the_database_is_reached_through_a_proxy_that_supports_it() {
         "{}",
         e.message
     );
+    // The failure is not kept: once the proxy answers, the same checker
+    // finds the database through it.
+    db.fail_with(None);
+    c.check("example.com/m", "v1.0.0", ZIP, GOMOD)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
