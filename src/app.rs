@@ -7,8 +7,9 @@
 //!    proxy share;
 //! 2. the fetchers: the native VCS fetcher as the `direct` entry of the
 //!    upstream GOPROXY chain;
-//! 3. storage and the lock service ([`backends`]);
-//! 4. the stash stack: single flight over the distributed lease over the
+//! 3. storage and the lock service ([`backends`]), and the checksum
+//!    database check over the chain ([`crate::sumdb_client`]);
+//! 4. the stash stack: in-process coalescing over the distributed lease over the
 //!    worker pool over fetch-and-save;
 //! 5. the download protocol with its network mode, download policy and
 //!    limits;
@@ -37,8 +38,8 @@ pub struct App {
     pub go_env: GoEnv,
     /// The native VCS fetcher: `direct` in the GOPROXY list.
     pub native: Arc<NativeFetcher>,
-    /// The upstream GOPROXY chain over `native`: what the stash stack and
-    /// the protocol fetch with.
+    /// The upstream GOPROXY chain over `native`; the stash stack and the
+    /// protocol fetch through it with the checksum database check.
     pub fetcher: Arc<UpstreamProxyFetcher>,
     /// Where modules are stored.
     pub storage: Arc<dyn Storage>,
@@ -66,7 +67,16 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         .map_err(anyhow::Error::msg)?,
     );
     let Backends { storage, lock } = backends::open(config).await?;
-    let router = router(config, &go_env, Arc::clone(&storage), fetcher.clone(), lock)?;
+    // What the chain fetches is checked against the checksum database
+    // before the stash may store it.
+    let verified = crate::sumdb_client::verifying_fetcher(
+        config,
+        &go_env,
+        fetcher.clone(),
+        Arc::clone(&storage),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let router = router(config, &go_env, Arc::clone(&storage), verified, lock)?;
     Ok(App {
         go_env,
         native,

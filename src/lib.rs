@@ -20,6 +20,7 @@ pub mod pathmatch;
 pub mod protocol;
 pub mod stash;
 pub mod storage;
+pub mod sumdb_client;
 pub mod sumdb_log;
 pub mod sums;
 pub mod verify;

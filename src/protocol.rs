@@ -90,6 +90,7 @@ fn fetch_status(e: &FetchError) -> u16 {
         } => 504,
         FetchError::Upstream { .. } | FetchError::InvalidResponse { .. } => 502,
         FetchError::Other { .. } => 500,
+        FetchError::Verification { status, .. } => *status,
     }
 }
 

@@ -173,6 +173,20 @@ pub enum FetchError {
         /// The module proxy's base URL, from the go-import tag.
         url: String,
     },
+    /// The checksum database refused the download or could not vouch for
+    /// it, so it must not be stored (see `crate::sumdb_client`). The
+    /// message is the go command's and names the module version.
+    #[error("{message}")]
+    Verification {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// The HTTP status to answer.
+        status: u16,
+        /// The go command's wording ("SECURITY ERROR" for a mismatch).
+        message: String,
+    },
     /// Any other failure (no direct fetcher configured, local I/O, ...).
     #[error("{}: {message}", at(module, version))]
     Other {

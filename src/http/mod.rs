@@ -362,6 +362,7 @@ fn protocol_error_response(err: &ProtocolError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = match status {
         StatusCode::NOT_FOUND => format!("not found: {err}"),
+        StatusCode::FORBIDDEN => format!("forbidden: {err}"),
         StatusCode::GATEWAY_TIMEOUT => format!("gateway timeout: {err}"),
         StatusCode::BAD_GATEWAY => format!("bad gateway: {err}"),
         StatusCode::SERVICE_UNAVAILABLE => format!("service unavailable: {err}"),

@@ -41,7 +41,12 @@ const RECORDS: i64 = 300;
 
 #[test]
 fn go_note_and_tlog_agree() {
-    let go = fixtures::oracle::locate_go().expect("go binary ($GO)");
+    // $GO (the binary, as scripts/test.sh exports it), else the workspace's.
+    let go = std::env::var_os("GO")
+        .filter(|g| !g.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/go"));
+    assert!(go.is_file(), "no go binary at {} (set $GO)", go.display());
     let tmp = tempfile::tempdir().unwrap();
     let goroot = go_env(&go, tmp.path(), "GOROOT");
     let xmod = Path::new(&goroot).join("src/cmd/vendor/golang.org/x/mod/sumdb");
