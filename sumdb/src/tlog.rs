@@ -37,7 +37,7 @@ pub const MAX_TREE_SIZE: i64 = 1 << 61;
 pub struct Hash(pub [u8; HASH_SIZE]);
 
 impl Hash {
-    /// Parses the base64 form written by [`Hash`]'s `Display`.
+    /// Parses the base64 form written by [`struct@Hash`]'s `Display`.
     pub fn parse(s: &str) -> Result<Hash, TlogError> {
         let data = gobase64::decode(s).ok_or(TlogError::MalformedHash)?;
         let bytes: [u8; HASH_SIZE] = data.try_into().map_err(|_| TlogError::MalformedHash)?;
