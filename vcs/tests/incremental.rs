@@ -194,11 +194,15 @@ async fn incremental_fetches_stay_within_the_pack_limits() {
         ..GitLimits::default()
     });
     let zip = s.tmp.path().join("refused.zip");
+    let packs = s.server.pack_fetches();
     let err = tight
         .download(MODULE, s.tag(11), std::fs::File::create(&zip).unwrap())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("GitMaxPackBytes"), "{err}");
+    // A refused fetch is not retried as a full fetch, which the limit
+    // would refuse too.
+    assert_eq!(s.server.pack_fetches() - packs, 1);
 
     // The same for the object count.
     let few = fetcher.clone().with_git_limits(GitLimits {
