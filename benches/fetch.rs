@@ -1,10 +1,19 @@
 //! Fetch benchmark: our native fetcher against `go mod download` on the same
-//! repository, cold (nothing cached) and warm (a second version of a
+//! repository, cold (nothing cached) and warm (a new version of a
 //! repository already fetched once).
 //!
-//! The fixture is a generated git repository of ~300 files / ~3 MB with 50
-//! commits, tagged v1.0.0 (commit 25) and v1.1.0 (commit 50), known to both
-//! sides as `github.com/acme/bench` through a gitconfig `insteadOf` rule.
+//! Two fixture repositories, known to both sides through gitconfig
+//! `insteadOf` rules:
+//!
+//! - `churn` (`github.com/acme/bench`): ~300 files / ~3 MB, 50 commits that
+//!   each rewrite 10 files, tagged v1.0.0 (commit 25) and v1.1.0 (commit
+//!   50), so the second version shares few files with the first;
+//! - `library` (`github.com/acme/library`): shaped like a long-lived
+//!   library (`fixtures::HistorySpec::library`): 600+ files of uneven sizes
+//!   (≈ 3.6 MB), 400 commits touching 1–3 files each, an annotated tag
+//!   every 4 commits (100 tags). Cold fetches v1.98.0, warm then the next
+//!   release, v1.99.0.
+//!
 //! Two transports:
 //!
 //! - `file`: the rule points at the repository on disk. The go command
@@ -14,26 +23,28 @@
 //!   server on 127.0.0.1; both sides clone over smart HTTP.
 //!
 //! Each round: (cold) a fresh `DirectFetcher` over an empty cache directory
-//! downloads v1.0.0 (.info, .mod and .zip), then (warm) the same instance
-//! downloads v1.1.0; the go command gets an empty GOMODCACHE (which holds
-//! its vcs cache too), runs `go mod download -json MOD@v1.0.0`, then
-//! `... MOD@v1.1.0` against the now-warm cache. Medians are reported.
+//! downloads the old version (.info, .mod and .zip), then (warm) the same
+//! instance downloads the new one; the go command gets an empty GOMODCACHE
+//! (which holds its vcs cache too), runs `go mod download -json MOD@OLD`,
+//! then `... MOD@NEW` against the now-warm cache. Medians are reported,
+//! with the bytes the git server sent for pack requests in each phase.
 //!
 //! Run: `cargo bench --bench fetch` (`FETCH_BENCH_ROUNDS=N` to change the
-//! number of rounds, default 10; `FETCH_BENCH_TRACE=1` to log every git
-//! HTTP request with the time the server spent on it). Figures are kept in
+//! number of rounds, default 10; `FETCH_BENCH_FIXTURES=library` to run only
+//! some fixtures; `FETCH_BENCH_TRACE=1` to log every git HTTP request with
+//! the time the server spent on it). Figures are kept in
 //! benches/RESULTS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fixtures::GoOracle;
+use fixtures::{build_history, GitHttpServer, GoOracle, HistorySpec};
 use vcs::fetcher::DirectFetcher;
 use vcs::goenv::GoEnv;
 
 const MODULE: &str = "github.com/acme/bench";
-const REMOTE: &str = "https://github.com/acme/bench";
+const LIBRARY: &str = "github.com/acme/library";
 const FILES: usize = 300;
 const FILE_BYTES: usize = 10 * 1024;
 const COMMITS: usize = 50;
@@ -142,19 +153,36 @@ fn build_repo(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// A repository both sides fetch, and the two versions asked for.
+struct Fixture {
+    name: &'static str,
+    module: &'static str,
+    /// The bare repository served over http.
+    served: PathBuf,
+    /// The repository the `file` transport points at.
+    on_disk: PathBuf,
+    old: String,
+    new: String,
+}
+
+impl Fixture {
+    fn remote(&self) -> String {
+        format!("https://{}", self.module)
+    }
+}
+
 struct Transport {
     name: &'static str,
     gitconfig: PathBuf,
     oracle: GoOracle,
 }
 
-fn write_gitconfig(path: &Path, target: &str) -> Result<(), Error> {
-    std::fs::write(
-        path,
-        format!(
-            "[protocol \"file\"]\n\tallow = always\n[url \"{target}\"]\n\tinsteadOf = {REMOTE}\n"
-        ),
-    )?;
+fn write_gitconfig(path: &Path, rules: &[(String, String)]) -> Result<(), Error> {
+    let mut text = String::from("[protocol \"file\"]\n\tallow = always\n");
+    for (target, remote) in rules {
+        text.push_str(&format!("[url \"{target}\"]\n\tinsteadOf = {remote}\n"));
+    }
+    std::fs::write(path, text)?;
     Ok(())
 }
 
@@ -175,12 +203,13 @@ fn our_fetcher(gitconfig: &Path, home: &Path, cache: &Path) -> Result<DirectFetc
 fn ours_download(
     rt: &tokio::runtime::Runtime,
     fetcher: &DirectFetcher,
+    module: &str,
     version: &str,
     zip: &Path,
 ) -> Result<(Duration, String), Error> {
     let start = Instant::now();
     let file = std::fs::File::create(zip)?;
-    let got = rt.block_on(fetcher.download(MODULE, version, file))?;
+    let got = rt.block_on(fetcher.download(module, version, file))?;
     let elapsed = start.elapsed();
     if got.info.version != version || got.go_mod.is_empty() {
         return Err(format!("ours: asked {version}, got {}", got.info.version).into());
@@ -192,10 +221,10 @@ fn ours_download(
 }
 
 /// One `go mod download -json`; returns the zip's h1 hash as go reports it.
-fn go_download(oracle: &GoOracle, version: &str) -> Result<String, Error> {
+fn go_download(oracle: &GoOracle, module: &str, version: &str) -> Result<String, Error> {
     let out = oracle
         .command()
-        .args(["mod", "download", "-json", &format!("{MODULE}@{version}")])
+        .args(["mod", "download", "-json", &format!("{module}@{version}")])
         .output()?;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     if !out.status.success() || json.get("Error").is_some() {
@@ -220,6 +249,11 @@ struct Samples {
     ours_warm: Vec<Duration>,
     go_cold: Vec<Duration>,
     go_warm: Vec<Duration>,
+    /// Pack bytes the git server sent per phase (http only; the last round).
+    ours_cold_bytes: u64,
+    ours_warm_bytes: u64,
+    go_cold_bytes: u64,
+    go_warm_bytes: u64,
 }
 
 fn median(samples: &[Duration]) -> Duration {
@@ -232,34 +266,53 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn run_rounds(t: &Transport, rounds: usize, scratch: &Path) -> Result<Samples, Error> {
+fn kib(bytes: u64) -> String {
+    format!("{:.0} KiB", bytes as f64 / 1024.0)
+}
+
+fn run_rounds(
+    f: &Fixture,
+    t: &Transport,
+    server: &GitHttpServer,
+    rounds: usize,
+    scratch: &Path,
+) -> Result<Samples, Error> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let sent = || server.pack_bytes_sent();
     let mut s = Samples::default();
     for round in 0..rounds {
-        let dir = scratch.join(format!("{}-{round}", t.name));
+        let dir = scratch.join(format!("{}-{}-{round}", f.name, t.name));
         std::fs::create_dir_all(dir.join("home"))?;
         let zip = dir.join("out.zip");
 
         // The fetcher is built inside the cold timing: a cold start
         // includes making the client and the cache directory.
+        let before = sent();
         let start = Instant::now();
         let fetcher = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs"))?;
         let setup = start.elapsed();
-        let (download, ours_v1) = ours_download(&rt, &fetcher, "v1.0.0", &zip)?;
+        let (download, ours_v1) = ours_download(&rt, &fetcher, f.module, &f.old, &zip)?;
         let cold = setup + download;
-        let (warm, ours_v2) = ours_download(&rt, &fetcher, "v1.1.0", &zip)?;
+        let between = sent();
+        let (warm, ours_v2) = ours_download(&rt, &fetcher, f.module, &f.new, &zip)?;
+        let after = sent();
         drop(fetcher);
+        s.ours_cold_bytes = between - before;
+        s.ours_warm_bytes = after - between;
 
         t.oracle.clear_mod_cache()?;
-        let (go_cold, go_v1) = timed(|| go_download(&t.oracle, "v1.0.0"))?;
-        let (go_warm, go_v2) = timed(|| go_download(&t.oracle, "v1.1.0"))?;
+        let (go_cold, go_v1) = timed(|| go_download(&t.oracle, f.module, &f.old))?;
+        let go_between = sent();
+        let (go_warm, go_v2) = timed(|| go_download(&t.oracle, f.module, &f.new))?;
+        s.go_cold_bytes = go_between - after;
+        s.go_warm_bytes = sent() - go_between;
 
         if ours_v1 != go_v1 || ours_v2 != go_v2 {
             return Err(format!(
-                "{}: zip hashes differ: ours {ours_v1} {ours_v2}, go {go_v1} {go_v2}",
-                t.name
+                "{}/{}: zip hashes differ: ours {ours_v1} {ours_v2}, go {go_v1} {go_v2}",
+                f.name, t.name
             )
             .into());
         }
@@ -272,38 +325,85 @@ fn run_rounds(t: &Transport, rounds: usize, scratch: &Path) -> Result<Samples, E
     Ok(s)
 }
 
-fn main() -> Result<(), Error> {
-    let rounds: usize = std::env::var("FETCH_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let root = tempfile::Builder::new().prefix("fetch-bench-").tempdir()?;
-    let repo = root.path().join("work/bench");
+/// The `churn` fixture: a work tree (read in place by the file transport)
+/// and its bare clone (served).
+fn churn_fixture(root: &Path) -> Result<Fixture, Error> {
+    let repo = root.join("work/bench");
     build_repo(&repo)?;
-    let served = root.path().join("srv");
-    std::fs::create_dir_all(&served)?;
+    let served = root.join("srv/bench");
+    std::fs::create_dir_all(root.join("srv"))?;
     git(
-        root.path(),
+        root,
         &[
             "clone",
             "-q",
             "--bare",
             &repo.display().to_string(),
-            &served.join("bench").display().to_string(),
+            &served.display().to_string(),
         ],
         None,
     )?;
-    let git_server = fixtures::GitHttpServer::start(served);
+    Ok(Fixture {
+        name: "churn",
+        module: MODULE,
+        served,
+        on_disk: repo,
+        old: "v1.0.0".into(),
+        new: "v1.1.0".into(),
+    })
+}
+
+/// The `library` fixture: a generated bare repository with 100 tags.
+fn library_fixture(root: &Path) -> Result<Fixture, Error> {
+    let served = root.join("srv/library");
+    let tags = build_history(&served, &HistorySpec::library(LIBRARY))?;
+    let [.., old, new] = tags.as_slice() else {
+        return Err("the library fixture needs two tags".into());
+    };
+    Ok(Fixture {
+        name: "library",
+        module: LIBRARY,
+        on_disk: served.clone(),
+        served,
+        old: old.name.clone(),
+        new: new.name.clone(),
+    })
+}
+
+fn main() -> Result<(), Error> {
+    let rounds: usize = std::env::var("FETCH_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let wanted = std::env::var("FETCH_BENCH_FIXTURES").unwrap_or_else(|_| "churn,library".into());
+    let root = tempfile::Builder::new().prefix("fetch-bench-").tempdir()?;
+    let mut fixtures = Vec::new();
+    if wanted.split(',').any(|w| w == "churn") {
+        fixtures.push(churn_fixture(root.path())?);
+    }
+    if wanted.split(',').any(|w| w == "library") {
+        fixtures.push(library_fixture(root.path())?);
+    }
+    let git_server = GitHttpServer::start(root.path().join("srv"));
     git_server.trace(std::env::var_os("FETCH_BENCH_TRACE").is_some());
     let scratch = root.path().join("scratch");
 
     let mut transports = Vec::new();
-    for (name, target) in [
-        ("file", format!("file://{}", repo.display())),
-        ("http", git_server.url("bench")),
-    ] {
+    for name in ["file", "http"] {
+        let rules: Vec<(String, String)> = fixtures
+            .iter()
+            .map(|f| {
+                let target = if name == "file" {
+                    format!("file://{}", f.on_disk.display())
+                } else {
+                    let served = f.served.file_name().and_then(|n| n.to_str());
+                    git_server.url(served.unwrap_or_default())
+                };
+                (target, f.remote())
+            })
+            .collect();
         let gitconfig = root.path().join(format!("gitconfig-{name}"));
-        write_gitconfig(&gitconfig, &target)?;
+        write_gitconfig(&gitconfig, &rules)?;
         let mut oracle = GoOracle::new()?;
         oracle.set_env("GIT_CONFIG_GLOBAL", &gitconfig.display().to_string());
         transports.push(Transport {
@@ -313,33 +413,50 @@ fn main() -> Result<(), Error> {
         });
     }
 
+    println!("{rounds} rounds, medians; pack bytes sent by the git server (http, last round)");
     println!(
-        "fixture: {FILES}+ files, {COMMITS} commits, tags v1.0.0 (commit 25) and v1.1.0 (commit 50); {rounds} rounds, medians"
+        "{:<8} {:<6} {:<5} {:>12} {:>12} {:>8} {:>6}   {:>10} {:>10}",
+        "fixture", "remote", "phase", "ours", "go", "go/ours", "goal", "ours pack", "go pack"
     );
-    println!(
-        "{:<6} {:<5} {:>12} {:>12} {:>8} {:>6}",
-        "remote", "phase", "ours", "go", "go/ours", "goal"
-    );
-    for t in &transports {
-        // One untimed round first: page cache, the go binary, git itself.
-        run_rounds(t, 1, &scratch)?;
-        let s = run_rounds(t, rounds, &scratch)?;
-        for (phase, ours, go, goal) in [
-            ("cold", &s.ours_cold, &s.go_cold, 3.0),
-            ("warm", &s.ours_warm, &s.go_warm, 10.0),
-        ] {
-            let (o, g) = (median(ours), median(go));
-            let ratio = g.as_secs_f64() / o.as_secs_f64();
-            println!(
-                "{:<6} {:<5} {:>12} {:>12} {:>7.1}x {:>5}x{}",
-                t.name,
-                phase,
-                ms(o),
-                ms(g),
-                ratio,
-                goal,
-                if ratio >= goal { "" } else { "  (goal missed)" }
-            );
+    for f in &fixtures {
+        for t in &transports {
+            // One untimed round first: page cache, the go binary, git itself.
+            run_rounds(f, t, &git_server, 1, &scratch)?;
+            let s = run_rounds(f, t, &git_server, rounds, &scratch)?;
+            for (phase, ours, go, goal, ours_bytes, go_bytes) in [
+                (
+                    "cold",
+                    &s.ours_cold,
+                    &s.go_cold,
+                    3.0,
+                    s.ours_cold_bytes,
+                    s.go_cold_bytes,
+                ),
+                (
+                    "warm",
+                    &s.ours_warm,
+                    &s.go_warm,
+                    5.0,
+                    s.ours_warm_bytes,
+                    s.go_warm_bytes,
+                ),
+            ] {
+                let (o, g) = (median(ours), median(go));
+                let ratio = g.as_secs_f64() / o.as_secs_f64();
+                println!(
+                    "{:<8} {:<6} {:<5} {:>12} {:>12} {:>7.1}x {:>5}x   {:>10} {:>10}{}",
+                    f.name,
+                    t.name,
+                    phase,
+                    ms(o),
+                    ms(g),
+                    ratio,
+                    goal,
+                    kib(ours_bytes),
+                    kib(go_bytes),
+                    if ratio >= goal { "" } else { "  (goal missed)" }
+                );
+            }
         }
     }
     Ok(())

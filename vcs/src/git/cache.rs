@@ -134,7 +134,8 @@ pub(crate) fn open_listed(
         &refspecs,
         true,
         Transfer::ListOnly,
-    );
+    )
+    .map_err(CodeError::from);
     let snapshot = match listed {
         Ok(snapshot) => snapshot,
         Err(e) => {
@@ -215,8 +216,10 @@ impl HttpCache {
                 // refused a shallow fetch: fall back to fetching everything,
                 // as the go command does.
                 Ok(_) => {}
+                // A limit or the deadline would stop the larger fetch too.
+                Err(e) if e.stopped => return Err(e.error),
                 Err(e) => {
-                    tracing::debug!(remote = %redact(&self.url), error = %e, "shallow fetch failed, fetching all")
+                    tracing::debug!(remote = %redact(&self.url), error = %e.error, "shallow fetch failed, fetching all")
                 }
             }
         }
@@ -327,6 +330,20 @@ fn create_entry(dir: &Path, cache_root: &Path, name: &str) -> Result<(), CodeErr
     })
 }
 
+/// A failed [`transfer`], and whether a limit, the deadline or the
+/// caller's interrupt stopped it: then a larger fetch would be stopped too,
+/// so no fallback is tried.
+struct TransferError {
+    error: CodeError,
+    stopped: bool,
+}
+
+impl From<TransferError> for CodeError {
+    fn from(failed: TransferError) -> CodeError {
+        failed.error
+    }
+}
+
 /// Connects to `url`, lists the refs `refspecs` select (and `HEAD` when
 /// `list_head`), then does `what`. Returns the listed refs. Fetching must
 /// run under the entry lock.
@@ -341,11 +358,28 @@ fn transfer(
     refspecs: &[String],
     list_head: bool,
     what: Transfer,
-) -> Result<RefSnapshot, CodeError> {
-    match transfer_once(repo, url, opts, refspecs, list_head, &what, true) {
-        Err(e) if e.to_string().contains(REDIRECT_REFUSED) => {
+) -> Result<RefSnapshot, TransferError> {
+    let attempt = |request_timeouts: bool| {
+        let watch = Watch::new(opts.interrupt.clone(), opts.limits);
+        transfer_once(
+            repo,
+            url,
+            opts,
+            refspecs,
+            list_head,
+            &what,
+            &watch,
+            request_timeouts,
+        )
+        .map_err(|error| TransferError {
+            error,
+            stopped: watch.refusal().is_some() || watch.stopped().is_some(),
+        })
+    };
+    match attempt(true) {
+        Err(e) if !e.stopped && e.error.to_string().contains(REDIRECT_REFUSED) => {
             tracing::debug!(remote = %redact(url), "redirected: fetching without request timeouts");
-            transfer_once(repo, url, opts, refspecs, list_head, &what, false)
+            attempt(false)
         }
         other => other,
     }
@@ -358,6 +392,7 @@ fn transfer(
 /// than `opts.limits` allow. Nothing of a stopped transfer is kept: refs are
 /// only written after a whole pack is stored, and gix removes a partly
 /// written pack (a temporary file) when the transfer fails.
+#[allow(clippy::too_many_arguments)]
 fn transfer_once(
     repo: &gix::Repository,
     url: &str,
@@ -365,10 +400,10 @@ fn transfer_once(
     refspecs: &[String],
     list_head: bool,
     what: &Transfer,
+    watch: &Arc<Watch>,
     request_timeouts: bool,
 ) -> Result<RefSnapshot, CodeError> {
     let shown = redact(url);
-    let watch = Watch::new(opts.interrupt.clone(), opts.limits);
     let fail = |what: &str, e: &dyn std::error::Error| {
         // A refusal or a deadline explains the failure better than the I/O
         // error gix reports for it, and must never read as "not found".
@@ -404,7 +439,7 @@ fn transfer_once(
     // gix's own reqwest backend, read through the watch.
     let http = WatchedHttp::new(
         gix::protocol::transport::client::blocking_io::http::reqwest::Remote::default(),
-        Arc::clone(&watch),
+        Arc::clone(watch),
         request_timeouts,
     );
     let transport = gix::protocol::transport::client::blocking_io::http::Transport::new_http(
@@ -434,7 +469,7 @@ fn transfer_once(
     }
     let prepare = connection
         .prepare_fetch(
-            WatchProgress::new(&watch),
+            WatchProgress::new(watch),
             gix::remote::ref_map::Options {
                 extra_refspecs,
                 ..Default::default()
@@ -449,7 +484,7 @@ fn transfer_once(
         watch.start_fetch();
         prepare
             .with_shallow(shallow.clone())
-            .receive(WatchProgress::new(&watch), watch.stop_flag())
+            .receive(WatchProgress::new(watch), watch.stop_flag())
             .map_err(|e| fail("fetching", &e))?;
     }
     Ok(snapshot)

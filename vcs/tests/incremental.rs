@@ -1,0 +1,227 @@
+//! A new version of a repository already in the cache, fetched over smart
+//! HTTP: the fetch tells the server which commits the cache holds (`have`
+//! lines), so the pack carries only what changed since them, while the
+//! answers stay the go command's byte for byte. The limits on a transfer
+//! apply to these fetches as to any other.
+
+use std::path::{Path, PathBuf};
+
+use fixtures::{build_history, GitHttpServer, GoOracle, HistorySpec, HistoryTag};
+use vcs::fetcher::{DirectFetcher, Downloaded};
+use vcs::git::GitLimits;
+use vcs::goenv::GoEnv;
+
+const MODULE: &str = "github.com/acme/library";
+
+struct Setup {
+    tmp: tempfile::TempDir,
+    server: GitHttpServer,
+    tags: Vec<HistoryTag>,
+    gitconfig: PathBuf,
+}
+
+impl Setup {
+    /// A library-shaped history (200 files, 80 commits, 20 tags) served
+    /// over smart HTTP, with a gitconfig pointing the module's GitHub URL
+    /// at it.
+    fn new() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let served = tmp.path().join("srv");
+        let spec = HistorySpec {
+            module: MODULE.to_string(),
+            files: 200,
+            commits: 80,
+            tag_every: 4,
+            mean_file_bytes: 4 * 1024,
+        };
+        let tags = build_history(&served.join("library"), &spec).unwrap();
+        assert_eq!(tags.len(), 20);
+        let server = GitHttpServer::start(served);
+        let gitconfig = tmp.path().join("gitconfig");
+        std::fs::write(
+            &gitconfig,
+            format!(
+                "[url \"{}\"]\n\tinsteadOf = https://{MODULE}\n",
+                server.url("library")
+            ),
+        )
+        .unwrap();
+        Setup {
+            tmp,
+            server,
+            tags,
+            gitconfig,
+        }
+    }
+
+    fn tag(&self, n: usize) -> &str {
+        &self.tags[n].name
+    }
+
+    fn fetcher(&self, cache: &str) -> DirectFetcher {
+        let env = GoEnv::from_vars([
+            ("GOPROXY", "direct".to_string()),
+            ("GOSUMDB", "off".to_string()),
+            ("GIT_CONFIG_NOSYSTEM", "1".to_string()),
+            ("GIT_CONFIG_GLOBAL", self.gitconfig.display().to_string()),
+            ("HOME", self.tmp.path().display().to_string()),
+        ])
+        .unwrap();
+        DirectFetcher::new(env, self.tmp.path().join(cache)).unwrap()
+    }
+
+    fn oracle(&self) -> GoOracle {
+        let mut oracle = GoOracle::new().unwrap();
+        oracle.set_env("GIT_CONFIG_GLOBAL", &self.gitconfig.display().to_string());
+        oracle
+    }
+}
+
+/// What one download transferred: pack requests, `have` lines sent and
+/// pack bytes received.
+#[derive(Debug, Clone, Copy)]
+struct Transfer {
+    packs: usize,
+    haves: usize,
+    bytes: u64,
+}
+
+/// Downloads `version`, returning the result, the zip's `h1:` and what the
+/// download transferred.
+async fn download(
+    s: &Setup,
+    fetcher: &DirectFetcher,
+    version: &str,
+) -> (Downloaded, String, Transfer) {
+    let (packs, haves, bytes) = (
+        s.server.pack_fetches(),
+        s.server.haves_received(),
+        s.server.pack_bytes_sent(),
+    );
+    let zip = s.tmp.path().join(format!("{version}.zip"));
+    let got = fetcher
+        .download(MODULE, version, std::fs::File::create(&zip).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("downloading {version}: {e}"));
+    let h1 = modzip::dirhash::hash_zip(std::fs::File::open(&zip).unwrap()).unwrap();
+    let transfer = Transfer {
+        packs: s.server.pack_fetches() - packs,
+        haves: s.server.haves_received() - haves,
+        bytes: s.server.pack_bytes_sent() - bytes,
+    };
+    eprintln!("{version}: {transfer:?}");
+    (got, h1, transfer)
+}
+
+/// Checks a download against the go command's for the same version.
+fn assert_same_as_go(oracle: &GoOracle, version: &str, got: &Downloaded, h1: &str) {
+    let go = oracle.download(MODULE, version).unwrap();
+    assert!(go.is_ok(), "go mod download {version}: {}", go.error);
+    assert_eq!(got.info.version, go.version);
+    let time = got
+        .info
+        .time
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(time, go.time, "{version}: Time");
+    assert_eq!(got.go_mod, go.go_mod_bytes().unwrap(), "{version}: go.mod");
+    assert_eq!(h1, go.sum, "{version}: zip h1");
+}
+
+fn entry_is_shallow(cache: &Path) -> bool {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::metadata(e.path().join("shallow")).is_ok_and(|m| m.len() > 0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_versions_fetch_only_what_changed_and_match_the_go_command() {
+    let s = Setup::new();
+    let fetcher = s.fetcher("cache");
+    let oracle = s.oracle();
+
+    let (v10, h1, cold) = download(&s, &fetcher, s.tag(10)).await;
+    assert_same_as_go(&oracle, s.tag(10), &v10, &h1);
+    assert_eq!(cold.packs, 1, "{cold:?}");
+    assert_eq!(cold.haves, 0, "an empty cache has nothing to offer");
+
+    // The next release: the cache holds its predecessor.
+    let (v11, h1, next) = download(&s, &fetcher, s.tag(11)).await;
+    assert_same_as_go(&oracle, s.tag(11), &v11, &h1);
+    assert_eq!(next.packs, 1, "{next:?}");
+    assert!(next.haves >= 1, "the cached commit is offered: {next:?}");
+    assert!(
+        next.bytes * 8 < cold.bytes,
+        "the next release's pack ({} bytes) should be a small fraction of the first ({} bytes)",
+        next.bytes,
+        cold.bytes
+    );
+
+    // Several releases ahead, and one from before everything cached.
+    for n in [19, 2] {
+        let (got, h1, t) = download(&s, &fetcher, s.tag(n)).await;
+        assert_same_as_go(&oracle, s.tag(n), &got, &h1);
+        assert_eq!(t.packs, 1, "{}: {t:?}", s.tag(n));
+        assert!(t.haves >= 2, "{}: {t:?}", s.tag(n));
+        assert!(
+            t.bytes * 3 < cold.bytes,
+            "{}: pack of {} bytes, first {} bytes",
+            s.tag(n),
+            t.bytes,
+            cold.bytes
+        );
+    }
+    // Still one commit per version: nothing fetched full history.
+    assert!(entry_is_shallow(&s.tmp.path().join("cache")));
+
+    // A version already cached needs no pack.
+    let (_, _, again) = download(&s, &fetcher, s.tag(11)).await;
+    assert_eq!(again.packs, 0, "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_fetches_stay_within_the_pack_limits() {
+    let s = Setup::new();
+    let (_, _, cold) = download(&s, &s.fetcher("probe"), s.tag(10)).await;
+
+    // A byte limit below the next release's small pack refuses it, and the
+    // cache entry stays usable for a fetcher with room.
+    let fetcher = s.fetcher("cache");
+    download(&s, &fetcher, s.tag(10)).await;
+    let tight = fetcher.clone().with_git_limits(GitLimits {
+        max_pack_bytes: 512,
+        ..GitLimits::default()
+    });
+    let zip = s.tmp.path().join("refused.zip");
+    let packs = s.server.pack_fetches();
+    let err = tight
+        .download(MODULE, s.tag(11), std::fs::File::create(&zip).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("GitMaxPackBytes"), "{err}");
+    // A refused fetch is not retried as a full fetch, which the limit
+    // would refuse too.
+    assert_eq!(s.server.pack_fetches() - packs, 1);
+
+    // The same for the object count.
+    let few = fetcher.clone().with_git_limits(GitLimits {
+        max_pack_objects: 2,
+        ..GitLimits::default()
+    });
+    let err = few
+        .download(MODULE, s.tag(11), std::fs::File::create(&zip).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("GitMaxPackObjects"), "{err}");
+
+    // A limit that the first version's pack would exceed still lets the
+    // incremental fetch through: only what changed is counted.
+    let roomy = fetcher.with_git_limits(GitLimits {
+        max_pack_bytes: cold.bytes / 4,
+        ..GitLimits::default()
+    });
+    let (got, _, next) = download(&s, &roomy, s.tag(11)).await;
+    assert_eq!(got.info.version, s.tag(11));
+    assert_eq!(next.packs, 1);
+}
