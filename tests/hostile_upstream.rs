@@ -388,8 +388,10 @@ fn garbage_from_an_upstream_proxy_is_refused_and_nothing_is_stored() {
         let (status, body) = get(&athens, &format!("/{MODULE}/@v/{version}.mod"));
         assert_eq!((status, body.as_bytes()), (200, GOOD_MOD));
     }
+    // Each version: .info, go.mod, the zip and its checksum record.
     let stored = files_under(&root);
-    assert_eq!(stored.len(), 9, "{stored:?}");
+    assert_eq!(stored.len(), 12, "{stored:?}");
+    assert!(stored.contains(&PathBuf::from(format!("{MODULE}/v1.0.8/v1.0.8.gosum"))));
     assert!(stored.contains(&PathBuf::from(format!("{MODULE}/v1.0.8/source.zip"))));
 }
 
