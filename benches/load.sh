@@ -4,6 +4,15 @@
 #
 #   benches/load.sh                  # 10 s per run, 64 connections, 3 rounds
 #   DURATION=5s CONNS=64 ROUNDS=5 benches/load.sh
+#   LOG_LEVEL=error benches/load.sh  # athens without request lines
+#   ATHENS_BIN=/path/to/athens benches/load.sh   # another build
+#   PIN=1 benches/load.sh            # servers on CPU 0, wrk on CPU 1
+#
+# athens runs at LOG_LEVEL (default: unset, i.e. its default level, which
+# writes a line per request) with stderr appended to a file; each run
+# counts the request lines it added against wrk's request count, so lines
+# the log writer dropped show up as "lost log lines". nginx runs with
+# access_log off either way.
 #
 # Each round loads athens and then nginx on every target; the table gives
 # each figure's median over the rounds (the machine's noise moves single
@@ -19,6 +28,8 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
+LOG_LEVEL=${LOG_LEVEL:-}
+PIN=${PIN:-}
 ATHENS_PORT=${ATHENS_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
 
@@ -37,9 +48,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building athens (release)" >&2
-(cd "$REPO" && cargo build --release --bin athens 2>&1 | tail -1) >&2
-ATHENS="$REPO/target/release/athens"
+if [ -n "${ATHENS_BIN:-}" ]; then
+    ATHENS=$ATHENS_BIN
+else
+    echo "== building athens (release)" >&2
+    (cd "$REPO" && cargo build --release --bin athens 2>&1 | tail -1) >&2
+    ATHENS="$REPO/target/release/athens"
+fi
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ -n "$PIN" ]; then
+    SERVER_CPU=(taskset -c 0)
+    CLIENT_CPU=(taskset -c 1)
+fi
 
 # --- modules -----------------------------------------------------------------
 STORE="$WORK/storage"
@@ -67,11 +88,14 @@ echo "== small zip $(size "$STORE/example.com/small/v1.0.0/source.zip") bytes," 
     "large zip $(size "$STORE/example.com/large/v1.0.0/source.zip") bytes" >&2
 
 # --- servers -----------------------------------------------------------------
-# No per-request logging on either side: athens at LogLevel=error, nginx
-# with access_log off.
-ATHENS_STORAGE_TYPE=disk ATHENS_DISK_STORAGE_ROOT="$STORE" \
-    ATHENS_PORT="127.0.0.1:$ATHENS_PORT" ATHENS_LOG_LEVEL=error \
-    "$ATHENS" >"$WORK/athens.log" 2>&1 &
+# athens at LOG_LEVEL (its default when unset), nginx with access_log off.
+ATHENS_LOG="$WORK/athens.log"
+(
+    [ -z "$LOG_LEVEL" ] || export ATHENS_LOG_LEVEL=$LOG_LEVEL
+    ATHENS_STORAGE_TYPE=disk ATHENS_DISK_STORAGE_ROOT="$STORE" \
+        ATHENS_PORT="127.0.0.1:$ATHENS_PORT" \
+        exec "${SERVER_CPU[@]}" "$ATHENS" >>"$ATHENS_LOG" 2>&1
+) &
 ATHENS_PID=$!
 
 mkdir -p "$WORK/nginx-tmp"
@@ -101,7 +125,7 @@ http {
     }
 }
 EOF
-nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log" &
+"${SERVER_CPU[@]}" nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log" &
 NGINX_PID=$!
 
 wait_up() {
@@ -128,7 +152,8 @@ done
 # --latency, a "99% T{us,ms,s}" line; normalise to req/s, MB/s and ms.
 run_wrk() {
     local url=$1
-    timeout 120 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 30s --latency "$url" | awk '
+    timeout 120 "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 30s --latency "$url" | awk '
+        / requests in / { total = $1 }
         /Requests\/sec:/ { rps = $2 }
         /Transfer\/sec:/ {
             v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
@@ -141,8 +166,11 @@ run_wrk() {
             p99 = v * f
         }
         /Non-2xx|Socket errors/ { errors = errors " " $0 }
-        END { printf "%s %.2f %.3f%s\n", rps, mbs, p99, (errors == "" ? "" : " ERR:" errors) }'
+        END { printf "%s %.2f %.3f %d%s\n", rps, mbs, p99, total, (errors == "" ? "" : " ERR:" errors) }'
 }
+
+# Request lines athens has logged so far (plain or json format).
+request_lines() { grep -c -e ': request method=' -e '"message":"request"' "$ATHENS_LOG" || true; }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -151,8 +179,17 @@ declare -A A_RPS A_MBS A_P99 N_RPS N_MBS N_P99
 for round in $(seq "$ROUNDS"); do
     echo "== round $round of $ROUNDS" >&2
     for target in $TARGETS; do
-        read -r a_rps a_mbs a_p99 a_err <<<"$(run_wrk "http://127.0.0.1:$ATHENS_PORT/example.com/$target")"
-        read -r n_rps n_mbs n_p99 n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
+        : >"$ATHENS_LOG"
+        read -r a_rps a_mbs a_p99 a_total a_err <<<"$(run_wrk "http://127.0.0.1:$ATHENS_PORT/example.com/$target")"
+        # Requests wrk cut off at the end may still be answered and logged
+        # after it stops counting; lines missing beyond those were lost.
+        sleep 0.5
+        logged=$(request_lines)
+        if [ -z "$LOG_LEVEL" ] || [ "$logged" -gt 0 ]; then
+            lost=$((a_total - logged))
+            [ "$lost" -le 0 ] || echo "  $target: $lost lost log lines ($logged logged, $a_total requests)" >&2
+        fi
+        read -r n_rps n_mbs n_p99 _n_total n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
         [ -z "${a_err:-}${n_err:-}" ] || echo "  $target errors: athens:${a_err:-} nginx:${n_err:-}" >&2
         A_RPS[$target]+=" $a_rps"; A_MBS[$target]+=" $a_mbs"; A_P99[$target]+=" $a_p99"
         N_RPS[$target]+=" $n_rps"; N_MBS[$target]+=" $n_mbs"; N_P99[$target]+=" $n_p99"
@@ -174,4 +211,4 @@ done
 
 echo "athens peak RSS (VmHWM): $(awk '/VmHWM/ { print $2, $3 }' "/proc/$ATHENS_PID/status")"
 echo "nginx worker peak RSS (VmHWM): $(for p in $(pgrep -P "$NGINX_PID"); do awk '/VmHWM/ { printf "%s %s ", $2, $3 }' "/proc/$p/status"; done)"
-echo "load: wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds (medians), $(nproc) cores shared by client and servers"
+echo "load: wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds (medians), $(nproc) cores shared by client and servers${PIN:+ (servers pinned to CPU 0, wrk to CPU 1)}, athens LogLevel=${LOG_LEVEL:-default}"

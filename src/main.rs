@@ -136,7 +136,8 @@ fn storage_server_args(args: &[String]) -> Result<(Option<PathBuf>, String), Str
 /// Serves the configured storage over Athens' external-storage protocol.
 fn run_storage_server(config_file: Option<PathBuf>, listen: &str) -> anyhow::Result<()> {
     let loaded = Config::load(config_file.as_deref())?;
-    athens::http::init_logging(&loaded.config)?;
+    // Held to the end: dropping it writes the log lines still queued.
+    let _log = athens::http::init_logging(&loaded.config)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -167,7 +168,8 @@ fn run_storage_server(config_file: Option<PathBuf>, listen: &str) -> anyhow::Res
 
 fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let loaded = Config::load(config_file.as_deref())?;
-    athens::http::init_logging(&loaded.config)?;
+    // Held to the end: dropping it writes the log lines still queued.
+    let _log = athens::http::init_logging(&loaded.config)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

@@ -15,6 +15,7 @@
 
 mod error_body;
 mod features;
+pub mod log_sink;
 mod server;
 pub mod storage_server;
 pub mod tls;

@@ -21,12 +21,16 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
+use super::log_sink::{LogGuard, LogSink};
 use crate::config::Config;
 
 /// Installs the global tracing subscriber from `LogLevel` and `LogFormat`
-/// (`RUST_LOG`, when set, overrides the level). Logs go to stderr. Fails if
-/// a subscriber is already installed.
-pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+/// (`RUST_LOG`, when set, overrides the level). Logs go to stderr through
+/// a [`LogSink`]: `info` and `debug` lines (one per request) are written by
+/// a background thread, so requests never wait for stderr; keep the
+/// returned guard until the process ends, since dropping it writes what is
+/// left. Fails if a subscriber is already installed.
+pub fn init_logging(config: &Config) -> anyhow::Result<LogGuard> {
     let level = match config.log_level.to_ascii_lowercase().as_str() {
         "panic" | "fatal" | "error" => "error",
         "warn" | "warning" => "warn",
@@ -39,16 +43,18 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     // Colour codes only help a human at a terminal; in files and log
     // collectors they are noise around every field.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (sink, guard) = LogSink::stderr().context("starting the log writer")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(sink)
         .with_ansi(ansi);
     let installed = if config.log_format == "json" {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
-    installed.map_err(|e| anyhow::anyhow!("installing log subscriber: {e}"))
+    installed.map_err(|e| anyhow::anyhow!("installing log subscriber: {e}"))?;
+    Ok(guard)
 }
 
 /// Resolves when the process receives SIGTERM or Ctrl-C (SIGINT).
