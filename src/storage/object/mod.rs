@@ -362,6 +362,51 @@ impl ObjectStorage {
         Ok(Settled::Replaceable(meta))
     }
 
+    /// Uploads `first` and then the rest of `source` to `path` as one
+    /// multipart upload, handing each chunk to `seen` as it goes. The
+    /// object appears whole when the upload completes and is aborted,
+    /// leaving nothing, when the source or the store fails.
+    async fn upload_multipart(
+        &self,
+        path: &Path,
+        first: Vec<u8>,
+        source: &mut (dyn AsyncRead + Send + Unpin),
+        source_error: impl Fn(std::io::Error) -> StorageError,
+        mut seen: impl FnMut(&[u8]),
+    ) -> Result<(), StorageError> {
+        let upload = self
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|e| self.failure("starting upload", path, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        writer.put(Bytes::from(first));
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+                let _ = writer.abort().await;
+                return Err(self.failure("uploading", path, e));
+            }
+            let n = match source.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(source_error(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            seen(&buf[..n]);
+            writer.write(&buf[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failure("finishing upload", path, e))
+    }
+
     /// Writes a small object create-only (see the module documentation
     /// for what happens when it is there already).
     async fn put_once(
@@ -542,37 +587,11 @@ impl ObjectStorage {
         let mut hash = Sha256::new();
         let mut len = first.len() as u64;
         hash.update(&first);
-        let upload = self
-            .store
-            .put_multipart(&staging)
-            .await
-            .map_err(|e| self.failure("starting upload", &staging, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        writer.put(Bytes::from(first));
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
-                let _ = writer.abort().await;
-                return Err(self.failure("uploading", &staging, e));
-            }
-            let n = match zip.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(source_error(e));
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-            len += n as u64;
-            writer.write(&buf[..n]);
-        }
-        writer
-            .finish()
-            .await
-            .map_err(|e| self.failure("finishing upload", &staging, e))?;
+        self.upload_multipart(&staging, first, zip, source_error, |chunk| {
+            hash.update(chunk);
+            len += chunk.len() as u64;
+        })
+        .await?;
         let ours = Content {
             len,
             sha256: hash.finalize().into(),
@@ -845,38 +864,8 @@ impl Storage for ObjectStorage {
                 .map(|_| ())
                 .map_err(|e| self.failure("writing", &path, e));
         }
-        // A multipart upload appears whole when completed, and is
-        // aborted (leaving nothing) when the source fails.
-        let upload = self
-            .store
-            .put_multipart(&path)
+        self.upload_multipart(&path, first, data, source_error, |_| {})
             .await
-            .map_err(|e| self.failure("starting upload", &path, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        writer.put(Bytes::from(first));
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
-                let _ = writer.abort().await;
-                return Err(self.failure("uploading", &path, e));
-            }
-            let n = match data.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(source_error(e));
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            writer.write(&buf[..n]);
-        }
-        writer
-            .finish()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failure("finishing upload", &path, e))
     }
 
     async fn delete_side(&self, key: &SideKey<'_>) -> Result<(), StorageError> {
