@@ -12,6 +12,12 @@
 //!   module is private, no database is configured, or the database could
 //!   not be reached or does not know the version.
 //!
+//! A public module's version that matches its record but that the database
+//! could not vouch for (unreachable, untrusted answer, unknown version) is
+//! ok with a note, and counted in [`Summary::unchecked`]: the record was
+//! written by the store itself, so only the database is an independent
+//! reference.
+//!
 //! Quarantined versions are moved to
 //! `.athens/quarantine/<module>/@v/<version>/` in the same store (`info`,
 //! `mod`, `zip`, the record as `gosum` when there is one, and `reason`),
@@ -44,6 +50,13 @@ pub trait SumDbLookup: Send + Sync {
     /// it does not know the version; `Err` when it cannot be reached or
     /// its answer cannot be trusted.
     async fn lookup(&self, module: &str, version: &str) -> Result<Option<VersionSums>, String>;
+
+    /// Whether the database vouches for `module` at all (the go command
+    /// would check it against the database); other modules are compared
+    /// with their record only and never looked up.
+    fn applies(&self, _module: &str) -> bool {
+        true
+    }
 }
 
 /// What verification found for one version.
@@ -68,6 +81,9 @@ pub struct VersionReport {
     pub status: Status,
     /// Where it was moved, when it was quarantined.
     pub quarantined: Option<String>,
+    /// Why an ok public version was not checked against the checksum
+    /// database (see [`Summary::unchecked`]).
+    pub note: Option<String>,
 }
 
 impl std::fmt::Display for VersionReport {
@@ -78,6 +94,9 @@ impl std::fmt::Display for VersionReport {
             Status::Unverifiable(why) => ("unverifiable", why.clone()),
         };
         write!(f, "{word} {}@{}: {detail}", self.module, self.version)?;
+        if let Some(note) = &self.note {
+            write!(f, " (not checked against the checksum database: {note})")?;
+        }
         if let Some(place) = &self.quarantined {
             write!(f, " (quarantined to {place})")?;
         }
@@ -96,6 +115,9 @@ pub struct Summary {
     pub unverifiable: usize,
     /// Versions moved aside.
     pub quarantined: usize,
+    /// Ok versions of public modules that the checksum database could not
+    /// vouch for (they match their record only).
+    pub unchecked: usize,
 }
 
 impl Summary {
@@ -107,6 +129,9 @@ impl Summary {
         }
         if report.quarantined.is_some() {
             self.quarantined += 1;
+        }
+        if report.note.is_some() {
+            self.unchecked += 1;
         }
     }
 }
@@ -191,7 +216,7 @@ impl StoreVerifier {
 
     /// Verifies one version (and quarantines it when corrupt and asked to).
     pub async fn verify_one(&self, module: &str, version: &str) -> VersionReport {
-        let status = self.check(module, version).await;
+        let (status, note) = self.check(module, version).await;
         let quarantined = match (&status, self.quarantine) {
             (Status::Corrupt(reason), true) => {
                 match quarantine(self.storage.as_ref(), module, version, reason).await {
@@ -204,6 +229,7 @@ impl StoreVerifier {
                                 "{reason}; moving it to quarantine failed: {e}"
                             )),
                             quarantined: None,
+                            note,
                         }
                     }
                 }
@@ -215,10 +241,28 @@ impl StoreVerifier {
             version: version.into(),
             status,
             quarantined,
+            note,
         }
     }
 
-    async fn check(&self, module: &str, version: &str) -> Status {
+    /// The verdict and, for an ok public version the database could not
+    /// vouch for, why.
+    async fn check(&self, module: &str, version: &str) -> (Status, Option<String>) {
+        let mut unchecked = None;
+        let status = self.check_with(module, version, &mut unchecked).await;
+        let note = match status {
+            Status::Ok(_) => unchecked,
+            _ => None,
+        };
+        (status, note)
+    }
+
+    async fn check_with(
+        &self,
+        module: &str,
+        version: &str,
+        unchecked: &mut Option<String>,
+    ) -> Status {
         let record = sums::recorded(self.storage.as_ref(), module, version).await;
         let actual = match sums::hash_stored(
             self.storage.as_ref(),
@@ -251,8 +295,13 @@ impl StoreVerifier {
         }
         match &self.sumdb {
             None => missing.push("no checksum database".into()),
-            Some(_) if matches_any_path_prefix(&self.private_patterns, module) => {
-                missing.push("private module (GONOSUMDB)".into())
+            Some(db)
+                if matches_any_path_prefix(&self.private_patterns, module)
+                    || !db.applies(module) =>
+            {
+                missing.push(
+                    "private module (GONOSUMDB, GOPRIVATE, NoSumPatterns or GOSUMDB=off)".into(),
+                )
             }
             Some(db) => match db.lookup(module, version).await {
                 Ok(Some(known)) => {
@@ -261,8 +310,14 @@ impl StoreVerifier {
                     }
                     matched.push("the checksum database");
                 }
-                Ok(None) => missing.push("not in the checksum database".into()),
-                Err(e) => missing.push(format!("checksum database: {e}")),
+                Ok(None) => {
+                    *unchecked = Some("the database does not know this version".into());
+                    missing.push("not in the checksum database".into())
+                }
+                Err(e) => {
+                    *unchecked = Some(e.clone());
+                    missing.push(format!("checksum database: {e}"))
+                }
             },
         }
         if matched.is_empty() {

@@ -358,3 +358,129 @@ fn the_database_is_reached_through_the_upstream_proxy() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(db.lookups() >= 1);
 }
+
+/// `athens verify` over the disk store at `root` with `GoBinaryEnvVars`
+/// `go_env`: its exit status and its report.
+fn athens_verify(root: &Path, go_env: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_athens"))
+        .arg("verify")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ATHENS_STORAGE_TYPE", "disk")
+        .env("ATHENS_DISK_STORAGE_ROOT", root)
+        .env("ATHENS_GO_BINARY_ENV_VARS", go_env)
+        .output()
+        .expect("running athens verify");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A store filled through the proxy (so every version was checked against
+/// the database and has its record) verifies against the same database;
+/// when the database cannot be reached the versions match their record
+/// only, which is said and gives exit status 4; private modules are never
+/// looked up; and a database whose record of one version differs from
+/// what the store and its record agree on makes that version corrupt.
+#[test]
+fn athens_verify_compares_public_modules_with_the_database() {
+    let repo = build_repo("e2e-lib");
+    let module = "github.com/acme/e2e-lib";
+    let direct = direct_client(&[("e2e-lib", repo.path())]);
+    let v100 = download_ok(&direct, module, "v1.0.0");
+    let v110 = download_ok(&direct, module, "v1.1.0");
+    assert_ne!(v100.sum, v110.sum);
+    let db = SumdbServer::start("sumdb.athens.test");
+    db.add_filler(300);
+    db.add(module, "v1.0.0", &v100.sum, &v100.go_mod_sum);
+    db.add(module, "v1.1.0", &v110.sum, &v110.go_mod_sum);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("storage");
+    std::fs::create_dir_all(&root).unwrap();
+    let gitconfig = dir.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[("e2e-lib", file_url(repo.path()))]);
+    let public_env = go_env(&gitconfig, "direct", &db.gosumdb());
+    let athens = server(Some(&root), &gitconfig, public_env.clone());
+    for version in ["v1.0.0", "v1.1.0"] {
+        for ext in ["info", "mod", "zip"] {
+            let (status, body) =
+                http_get(athens.port(), &format!("/{module}/@v/{version}.{ext}")).unwrap();
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+    }
+    drop(athens);
+
+    let before = db.lookups();
+    let (code, report) = athens_verify(&root, &public_env);
+    assert_eq!(code, 0, "{report}");
+    for version in ["v1.0.0", "v1.1.0"] {
+        assert!(
+            report.contains(&format!(
+                "ok {module}@{version}: matches the record and the checksum database\n"
+            )),
+            "{report}"
+        );
+    }
+    assert!(
+        report.contains("2 versions: 2 ok, 0 corrupt, 0 unverifiable"),
+        "{report}"
+    );
+    assert_eq!(db.lookups(), before + 2, "one lookup per version");
+
+    // Unreachable: record only, said so, exit status 4.
+    db.fail_with(Some(500));
+    let (code, report) = athens_verify(&root, &public_env);
+    assert_eq!(code, 4, "{report}");
+    assert!(
+        report.contains(&format!(
+            "ok {module}@v1.0.0: matches the record (not checked against the checksum database: "
+        )),
+        "{report}"
+    );
+    assert!(report.contains("500 Internal Server Error"), "{report}");
+    assert!(
+        report.contains("2 versions: 2 ok, 0 corrupt, 0 unverifiable, 0 quarantined (2 ok by their record only: not checked against the checksum database)"),
+        "{report}"
+    );
+
+    // A private module is compared with its record only: no lookup.
+    let before = db.lookups();
+    let private_env = format!("{public_env}; GONOSUMDB=github.com/acme");
+    let (code, report) = athens_verify(&root, &private_env);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(&format!("ok {module}@v1.0.0: matches the record\n")),
+        "{report}"
+    );
+    assert_eq!(db.lookups(), before);
+    db.fail_with(None);
+
+    // Another database whose record of v1.1.0 differs from the store and
+    // its record (which agree with each other).
+    let other = SumdbServer::start("other.athens.test");
+    other.add(module, "v1.0.0", &v100.sum, &v100.go_mod_sum);
+    other.add(module, "v1.1.0", &v100.sum, &v110.go_mod_sum);
+    let other_env = go_env(&gitconfig, "direct", &other.gosumdb());
+    let (code, report) = athens_verify(&root, &other_env);
+    assert_eq!(code, 3, "{report}");
+    assert!(
+        report.contains(&format!(
+            "corrupt {module}@v1.1.0: zip hash {} but the checksum database says {}",
+            v110.sum, v100.sum
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "ok {module}@v1.0.0: matches the record and the checksum database"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("2 versions: 1 ok, 1 corrupt"), "{report}");
+}

@@ -7,8 +7,15 @@
 //! printed; otherwise every version gets one line on stdout. A summary
 //! line ends the output. Exit status: 0 when every version was verified,
 //! [`EXIT_CORRUPT`] when any is corrupt, [`EXIT_UNVERIFIABLE`] when none
-//! is corrupt but some could not be verified, 1 when the store could not
-//! be walked, 2 for a bad command line.
+//! is corrupt but some could not be verified or, for public modules,
+//! matched their record but could not be checked against the checksum
+//! database (unreachable, say), 1 when the store could not be walked, 2
+//! for a bad command line.
+//!
+//! The checksum database and which modules it vouches for come from the
+//! configuration exactly as for the server ([`athens::app`]): the one go
+//! environment of `GoBinaryEnvVars` and `NoSumPatterns`; its tiles and
+//! tree head are shared with the server in the store's side objects.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -16,6 +23,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use athens::config::Config;
+use athens::fetch::{go_env, gogetdir};
+use athens::sumdb_client::SumdbChecker;
 use athens::verify::{Status, StoreVerifier, Summary};
 
 /// Exit status when a corrupt version was found.
@@ -39,7 +48,7 @@ pub enum VerifyError {
     #[error("{0:#}")]
     Setup(anyhow::Error),
     /// Verification ran and found problems.
-    #[error("{} corrupt, {} unverifiable of {} versions", .0.corrupt, .0.unverifiable, .0.ok + .0.corrupt + .0.unverifiable)]
+    #[error("{} corrupt, {} unverifiable, {} not checked against the checksum database of {} versions", .0.corrupt, .0.unverifiable, .0.unchecked, .0.ok + .0.corrupt + .0.unverifiable)]
     Findings(Summary),
 }
 
@@ -91,7 +100,7 @@ pub fn run(request: &VerifyRequest, out: &mut dyn Write) -> Result<(), VerifyErr
     let summary = runtime.block_on(verify_store(&config, request.quarantine, out));
     runtime.shutdown_background();
     let summary = summary?;
-    if summary.corrupt > 0 || summary.unverifiable > 0 {
+    if summary.corrupt > 0 || summary.unverifiable > 0 || summary.unchecked > 0 {
         return Err(VerifyError::Findings(summary));
     }
     Ok(())
@@ -105,7 +114,17 @@ async fn verify_store(
     let backends = athens::backends::open(config)
         .await
         .map_err(VerifyError::Setup)?;
-    let verifier = StoreVerifier::new(Arc::clone(&backends.storage)).with_quarantine(quarantine);
+    let go_get_dir = gogetdir::prepare(&config.go_get_dir)
+        .map_err(|e| VerifyError::Setup(anyhow::anyhow!(e)))?;
+    let go_env = go_env::from_config(config, &go_get_dir)
+        .map_err(|e| VerifyError::Setup(anyhow::anyhow!(e)))?;
+    let checker = SumdbChecker::from_config(config, &go_env, Arc::clone(&backends.storage))
+        .map_err(|e| VerifyError::Setup(anyhow::anyhow!(e)))?;
+    // Which modules are public is the checker's policy, so no patterns
+    // of our own.
+    let verifier = StoreVerifier::new(Arc::clone(&backends.storage))
+        .with_sumdb(Arc::new(checker), Vec::new())
+        .with_quarantine(quarantine);
     let versions = verifier
         .versions()
         .await
@@ -125,7 +144,7 @@ async fn verify_store(
         .run(versions, |report| match &bar {
             Some(bar) => {
                 bar.inc(1);
-                if !matches!(report.status, Status::Ok(_)) {
+                if !matches!(report.status, Status::Ok(_)) || report.note.is_some() {
                     bar.println(report.to_string());
                 }
             }
@@ -144,9 +163,13 @@ async fn verify_store(
             "writing the report: {e}"
         )));
     }
+    let unchecked = match summary.unchecked {
+        0 => String::new(),
+        n => format!(" ({n} ok by their record only: not checked against the checksum database)"),
+    };
     writeln!(
         out,
-        "{total} versions: {} ok, {} corrupt, {} unverifiable, {} quarantined",
+        "{total} versions: {} ok, {} corrupt, {} unverifiable, {} quarantined{unchecked}",
         summary.ok, summary.corrupt, summary.unverifiable, summary.quarantined
     )
     .map_err(|e| VerifyError::Setup(e.into()))?;

@@ -39,6 +39,7 @@ pub use store::{DirStore, MemoryStore, StorageStore, SumdbStore};
 use crate::config::{Config, StorageType};
 use crate::fetch::{FetchError, FetchedModule, Fetcher, RevInfo};
 use crate::storage::Storage;
+use crate::sums::VersionSums;
 
 /// The go command's explanation after a checksum mismatch.
 const SUMDB_MISMATCH: &str = "
@@ -201,6 +202,47 @@ impl SumdbChecker {
             }
         }
         Ok(Checked::Verified(db.to_string()))
+    }
+}
+
+/// `athens verify` compares public modules' stored versions with the
+/// database through the same checker (and tile cache) the server uses.
+#[async_trait]
+impl crate::verify::SumDbLookup for SumdbChecker {
+    async fn lookup(&self, module: &str, version: &str) -> Result<Option<VersionSums>, String> {
+        let Some(client) = &self.client else {
+            return Err(match &self.policy.database {
+                Err(e) => e.to_string(),
+                Ok(_) => "no checksum database".to_string(),
+            });
+        };
+        let lines = match client.lookup(module, version).await {
+            Ok(lines) => lines,
+            Err(e) if e.kind == SumdbErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.message),
+        };
+        let hash_of = |suffix: &str| {
+            let prefix = format!("{module} {version}{suffix} ");
+            lines
+                .iter()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .filter(|hash| hash.starts_with("h1:"))
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    format!(
+                        "{module}@{version}: the database's answer has no {}h1: line",
+                        if suffix.is_empty() { "zip " } else { "go.mod " }
+                    )
+                })
+        };
+        Ok(Some(VersionSums {
+            zip: hash_of("")?,
+            go_mod: hash_of("/go.mod")?,
+        }))
+    }
+
+    fn applies(&self, module: &str) -> bool {
+        self.policy.applies(module)
     }
 }
 

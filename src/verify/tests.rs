@@ -290,3 +290,67 @@ async fn public_modules_are_compared_with_the_checksum_database() {
         (1, 0, 2)
     );
 }
+
+/// A checksum database that cannot be reached, or that vouches for no
+/// module, counting lookups.
+struct DownDb {
+    applies: bool,
+    lookups: Mutex<usize>,
+}
+
+#[async_trait]
+impl SumDbLookup for DownDb {
+    async fn lookup(&self, _module: &str, _version: &str) -> Result<Option<VersionSums>, String> {
+        *self.lookups.lock().unwrap() += 1;
+        Err("500 Internal Server Error".into())
+    }
+
+    fn applies(&self, _module: &str) -> bool {
+        self.applies
+    }
+}
+
+#[tokio::test]
+async fn a_version_the_database_cannot_vouch_for_matches_its_record_only() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    store(storage.as_ref(), GOOD, true).await;
+    store(storage.as_ref(), UNRECORDED, false).await;
+    let down = Arc::new(DownDb {
+        applies: true,
+        lookups: Mutex::new(0),
+    });
+    let verifier = StoreVerifier::new(Arc::clone(&storage)).with_sumdb(down.clone(), vec![]);
+    let (summary, reports) = run_verify(&verifier).await;
+    assert_eq!(reports[0].status, Status::Ok(vec!["the record"]));
+    assert_eq!(
+        reports[0].note.as_deref(),
+        Some("500 Internal Server Error")
+    );
+    assert!(reports[0].to_string().ends_with(
+        "matches the record (not checked against the checksum database: 500 Internal Server Error)"
+    ));
+    // Without a record it is unverifiable, and not counted twice.
+    assert!(
+        matches!(&reports[1].status, Status::Unverifiable(why) if why.contains("500 Internal Server Error")),
+        "{:?}",
+        reports[1]
+    );
+    assert_eq!(reports[1].note, None);
+    assert_eq!(
+        (summary.ok, summary.unverifiable, summary.unchecked),
+        (1, 1, 1)
+    );
+    assert_eq!(*down.lookups.lock().unwrap(), 2);
+
+    // A module the database does not vouch for is never looked up.
+    let private = Arc::new(DownDb {
+        applies: false,
+        lookups: Mutex::new(0),
+    });
+    let verifier = StoreVerifier::new(Arc::clone(&storage)).with_sumdb(private.clone(), vec![]);
+    let (summary, reports) = run_verify(&verifier).await;
+    assert_eq!(reports[0].status, Status::Ok(vec!["the record"]));
+    assert_eq!(reports[0].note, None);
+    assert_eq!(summary.unchecked, 0);
+    assert_eq!(*private.lookups.lock().unwrap(), 0);
+}
