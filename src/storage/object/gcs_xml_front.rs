@@ -9,9 +9,11 @@
 //!   the emulator enforces (atomically, under its storage lock). The
 //!   answer carries the object's `ETag` (quoted, as the emulator's own
 //!   XML reads give it) and `x-goog-generation`.
-//! - `PUT` with `x-goog-copy-source` becomes a JSON `copyTo`, its
-//!   precondition passed as `ifGenerationMatch`, which the emulator
-//!   ignores for copies (so create-only copies are not checked).
+//! - `PUT` with `x-goog-copy-source` becomes a JSON `copyTo`. The
+//!   emulator ignores preconditions on `copyTo`, so a copy with
+//!   `x-goog-if-generation-match` (a create-only copy) is a read of the
+//!   source and an upload with that precondition instead, which the
+//!   emulator checks atomically, as GCS checks it on copies.
 //! - XML multipart uploads (initiate, parts, complete, abort) are held
 //!   here: the parts in memory, the object uploaded to the emulator whole
 //!   when the upload completes. The emulator stores the result; part
@@ -302,6 +304,10 @@ impl Front {
         Ok(reply(StatusCode::OK, &written(&resource), Body::empty()))
     }
 
+    /// A copy. With a generation precondition (a create-only copy), the
+    /// source is read and written through [`Front::upload`], because the
+    /// emulator ignores preconditions on `copyTo` but enforces them
+    /// atomically on uploads, as GCS does on copies.
     async fn copy(
         &self,
         bucket: &str,
@@ -313,6 +319,32 @@ impl Front {
         let Some((source_bucket, source_object)) = source.split_once('/') else {
             return Ok(xml_error(StatusCode::BAD_REQUEST, "InvalidArgument"));
         };
+        if let Some(generation) = header(headers, GENERATION_MATCH) {
+            let path = format!(
+                "/storage/v1/b/{}/o/{}",
+                encode(source_bucket),
+                encode(source_object)
+            );
+            let response = self
+                .client
+                .get(self.json_api(&path))
+                .query(&[("alt", "media")])
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Ok(relay_error(response).await);
+            }
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let data = response.bytes().await?;
+            return self
+                .upload(bucket, object, content_type, Some(generation), data)
+                .await;
+        }
         let path = format!(
             "/storage/v1/b/{}/o/{}/copyTo/b/{}/o/{}",
             encode(source_bucket),
@@ -320,11 +352,7 @@ impl Front {
             encode(bucket),
             encode(object)
         );
-        let mut request = self.client.post(self.json_api(&path));
-        if let Some(generation) = header(headers, GENERATION_MATCH) {
-            request = request.query(&[("ifGenerationMatch", generation)]);
-        }
-        let response = request.send().await?;
+        let response = self.client.post(self.json_api(&path)).send().await?;
         if !response.status().is_success() {
             return Ok(relay_error(response).await);
         }

@@ -17,13 +17,13 @@
 //! binary) behind a small test-only front, `gcs_xml_front`, that passes its
 //! XML reads, deletes and listings through and turns uploads and copies
 //! into the equivalent JSON API calls, preconditions included (the
-//! emulator enforces `ifGenerationMatch` on uploads atomically).
+//! emulator enforces `ifGenerationMatch` on uploads atomically; it ignores
+//! it on copies, so the front makes a create-only copy a read and a
+//! conditional upload).
 //!
 //! What this cannot check, and so is not checked for GCS:
-//! - create-only copies: the emulator ignores preconditions on copies, so
-//!   `copy_if_not_exists` (how a staged multipart zip is placed) may
-//!   overwrite there; the racing-saves test expects only the weaker
-//!   guarantee (never a mixed version, at most one winner);
+//! - GCS's own create-only copy (`copyTo` with `ifGenerationMatch=0`):
+//!   the front's conditional upload stands in for it;
 //! - XML multipart uploads as GCS runs them: parts are held by the front
 //!   and the object uploaded whole on completion;
 //! - authentication: the emulator takes no credentials, so OAuth token
@@ -392,14 +392,13 @@ async fn gcs_create_only_and_conditional_puts() {
     assert_eq!(&got[..], b"three");
 }
 
-/// Racing savers on GCS. The emulator's create-only puts are atomic, but it
-/// ignores the precondition on copies, so two large zips' create-only
-/// copies can both land; the check before the commit marker must then
-/// keep the stored version unmixed (the weaker, non-atomic expectation).
+/// Racing savers on GCS: create-only puts and copies are atomic (the
+/// front turns create-only copies into conditional uploads, which the
+/// emulator checks atomically), so exactly one saver wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_concurrent_saves_of_different_bytes_leave_one_version() {
     let (_emulator, _front, storage, store) = gcs_storage("race").await;
-    conflicting_saves(&storage, &store, false).await;
+    conflicting_saves(&storage, &store, true).await;
 }
 
 /// A service-account `JSONKey` (base64, as Athens takes it) sets up the
