@@ -264,23 +264,27 @@ mod tests {
 
     async fn exercise(leases: &ObjectLeases) {
         leases.check().await.unwrap();
-        let ttl = Duration::from_millis(1500);
+        // Sleeps are lower bounds whatever the load, so each check below
+        // holds unless a refresh and the next request together take longer
+        // than the margin (2.5 s), which a loaded CI machine stays under.
+        let ttl = Duration::from_secs(6);
         let mut first = leases.try_lock("m@v1", ttl).await.unwrap().expect("free");
         assert!(leases.try_lock("m@v1", ttl).await.unwrap().is_none());
         // Other keys are independent.
         let other = leases.try_lock("m@v2", ttl).await.unwrap().expect("free");
         other.release().await.unwrap();
         // Refreshing keeps it past the first TTL.
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         assert!(first.refresh().await.unwrap());
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         assert!(leases.try_lock("m@v1", ttl).await.unwrap().is_none());
         // Released: free at once.
         first.release().await.unwrap();
-        let mut second = leases.try_lock("m@v1", ttl).await.unwrap().expect("free");
+        let short = Duration::from_millis(300);
+        let mut second = leases.try_lock("m@v1", short).await.unwrap().expect("free");
         // Not refreshed: taken over after the TTL, and the old holder
         // learns it lost the lease and cannot release the new one.
-        tokio::time::sleep(Duration::from_millis(1700)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
         let third = leases
             .try_lock("m@v1", ttl)
             .await
