@@ -167,7 +167,8 @@ fn stored_files_are_served_while_slow_misses_queue() {
     });
     for _ in 0..20 {
         let took = timed_hit(port);
-        assert!(took < Duration::from_secs(1), "stored .info took {took:?}");
+        // The misses take 10 s; a hit that waited for one would show.
+        assert!(took < Duration::from_secs(3), "stored .info took {took:?}");
     }
     // The .mod and .zip of a stored version do not wait either.
     let started = Instant::now();
@@ -183,7 +184,7 @@ fn stored_files_are_served_while_slow_misses_queue() {
             .0,
         200
     );
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(4));
     // The misses were still in flight all along.
     assert_eq!(
         upstream.received(),
@@ -392,7 +393,7 @@ fn connection_cap_holds_further_clients_until_one_closes() {
     let started = Instant::now();
     let (status, head) = read_answer(ninth, Duration::from_secs(5)).unwrap();
     assert_eq!(status, 200, "{head}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(4));
 }
 
 #[test]
@@ -459,7 +460,7 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert_eq!(status, 404, "{head}");
     // Nothing left in flight: the process ends well before the 10 s grace.
     assert!(server.wait_exit(Duration::from_secs(5)));
-    assert!(signalled.elapsed() < Duration::from_secs(6));
+    assert!(signalled.elapsed() < Duration::from_secs(8));
 }
 
 #[test]

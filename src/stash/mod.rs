@@ -551,6 +551,20 @@ mod tests {
         }
     }
 
+    /// Waits until `done` holds, failing after 10 s: a lower bound on time
+    /// is all a loaded machine guarantees.
+    async fn eventually<F, Fut>(what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done().await {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn stack(
         fetcher: Arc<CountingFetcher>,
         storage: Arc<MemoryStorage>,
@@ -762,16 +776,18 @@ mod tests {
             );
         tokio::time::sleep(Duration::from_millis(10)).await;
         request.abort();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(storage
-            .exists("example.com/m", "v2.0.0+incompatible")
-            .await
-            .unwrap());
+        eventually("the stash to finish", || async {
+            storage
+                .exists("example.com/m", "v2.0.0+incompatible")
+                .await
+                .unwrap()
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_stashes_without_waiters_are_dropped_started_ones_finish() {
-        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(300)));
+        let fetcher = Arc::new(CountingFetcher::new(Duration::from_millis(1500)));
         let storage = Arc::new(MemoryStorage::new());
         let base = Arc::new(BaseStasher::new(
             fetcher.clone(),
@@ -789,16 +805,15 @@ mod tests {
                 )
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(stasher.pending(), 21);
+        eventually("21 pending", || async { stasher.pending() == 21 }).await;
         for request in &requests {
             request.abort();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // Only the started stash is left, and it still completes.
-        assert_eq!(stasher.pending(), 1);
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(stasher.pending(), 0);
+        // Only the started stash is left (it takes 1.5 s), and it still
+        // completes.
+        eventually("1 pending", || async { stasher.pending() == 1 }).await;
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
+        eventually("0 pending", || async { stasher.pending() == 0 }).await;
         assert!(storage.exists("example.com/m", "v1.0.0").await.unwrap());
         assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
         // A queued stash that another request joins is not dropped when
