@@ -537,7 +537,7 @@ mod tests {
     use fixtures::services::redis::{RedisSentinel, RedisServer};
     use std::time::Instant;
 
-    const TTL: Duration = Duration::from_millis(1500);
+    const TTL: Duration = Duration::from_millis(3000);
 
     fn locks(server: &RedisServer) -> RedisLocks {
         RedisLocks::connect(&server.endpoint(), "").expect("valid endpoint")
