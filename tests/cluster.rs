@@ -202,9 +202,11 @@ async fn killed_lock_holder_is_replaced_within_the_ttl() {
         2,
         "one fetch by the dead holder, one after"
     );
-    // The TTL, plus the time of one fetch from a local git server.
+    // The TTL, plus the time of one fetch from a local git server (slow
+    // on a loaded machine, but far from the 30 s pack delay the dead
+    // holder was stuck in).
     assert!(
-        elapsed < Duration::from_secs(TTL + 10),
+        elapsed < Duration::from_secs(TTL + 25),
         "took {elapsed:?} after the kill"
     );
     // The dead holder refreshed its lease up to TTL/3 before the kill.
