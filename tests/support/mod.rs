@@ -165,11 +165,14 @@ impl Server {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() {
-                return Err(server.log_text());
+                return Err(server.raw_log_text());
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        Err(format!("no /healthz answer in 20s\n{}", server.log_text()))
+        Err(format!(
+            "no /healthz answer in 20s\n{}",
+            server.raw_log_text()
+        ))
     }
 
     /// The proxy's base URL.
@@ -182,8 +185,39 @@ impl Server {
         self.port
     }
 
-    /// Everything the server has logged so far.
+    /// Everything the server has logged up to now. Request lines are
+    /// written by a background thread, so this first sends a request with
+    /// a unique id and waits until its line is in the file: the lines of
+    /// every request answered before it are there too.
     pub fn log_text(&self) -> String {
+        static SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "log-sync-{}-{}",
+            std::process::id(),
+            SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let synced = TcpStream::connect(("127.0.0.1", self.port)).and_then(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+            write!(
+                stream,
+                "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAthens-Request-ID: {id}\r\nConnection: close\r\n\r\n"
+            )?;
+            stream.read_to_end(&mut Vec::new())
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.raw_log_text();
+            // A server that is gone (or never answered) has written all
+            // it will.
+            if synced.is_err() || text.contains(&id) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log file as it is, without waiting for lines still buffered.
+    pub fn raw_log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -230,7 +264,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            let log = self.log_text();
+            let log = self.raw_log_text();
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
             eprintln!("--- end of athens log ---\n{}", tail.join("\n"));
