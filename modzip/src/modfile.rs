@@ -11,37 +11,7 @@
 //! [`parse_work`] reads a `go.work` file.
 
 use crate::gomod::{self, Parser, Statement};
-use crate::module;
-
-/// A module path and version; the version is empty for a directory
-/// replacement's target or a `replace` that applies to every version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModuleVersion {
-    /// Module path.
-    pub path: String,
-    /// Canonical version, or empty.
-    pub version: String,
-}
-
-impl ModuleVersion {
-    /// `path@version`.
-    pub fn new(path: impl Into<String>, version: impl Into<String>) -> Self {
-        ModuleVersion {
-            path: path.into(),
-            version: version.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ModuleVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.version.is_empty() {
-            f.write_str(&self.path)
-        } else {
-            write!(f, "{}@{}", self.path, self.version)
-        }
-    }
-}
+use crate::module::{self, Version as ModuleVersion};
 
 /// What a `replace` directive replaces its module with.
 #[derive(Debug, Clone, PartialEq, Eq)]
