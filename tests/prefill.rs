@@ -3,6 +3,7 @@
 //! repositories are moved away and the go command builds through the
 //! `athens` server on that store alone.
 
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::collections::BTreeSet;
@@ -622,7 +623,7 @@ fn workspace_builds_with_the_origins_gone() {
         &["--gowork", work.join("go.work").to_str().unwrap()],
     );
     assert_eq!(run.code(), Some(0), "{run:?}");
-    let stored = stored(&root);
+    let in_store = stored(&root);
     for want in [
         at(LIB, "v1.0.0"),
         at(LIB, "v1.1.0"),
@@ -632,12 +633,46 @@ fn workspace_builds_with_the_origins_gone() {
         at(DEEPER, "v1.0.0"),
     ] {
         assert!(
-            stored.contains(&want),
-            "{want} missing: {stored:?}\n{run:?}"
+            in_store.contains(&want),
+            "{want} missing: {in_store:?}\n{run:?}"
         );
     }
 
+    // From the graph alone, exactly what `go mod download` fetches in the
+    // workspace.
+    let graph_only = scratch.path().join("graph-only");
+    std::fs::create_dir_all(&graph_only).expect("store");
+    let run = prefill(
+        &graph_only,
+        &gitconfig,
+        &[
+            "--gowork",
+            work.join("go.work").to_str().unwrap(),
+            "--no-gosum",
+        ],
+    );
+    assert_eq!(run.code(), Some(0), "{run:?}");
     let work_file = work.join("go.work").display().to_string();
+    let oracle = origins.direct();
+    go_ok(
+        &oracle,
+        &work,
+        &["mod", "download"],
+        &[("GOWORK", &work_file)],
+    );
+    let mods = downloaded(&oracle, "mod");
+    let zips = downloaded(&oracle, "zip");
+    assert_eq!(stored(&graph_only), &mods | &zips, "{run:?}");
+    assert!(
+        run.summary().starts_with(&format!(
+            "{} versions ({} with their zip, {} for their go.mod only)",
+            mods.union(&zips).count(),
+            zips.len(),
+            mods.difference(&zips).count()
+        )),
+        "{run:?}\ngo mod download: mod {mods:?} zip {zips:?}"
+    );
+
     let client = build_offline(
         &origins,
         &root,
@@ -645,6 +680,6 @@ fn workspace_builds_with_the_origins_gone() {
         &work.join("one"),
         &[("GOWORK", &work_file)],
     );
-    assert!(downloaded(&client, "mod").is_subset(&stored));
-    assert!(downloaded(&client, "zip").is_subset(&stored));
+    assert!(downloaded(&client, "mod").is_subset(&in_store));
+    assert!(downloaded(&client, "zip").is_subset(&in_store));
 }
