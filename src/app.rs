@@ -16,7 +16,7 @@
 //! 6. the router with the optional layers ([`Features`]).
 //!
 //! [`router`] is steps 4 to 6 alone, over a storage and a fetcher the caller
-//! opened. The HTTP server itself ([`http::serve`]) only listens.
+//! opened; [`stashing`] is steps 1 to 4 alone, for `athens prefill`. The HTTP server itself ([`http::serve`]) only listens.
 
 use std::sync::Arc;
 
@@ -51,6 +51,37 @@ pub struct App {
 /// with the reason when a directory, a service or a file the configuration
 /// names cannot be used.
 pub async fn build(config: &Config) -> anyhow::Result<App> {
+    let Upstream {
+        go_env,
+        native,
+        fetcher,
+        storage,
+        lock,
+        verified,
+    } = upstream(config).await?;
+    let router = router(config, &go_env, Arc::clone(&storage), verified, lock)?;
+    Ok(App {
+        go_env,
+        native,
+        fetcher,
+        storage,
+        router,
+    })
+}
+
+/// Steps 1 to 3 of [`build`]: the go environment, the fetchers, storage
+/// and the lock service, and the chain with the checksum database check.
+struct Upstream {
+    go_env: GoEnv,
+    native: Arc<NativeFetcher>,
+    fetcher: Arc<UpstreamProxyFetcher>,
+    storage: Arc<dyn Storage>,
+    lock: Option<DistributedLock>,
+    /// `fetcher` checked against the checksum database.
+    verified: Arc<dyn Fetcher>,
+}
+
+async fn upstream(config: &Config) -> anyhow::Result<Upstream> {
     let go_get_dir = gogetdir::prepare(&config.go_get_dir).map_err(anyhow::Error::msg)?;
     let go_env = fetch::go_env::from_config(config, &go_get_dir).map_err(anyhow::Error::msg)?;
     let native = Arc::new(
@@ -76,13 +107,61 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         Arc::clone(&storage),
     )
     .map_err(anyhow::Error::msg)?;
-    let router = router(config, &go_env, Arc::clone(&storage), verified, lock)?;
-    Ok(App {
+    Ok(Upstream {
         go_env,
         native,
         fetcher,
         storage,
-        router,
+        lock,
+        verified,
+    })
+}
+
+/// What `athens prefill` stores through: the server's storage, upstream
+/// chain, checksum database check and stash stack (with the private
+/// checksum database told of what is stored), without the protocol and
+/// the router.
+pub struct Stashing {
+    /// Where modules are stored.
+    pub storage: Arc<dyn Storage>,
+    /// The upstream chain checked against the checksum database, for
+    /// listings and queries.
+    pub fetcher: Arc<dyn Fetcher>,
+    /// The stash stack over `fetcher` as `check` wrapped it.
+    pub stasher: Arc<dyn Stasher>,
+}
+
+/// Builds the parts [`Stashing`] names from `config`; `check` wraps the
+/// verified chain before the stash stack takes it, so that a fetched
+/// version can be refused before it is stored.
+pub async fn stashing(
+    config: &Config,
+    check: impl FnOnce(Arc<dyn Fetcher>) -> Arc<dyn Fetcher>,
+) -> anyhow::Result<Stashing> {
+    let Upstream {
+        go_env,
+        storage,
+        lock,
+        verified,
+        ..
+    } = upstream(config).await?;
+    let private_log = crate::sumdb_log::from_config(
+        config,
+        &go_env,
+        &storage,
+        lock.as_ref().map(|l| Arc::clone(&l.service)),
+    )?;
+    let stasher = stash_stack(
+        config,
+        check(Arc::clone(&verified)),
+        Arc::clone(&storage),
+        lock,
+        private_log,
+    );
+    Ok(Stashing {
+        storage,
+        fetcher: verified,
+        stasher,
     })
 }
 

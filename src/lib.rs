@@ -17,6 +17,7 @@ pub mod filter;
 pub mod http;
 pub mod locks;
 pub mod pathmatch;
+pub mod prefill;
 pub mod protocol;
 pub mod stash;
 pub mod storage;

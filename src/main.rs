@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use athens::config::{help_text, Config};
 
-const USAGE: &str = "usage: athens [-config_file=PATH] | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP";
+const USAGE: &str = "usage: athens [-config_file=PATH] | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP | athens prefill [-config_file=PATH] [--gomod PATH | --gowork FILE] [--gosum FILE]... [--no-gosum] [--list FILE]... [--no-deps] [--jobs N] [MODULE@VERSION|MODULE@all]...";
 
 fn main() -> ExitCode {
     // More than one rustls crypto provider is compiled in (through

@@ -139,7 +139,7 @@ const BLOCK_VERBS: [&[u8]; 8] = [
 ];
 
 /// A statement the lax parser rejects.
-struct Rejected;
+pub(crate) struct Rejected;
 
 /// Applies the lax-mode checks for one directive, recording the module
 /// path and go version.
@@ -202,7 +202,7 @@ fn check_lax_directive(
 
 /// Interprets a path argument: a double-quoted Go string, or a bare word
 /// that must not contain any quote character.
-fn parse_string(token: &[u8]) -> Result<Vec<u8>, Rejected> {
+pub(crate) fn parse_string(token: &[u8]) -> Result<Vec<u8>, Rejected> {
     if token.first() == Some(&b'"') {
         unquote(token).ok_or(Rejected)
     } else if token.iter().any(|b| matches!(b, b'"' | b'\'' | b'`')) {
@@ -213,7 +213,7 @@ fn parse_string(token: &[u8]) -> Result<Vec<u8>, Rejected> {
 }
 
 /// Interprets a version argument, which must have a canonical form.
-fn parse_version(token: &[u8]) -> Result<String, Rejected> {
+pub(crate) fn parse_version(token: &[u8]) -> Result<String, Rejected> {
     let text = parse_string(token)?;
     let text = std::str::from_utf8(&text).map_err(|_| Rejected)?;
     let canonical = module::canonical_version(text);
@@ -238,7 +238,7 @@ fn decimal_end(s: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The strict go version syntax: `1.21`, `1.21.3`, `1.21rc1`, `1.21.0rc2`.
-fn is_strict_go_version(s: &[u8]) -> bool {
+pub(crate) fn is_strict_go_version(s: &[u8]) -> bool {
     let Some(major_end) = decimal_end(s, 0) else {
         return false;
     };
@@ -285,7 +285,7 @@ fn lax_go_version(s: &[u8]) -> Option<&[u8]> {
 
 /// One parsed statement; tokens keep their source text (quotes included).
 #[derive(Debug)]
-enum Statement<'a> {
+pub(crate) enum Statement<'a> {
     /// A single line `verb args...`.
     Line(Vec<&'a [u8]>),
     /// A parenthesized block `head... ( lines )`.
@@ -297,7 +297,7 @@ enum Statement<'a> {
 
 /// Any error the go command's go.mod tokenizer or grammar would report.
 #[derive(Debug)]
-struct SyntaxError;
+pub(crate) struct SyntaxError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -438,14 +438,14 @@ impl<'a> Lexer<'a> {
     }
 }
 
-struct Parser<'a> {
+pub(crate) struct Parser<'a> {
     lexer: Lexer<'a>,
     next: Token<'a>,
     statements: Vec<Statement<'a>>,
 }
 
 impl<'a> Parser<'a> {
-    fn parse(data: &'a [u8]) -> Result<Vec<Statement<'a>>, SyntaxError> {
+    pub(crate) fn parse(data: &'a [u8]) -> Result<Vec<Statement<'a>>, SyntaxError> {
         let mut lexer = Lexer { data, pos: 0 };
         let next = lexer.next_token()?;
         let mut parser = Parser {

@@ -20,6 +20,8 @@
 //!   [`dirhash::hash_go_mod`]) (`sumdb/dirhash`);
 //! - [`gomod`]: the module path and `go` directive of a go.mod, read as the
 //!   go command's lax parser reads them (`modfile`);
+//! - [`modfile`]: the requirement-graph directives of go.mod and go.work
+//!   files (`require`, `exclude`, `replace`, `use`) (`modfile`);
 //! - [`gover`]: Go toolchain version names (`go/version`).
 //!
 //! ```
@@ -56,6 +58,7 @@
 pub mod dirhash;
 pub mod gomod;
 pub mod gover;
+pub mod modfile;
 pub mod module;
 pub mod pseudo;
 pub mod semver;

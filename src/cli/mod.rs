@@ -9,13 +9,17 @@
 //! - `athens verify [-config_file=PATH] [--quarantine]` checks every
 //!   stored version against its recorded sums (see [`verify`]);
 //! - `athens sumdb-keygen NAME [-out FILE]` writes a signer key for the
-//!   private checksum database and prints its verifier key.
+//!   private checksum database and prints its verifier key;
+//! - `athens prefill [-config_file=PATH] [--gomod PATH | --gowork FILE] ...`
+//!   stores everything a build of the given modules needs offline (see
+//!   [`prefill`]).
 //!
 //! Anything else is not a subcommand and is left to the proxy server.
 
 mod hash;
 mod keygen;
 mod pack;
+mod prefill;
 mod verify;
 
 use std::ffi::OsString;
@@ -30,7 +34,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit status for failures that are not the caller's fault (I/O).
 pub const EXIT_FAILURE: u8 = 1;
 
-const USAGE: &str = "usage: athens pack DIR --module PATH --version VER --out OUTDIR [--time RFC3339] [--layout goproxy|athens] | athens hash ZIP | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE]";
+const USAGE: &str = "usage: athens pack DIR --module PATH --version VER --out OUTDIR [--time RFC3339] [--layout goproxy|athens] | athens hash ZIP | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE] | athens prefill [-config_file=PATH] [--gomod PATH | --gowork FILE] [--gosum FILE]... [--no-gosum] [--list FILE]... [--no-deps] [--jobs N] [MODULE@VERSION|MODULE@all]...";
 
 /// A subcommand failure, reported as one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,9 @@ pub enum CliError {
     /// `verify` could not run or found problems.
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
+    /// `prefill` could not run or did not store everything.
+    #[error(transparent)]
+    Prefill(#[from] prefill::PrefillError),
     /// `sumdb-keygen` failed.
     #[error(transparent)]
     Keygen(#[from] keygen::KeygenError),
@@ -69,6 +76,7 @@ impl CliError {
             CliError::Pack(e) if e.is_bad_input() => EXIT_USAGE,
             CliError::Hash(e) if e.is_bad_input() => EXIT_USAGE,
             CliError::Verify(e) => e.exit_code(),
+            CliError::Prefill(e) => e.exit_code(),
             _ => EXIT_FAILURE,
         }
     }
@@ -79,7 +87,7 @@ impl CliError {
 pub fn is_subcommand(args: &[OsString]) -> bool {
     matches!(
         args.first().and_then(|a| a.to_str()),
-        Some("pack" | "hash" | "verify" | "sumdb-keygen")
+        Some("pack" | "hash" | "verify" | "sumdb-keygen" | "prefill")
     )
 }
 
@@ -109,6 +117,11 @@ pub fn run(args: &[OsString], out: &mut dyn Write) -> Result<(), CliError> {
         Some("verify") => {
             let request = verify::parse(rest).map_err(CliError::Usage)?;
             verify::run(&request, out)?;
+            Ok(())
+        }
+        Some("prefill") => {
+            let request = prefill::parse(rest).map_err(CliError::Usage)?;
+            prefill::run(&request, out)?;
             Ok(())
         }
         Some("sumdb-keygen") => {
