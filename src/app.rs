@@ -13,7 +13,10 @@
 //!    worker pool over fetch-and-save;
 //! 5. the download protocol with its network mode, download policy and
 //!    limits;
-//! 6. the router with the optional layers ([`Features`]).
+//! 6. the router with the optional layers ([`Features`]);
+//! 7. the metrics ([`crate::metrics`], unless `StatsExporter` is empty):
+//!    wrappers around the storage and the fetcher given to steps 4 and 5,
+//!    `/metrics` beside the other routes and a layer around the router.
 //!
 //! [`router`] is steps 4 to 6 alone, over a storage and a fetcher the caller
 //! opened. The HTTP server itself ([`http::serve`]) only listens.
@@ -28,6 +31,7 @@ use crate::config::Config;
 use crate::fetch::{self, gogetdir, Fetcher, NativeFetcher, UpstreamProxyFetcher};
 use crate::http::{self, AppState, Features};
 use crate::locks::DistributedLock;
+use crate::metrics::{MeteredFetcher, MeteredStorage, Metrics, MetricsLayer};
 use crate::protocol::{Limits, Protocol};
 use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
 use crate::storage::Storage;
@@ -57,6 +61,8 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         NativeFetcher::from_config(config, &go_env, &go_get_dir).map_err(anyhow::Error::msg)?,
     );
     let direct: Arc<dyn Fetcher> = native.clone();
+    // Where the native fetcher keeps its repositories (see NativeFetcher).
+    let git_cache = go_get_dir.join("vcs");
     let fetcher = Arc::new(
         UpstreamProxyFetcher::from_go_env(
             &go_env,
@@ -76,7 +82,16 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         Arc::clone(&storage),
     )
     .map_err(anyhow::Error::msg)?;
-    let router = router(config, &go_env, Arc::clone(&storage), verified, lock)?;
+    let metrics =
+        crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(Some(git_cache)));
+    let router = router_with_metrics(
+        config,
+        &go_env,
+        Arc::clone(&storage),
+        verified,
+        lock,
+        metrics,
+    )?;
     Ok(App {
         go_env,
         native,
@@ -97,6 +112,29 @@ pub fn router(
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
 ) -> anyhow::Result<Router> {
+    let metrics = crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(None));
+    router_with_metrics(config, go_env, storage, fetcher, lock, metrics)
+}
+
+/// [`router`], measured into `metrics` when given: the storage and the
+/// fetcher wrapped to count reads and fetches, the stash stack's
+/// single-flight sampled, `/metrics` served, and every request counted
+/// by the outermost layer.
+fn router_with_metrics(
+    config: &Config,
+    go_env: &GoEnv,
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+    lock: Option<DistributedLock>,
+    metrics: Option<Arc<Metrics>>,
+) -> anyhow::Result<Router> {
+    let (storage, fetcher) = match &metrics {
+        Some(m) => (
+            Arc::new(MeteredStorage::new(storage, Arc::clone(m))) as Arc<dyn Storage>,
+            Arc::new(MeteredFetcher::new(fetcher, Arc::clone(m))) as Arc<dyn Fetcher>,
+        ),
+        None => (storage, fetcher),
+    };
     let mut features = Features::from_config(config, go_env)?;
     let private_log = crate::sumdb_log::from_config(
         config,
@@ -112,14 +150,26 @@ pub fn router(
         lock,
         private_log,
     );
+    let extra_routes = match &metrics {
+        Some(m) => {
+            m.observe_stasher(Arc::clone(&stasher));
+            crate::metrics::routes(Arc::clone(m))
+        }
+        None => Router::new(),
+    };
     let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
         .with_download_policy(features.download_policy.clone())
         .with_limits(Limits::from_config(config));
-    Ok(http::router(
+    let router = http::router_with_routes(
         AppState::with_protocol(protocol),
         &config.path_prefix,
         features,
-    ))
+        extra_routes,
+    );
+    Ok(match metrics {
+        Some(m) => router.layer(MetricsLayer::new(m, &config.path_prefix)),
+        None => router,
+    })
 }
 
 /// Fetch-and-save, outermost first: in-process coalescing with at most
@@ -134,7 +184,7 @@ fn stash_stack(
     storage: Arc<dyn Storage>,
     lock: Option<DistributedLock>,
     private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
-) -> Arc<dyn Stasher> {
+) -> Arc<CoalescingStasher> {
     let mut base = BaseStasher::new(
         fetcher,
         Arc::clone(&storage),
