@@ -13,10 +13,14 @@
 //!    worker pool over fetch-and-save;
 //! 5. the download protocol with its network mode, download policy and
 //!    limits;
-//! 6. the router with the optional layers ([`Features`]).
+//! 6. the router with the optional layers ([`Features`]);
+//! 7. the metrics ([`crate::metrics`], unless `StatsExporter` is empty):
+//!    wrappers around the storage and the fetcher given to steps 4 and 5,
+//!    `/metrics` beside the other routes and a layer around the router.
 //!
 //! [`router`] is steps 4 to 6 alone, over a storage and a fetcher the caller
-//! opened; [`stashing`] is steps 1 to 4 alone, for `athens prefill`. The HTTP server itself ([`http::serve`]) only listens.
+//! opened; [`stashing`] is steps 1 to 4 alone, for `athens prefill`. The
+//! HTTP server itself ([`http::serve`]) only listens.
 
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ use crate::config::Config;
 use crate::fetch::{self, gogetdir, Fetcher, NativeFetcher, UpstreamProxyFetcher};
 use crate::http::{self, AppState, Features};
 use crate::locks::DistributedLock;
+use crate::metrics::{MeteredFetcher, MeteredStorage, Metrics, MetricsLayer};
 use crate::protocol::{Limits, Protocol};
 use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
 use crate::storage::Storage;
@@ -58,8 +63,18 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         storage,
         lock,
         verified,
+        git_cache,
     } = upstream(config).await?;
-    let router = router(config, &go_env, Arc::clone(&storage), verified, lock)?;
+    let metrics =
+        crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(Some(git_cache)));
+    let router = router_with_metrics(
+        config,
+        &go_env,
+        Arc::clone(&storage),
+        verified,
+        lock,
+        metrics,
+    )?;
     Ok(App {
         go_env,
         native,
@@ -79,11 +94,14 @@ struct Upstream {
     lock: Option<DistributedLock>,
     /// `fetcher` checked against the checksum database.
     verified: Arc<dyn Fetcher>,
+    /// Where the native fetcher keeps its repositories (see NativeFetcher).
+    git_cache: std::path::PathBuf,
 }
 
 async fn upstream(config: &Config) -> anyhow::Result<Upstream> {
     let go_get_dir = gogetdir::prepare(&config.go_get_dir).map_err(anyhow::Error::msg)?;
     let go_env = fetch::go_env::from_config(config, &go_get_dir).map_err(anyhow::Error::msg)?;
+    let git_cache = go_get_dir.join("vcs");
     let native = Arc::new(
         NativeFetcher::from_config(config, &go_env, &go_get_dir).map_err(anyhow::Error::msg)?,
     );
@@ -114,6 +132,7 @@ async fn upstream(config: &Config) -> anyhow::Result<Upstream> {
         storage,
         lock,
         verified,
+        git_cache,
     })
 }
 
@@ -176,6 +195,29 @@ pub fn router(
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
 ) -> anyhow::Result<Router> {
+    let metrics = crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(None));
+    router_with_metrics(config, go_env, storage, fetcher, lock, metrics)
+}
+
+/// [`router`], measured into `metrics` when given: the storage and the
+/// fetcher wrapped to count reads and fetches, the stash stack's
+/// single-flight sampled, `/metrics` served, and every request counted
+/// by the outermost layer.
+fn router_with_metrics(
+    config: &Config,
+    go_env: &GoEnv,
+    storage: Arc<dyn Storage>,
+    fetcher: Arc<dyn Fetcher>,
+    lock: Option<DistributedLock>,
+    metrics: Option<Arc<Metrics>>,
+) -> anyhow::Result<Router> {
+    let (storage, fetcher) = match &metrics {
+        Some(m) => (
+            Arc::new(MeteredStorage::new(storage, Arc::clone(m))) as Arc<dyn Storage>,
+            Arc::new(MeteredFetcher::new(fetcher, Arc::clone(m))) as Arc<dyn Fetcher>,
+        ),
+        None => (storage, fetcher),
+    };
     let mut features = Features::from_config(config, go_env)?;
     let private_log = crate::sumdb_log::from_config(
         config,
@@ -191,14 +233,26 @@ pub fn router(
         lock,
         private_log,
     );
+    let extra_routes = match &metrics {
+        Some(m) => {
+            m.observe_stasher(Arc::clone(&stasher));
+            crate::metrics::routes(Arc::clone(m))
+        }
+        None => Router::new(),
+    };
     let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
         .with_download_policy(features.download_policy.clone())
         .with_limits(Limits::from_config(config));
-    Ok(http::router(
+    let router = http::router_with_routes(
         AppState::with_protocol(protocol),
         &config.path_prefix,
         features,
-    ))
+        extra_routes,
+    );
+    Ok(match metrics {
+        Some(m) => router.layer(MetricsLayer::new(m, &config.path_prefix)),
+        None => router,
+    })
 }
 
 /// Fetch-and-save, outermost first: in-process coalescing with at most
@@ -213,7 +267,7 @@ fn stash_stack(
     storage: Arc<dyn Storage>,
     lock: Option<DistributedLock>,
     private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
-) -> Arc<dyn Stasher> {
+) -> Arc<CoalescingStasher> {
     let mut base = BaseStasher::new(
         fetcher,
         Arc::clone(&storage),

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod filter;
 pub mod http;
 pub mod locks;
+pub mod metrics;
 pub mod pathmatch;
 pub mod prefill;
 pub mod protocol;

@@ -173,6 +173,15 @@ fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let storage = loaded.config.storage_type;
+    match &loaded.file {
+        Some(file) => tracing::info!(file = %file.display(), %storage, "configuration read"),
+        // As Athens says when it finds no file.
+        None => tracing::info!(
+            %storage,
+            "no configuration file: running with the default settings (see config.dev.toml)"
+        ),
+    }
     let config = loaded.config;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -274,6 +274,8 @@ impl Protocol {
                     self.lookups.max_queued
                 )));
             };
+            // The request's route class goes along, for the metrics.
+            let work = crate::metrics::with_current_route(work);
             let task = tokio::spawn(async move {
                 let _permit = permit;
                 work.await

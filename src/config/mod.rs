@@ -18,10 +18,10 @@ use thiserror::Error;
 
 pub use proxies::{parse_trusted_proxies, IpRange, DEFAULT_TRUSTED_PROXIES};
 pub use settings::{
-    help_text, readme_reference, settings, AzureBlobConfig, Config, DiskConfig, Etcd,
-    ExternalConfig, GcpConfig, Index, MinioConfig, MongoConfig, MySqlConfig, PostgresConfig, Redis,
-    RedisLockConfig, RedisSentinel, S3Config, Setting, SingleFlight, SingleFlightGcp, Storage,
-    README_END, README_START,
+    example_config, help_text, readme_reference, settings, AzureBlobConfig, Config, DiskConfig,
+    Etcd, ExternalConfig, GcpConfig, Index, MinioConfig, MongoConfig, MySqlConfig, PostgresConfig,
+    Redis, RedisLockConfig, RedisSentinel, S3Config, Setting, SingleFlight, SingleFlightGcp,
+    Storage, EXAMPLE_CONFIG_FILE, README_END, README_START,
 };
 pub use types::{EnvList, Secret, SingleFlightType, StorageType};
 

@@ -655,3 +655,55 @@ fn readme_reference_lists_every_key_variable_and_default() {
     }
     assert!(!reference.contains("sekret"));
 }
+
+/// config.dev.toml is generated from the table; with
+/// `ATHENS_UPDATE_EXAMPLE=1` this test rewrites it instead of failing.
+#[test]
+fn example_config_file_is_generated_from_the_table() {
+    use super::settings::{example_config, EXAMPLE_CONFIG_FILE};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE_CONFIG_FILE);
+    let wanted = example_config();
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current == wanted {
+        return;
+    }
+    if std::env::var_os("ATHENS_UPDATE_EXAMPLE").is_some() {
+        std::fs::write(&path, wanted).unwrap();
+        return;
+    }
+    panic!(
+        "{EXAMPLE_CONFIG_FILE} differs from src/config/settings.rs; regenerate with \
+         ATHENS_UPDATE_EXAMPLE=1 cargo test -p athens --lib config::tests::example_config"
+    );
+}
+
+/// Every key is in the example, set to its default: loading it changes
+/// nothing and warns of nothing.
+#[test]
+fn example_config_sets_every_key_to_its_default() {
+    let text = super::settings::example_config();
+    let loaded = Config::from_toml_str(&text, &|_| None).unwrap();
+    assert_eq!(loaded.config, Config::default());
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let table: toml::Table = text.parse().unwrap();
+    for setting in settings() {
+        let mut value = Some(&table);
+        let (path, leaf) = setting.key.rsplit_once('.').unwrap_or(("", setting.key));
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            value = value.and_then(|t| t.get(part)).and_then(|v| v.as_table());
+        }
+        assert!(
+            value.is_some_and(|t| t.contains_key(leaf)),
+            "{} is missing from the example",
+            setting.key
+        );
+        let comment = format!("# {} (env: ", setting.doc);
+        assert!(text.contains(&comment), "{} has no comment", setting.key);
+    }
+    // Changing a value in the text changes the loaded configuration: the
+    // keys are read, not just present.
+    let edited = text.replace("\nGoGetWorkers = 10\n", "\nGoGetWorkers = 3\n");
+    assert_ne!(edited, text);
+    let loaded = Config::from_toml_str(&edited, &|_| None).unwrap();
+    assert_eq!(loaded.config.go_get_workers, 3);
+}

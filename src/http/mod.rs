@@ -108,6 +108,18 @@ impl AppState {
 /// a prefix, `/` answers 200 for load-balancer health checks, as Athens
 /// does.
 pub fn router(state: AppState, path_prefix: &str, features: Features) -> Router {
+    router_with_routes(state, path_prefix, features, Router::new())
+}
+
+/// [`router`] with `extra` routes (like `/metrics`) served beside the home
+/// page: under the path prefix and behind basic auth and the HTTPS
+/// redirect, but not the module filter.
+pub fn router_with_routes(
+    state: AppState,
+    path_prefix: &str,
+    features: Features,
+    extra: Router,
+) -> Router {
     let f = Arc::new(features);
     let mut inner = Router::new()
         .route("/healthz", get(healthz))
@@ -131,7 +143,8 @@ pub fn router(state: AppState, path_prefix: &str, features: Features) -> Router 
                 "/sumdb/{*rest}",
                 axum::routing::any(features::sumdb_handler),
             )
-            .with_state(Arc::clone(&f)),
+            .with_state(Arc::clone(&f))
+            .merge(extra),
     );
     let prefix = path_prefix.trim_end_matches('/');
     let mut app = if prefix.is_empty() {

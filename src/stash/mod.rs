@@ -33,7 +33,7 @@ mod distributed;
 pub use distributed::DistributedStasher;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -397,6 +397,8 @@ pub struct CoalescingStasher {
     inner: Arc<dyn Stasher>,
     in_flight: Registry,
     max_pending: usize,
+    /// Requests that joined a pending stash (for the metrics).
+    joined: AtomicU64,
 }
 
 impl CoalescingStasher {
@@ -412,7 +414,14 @@ impl CoalescingStasher {
             inner,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             max_pending: max_pending.max(1),
+            joined: AtomicU64::new(0),
         }
+    }
+
+    /// How many stash requests so far joined one already pending for the
+    /// same module@version instead of starting their own.
+    pub fn joined(&self) -> u64 {
+        self.joined.load(Ordering::Relaxed)
     }
 
     /// How many distinct stashes are queued or running now.
@@ -482,6 +491,8 @@ impl Stasher for CoalescingStasher {
                 }
                 let flight = self.start(&key, module, version);
                 map.insert(key.clone(), flight);
+            } else {
+                self.joined.fetch_add(1, Ordering::Relaxed);
             }
             let flight = map.get(&key).expect("inserted above");
             flight.interest.waiters.fetch_add(1, Ordering::AcqRel);
