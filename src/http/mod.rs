@@ -597,10 +597,14 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
     };
     if let Endpoint::Info(v) | Endpoint::Mod(v) | Endpoint::Zip(v) = &endpoint {
         // A canonical version that cannot belong to this module path (say
-        // v2.0.0 for a path without /v2) does not exist anywhere.
+        // v3.0.0 for a path ending in /v2) does not exist anywhere. v2.0.0
+        // of a path without /v2 may: the go command's Stat answers it with
+        // v2.0.0+incompatible when the tag has no go.mod.
         if is_canonical_version(v) {
             if let Err(e) = modzip::module::check(&module, v) {
-                return error_response(StatusCode::NOT_FOUND, &format!("not found: {e}"));
+                if crate::protocol::incompatible_twin(&module, v).is_none() {
+                    return error_response(StatusCode::NOT_FOUND, &format!("not found: {e}"));
+                }
             }
         }
     }

@@ -172,7 +172,8 @@ async fn unknown_endpoints_and_impossible_versions_are_not_found() {
         "/example.com/m/@v/v1.0.0.tar",
         "/example.com/m/@v/",
         "/example.com/m",
-        "/example.com/m/@v/v2.0.0.info", // v2 needs a /v2 path
+        "/example.com/m/v2/@v/v3.0.0.info", // a /v2 path has v2 versions only
+        "/gopkg.in/yaml.v2/@v/v3.0.0.zip",
         "/example.com/m/v2/@v/v1.0.0.mod",
     ] {
         let (status, body) = get(&app, uri).await;

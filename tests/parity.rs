@@ -1,0 +1,200 @@
+//! Athens parity, end to end against the real binary: answers where this
+//! proxy must behave as the go command (the oracle) or as Athens documents.
+
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::path::Path;
+
+use support::{
+    bare_clone, build_repo, direct_client, download_ok, file_url, go_ok, http_get, proxy_client,
+    write_gitconfig, Answer, GitHttpServer, Server, ServerSetup,
+};
+
+const INCOMPATIBLE: &str = "github.com/acme/incompatible";
+const INCOMPATIBLE_GOMOD: &str = "github.com/acme/incompatible-gomod";
+const LIB: &str = "github.com/acme/e2e-lib";
+
+/// `vN.x.y` of a path without `/vN` whose tag has no go.mod: the go
+/// command's Stat answers with the `+incompatible` version, and so must
+/// the proxy's `.info` (the go client asks exactly that for
+/// `go get mod@v2.0.0`); `.mod` and `.zip` serve that version's files.
+/// Where the go command refuses (a go.mod at the tag, no such tag) the
+/// proxy answers 404.
+#[test]
+fn high_major_of_an_unsuffixed_path_answers_as_the_go_commands_stat() {
+    let incompatible = build_repo("incompatible");
+    let incompatible_gomod = build_repo("incompatible-gomod");
+    let lib = build_repo("e2e-lib");
+    let repos = [
+        ("incompatible", incompatible.path()),
+        ("incompatible-gomod", incompatible_gomod.path()),
+        ("e2e-lib", lib.path()),
+    ];
+    let direct = direct_client(&repos);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let gitconfig = scratch.path().join("gitconfig");
+    let remotes: Vec<(&str, String)> = repos
+        .iter()
+        .map(|(name, path)| (*name, file_url(path)))
+        .collect();
+    write_gitconfig(&gitconfig, &remotes);
+    let server = Server::start(&ServerSetup::memory(&gitconfig));
+    let proxy = proxy_client(&server.url());
+
+    // v2.0.0 is listed as +incompatible; v3.1.0 is an annotated tag; the
+    // go.mod at incompatible-gomod's v1.5.0 keeps its v2.0.0 off the list,
+    // yet Stat still answers it.
+    for (module, query) in [
+        (INCOMPATIBLE, "v2.0.0"),
+        (INCOMPATIBLE, "v3.1.0"),
+        (INCOMPATIBLE_GOMOD, "v2.0.0"),
+    ] {
+        direct.clear_mod_cache().expect("clearing the direct cache");
+        let want = download_ok(&direct, module, query);
+        let twin = format!("{query}+incompatible");
+        assert_eq!(want.version, twin, "the oracle's own answer");
+        let got = download_ok(&proxy, module, query);
+        assert_eq!(Answer::from(&got), Answer::from(&want), "{module}@{query}");
+        assert_eq!(got.time, want.time, "{module}@{query}");
+
+        let listed_direct = direct.list_query(module, query).expect("go list direct");
+        let listed_proxy = proxy.list_query(module, query).expect("go list proxy");
+        assert!(listed_direct.error.is_none(), "{:?}", listed_direct.error);
+        assert!(listed_proxy.error.is_none(), "{:?}", listed_proxy.error);
+        assert_eq!(
+            (&listed_proxy.version, &listed_proxy.time),
+            (&listed_direct.version, &listed_direct.time),
+            "go list -m {module}@{query}"
+        );
+
+        // The endpoints as the go client's Stat and a plain client see them.
+        let base = format!("/{module}/@v/{query}");
+        let (status, info) = http_get(server.port(), &format!("{base}.info")).expect(".info");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&info));
+        let info: serde_json::Value = serde_json::from_slice(&info).expect(".info JSON");
+        assert_eq!(info["Version"], twin.as_str());
+        assert_eq!(info["Time"], want.time.as_str());
+        let (status, go_mod) = http_get(server.port(), &format!("{base}.mod")).expect(".mod");
+        assert_eq!(status, 200);
+        assert_eq!(go_mod, want.go_mod_bytes().expect("direct .mod"));
+        let (status, zip) = http_get(server.port(), &format!("{base}.zip")).expect(".zip");
+        assert_eq!(status, 200);
+        // Zips need not be byte-identical; their h1: (names included) must.
+        let served_sum = modzip::dirhash::hash_zip(std::io::Cursor::new(zip)).expect("h1 of zip");
+        assert_eq!(served_sum, want.sum, "{module}@{query}.zip");
+    }
+
+    // The go command refuses these; the proxy answers 404 so the client's
+    // own error is the same kind ("not found"), never a 5xx.
+    for (module, query) in [
+        (LIB, "v2.0.0"),          // a go.mod without /v2 at the tag
+        (INCOMPATIBLE, "v4.0.0"), // no such tag
+    ] {
+        let want = direct.download(module, query).expect("go mod download");
+        assert!(!want.is_ok(), "direct {module}@{query}: {want:?}");
+        let got = proxy.download(module, query).expect("go mod download");
+        assert!(!got.is_ok(), "proxy {module}@{query}: {got:?}");
+        let (status, body) =
+            http_get(server.port(), &format!("/{module}/@v/{query}.info")).expect(".info");
+        assert_eq!(
+            status,
+            404,
+            "{module}@{query}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    // `go get mod@v2.0.0` through the proxy records what direct mode does.
+    let got = go_get(&proxy, INCOMPATIBLE, "v2.0.0");
+    let want = go_get(&direct, INCOMPATIBLE, "v2.0.0");
+    assert!(
+        got.0
+            .contains(&format!("{INCOMPATIBLE} v2.0.0+incompatible")),
+        "{}",
+        got.0
+    );
+    assert_eq!(got, want, "go.mod and go.sum after go get");
+}
+
+/// Runs `go get MODULE@QUERY` in a fresh main module; its go.mod and go.sum.
+fn go_get(client: &fixtures::GoOracle, module: &str, query: &str) -> (String, String) {
+    let app = tempfile::tempdir().expect("app dir");
+    std::fs::write(
+        app.path().join("go.mod"),
+        "module example.com/parityapp\n\ngo 1.21\n",
+    )
+    .expect("go.mod");
+    go_ok(
+        client,
+        app.path(),
+        &["get", &format!("{module}@{query}")],
+        &[],
+    );
+    let read = |name: &str| std::fs::read_to_string(app.path().join(name)).expect(name);
+    (read("go.mod"), read("go.sum"))
+}
+
+/// Starts a server on memory storage whose only repository,
+/// `github.com/acme/e2e-lib`, is served by `git` (which counts requests).
+fn server_behind(git: &GitHttpServer, dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+    let gitconfig = dir.join("gitconfig");
+    write_gitconfig(&gitconfig, &[("e2e-lib", git.url("e2e-lib.git"))]);
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup.extra_env = extra_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Server::start(&setup)
+}
+
+/// DownloadMode `none`: `/@v/list` and `/@latest` answer 404 as Athens
+/// documents, and the origin never hears of the module; the same server
+/// setup in `sync` mode lists it from the origin.
+#[test]
+fn download_mode_none_answers_404_for_list_and_latest_without_asking_the_origin() {
+    let repo = build_repo("e2e-lib");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let served = scratch.path().join("served");
+    std::fs::create_dir_all(&served).expect("served dir");
+    bare_clone(&repo, &served, "e2e-lib");
+    let git = GitHttpServer::start(served);
+
+    let none_dir = scratch.path().join("none");
+    std::fs::create_dir_all(&none_dir).expect("dir");
+    let server = server_behind(&git, &none_dir, &[("ATHENS_DOWNLOAD_MODE", "none")]);
+    for path in [
+        format!("/{LIB}/@v/list"),
+        format!("/{LIB}/@latest"),
+        format!("/{LIB}/@v/v1.0.0.info"),
+    ] {
+        let (status, body) = http_get(server.port(), &path).expect("request");
+        assert_eq!(status, 404, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    let proxy = proxy_client(&server.url());
+    let out = proxy
+        .command()
+        .args(["list", "-m", "-versions", LIB])
+        .output()
+        .expect("running go list");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "go list -m -versions succeeded");
+    assert!(stderr.contains("404 Not Found"), "{stderr}");
+    assert_eq!(
+        (git.ref_listings(), git.pack_fetches()),
+        (0, 0),
+        "the origin was asked"
+    );
+
+    // The same request in sync mode does reach the origin: the counter
+    // above can see it.
+    let sync_dir = scratch.path().join("sync");
+    std::fs::create_dir_all(&sync_dir).expect("dir");
+    let server = server_behind(&git, &sync_dir, &[("ATHENS_DOWNLOAD_MODE", "sync")]);
+    let (status, body) = http_get(server.port(), &format!("/{LIB}/@v/list")).expect("list");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(String::from_utf8_lossy(&body), "v1.0.0\nv1.1.0\n");
+    assert!(git.ref_listings() > 0);
+    let info = download_ok(&proxy_client(&server.url()), LIB, "latest");
+    assert_eq!(info.version, "v1.1.0");
+}
