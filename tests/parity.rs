@@ -198,3 +198,102 @@ fn download_mode_none_answers_404_for_list_and_latest_without_asking_the_origin(
     let info = download_ok(&proxy_client(&server.url()), LIB, "latest");
     assert_eq!(info.version, "v1.1.0");
 }
+
+/// `athens pack` on a tree whose `go.mod` is a directory gives what the go
+/// command makes of the same tree in a repository (no go.mod: the
+/// synthesized one, the files inside the directory zipped, pre-1.24 vendor
+/// rules): equal `h1:` sums, also for a go client reading the packed
+/// GOPROXY tree. (The go command then refuses to use such a module, "read
+/// .../go.mod: is a directory", after it has downloaded and hashed it;
+/// that happens with either source.)
+#[test]
+fn pack_of_a_tree_whose_go_mod_is_a_directory_matches_the_go_command() {
+    const MODULE: &str = "github.com/acme/gomod-dir";
+    let repo = build_repo("gomod-dir");
+    let direct = direct_client(&[("gomod-dir", repo.path())]);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let tree = scratch.path().join("tree");
+    repo.export("v1.0.0", "", &tree).expect("git export");
+    assert!(
+        tree.join("go.mod").is_dir(),
+        "fixture: go.mod is a directory"
+    );
+    let out = scratch.path().join("proxy");
+    let packed = fixtures_proxy_client(&out);
+    for (query, version) in [("v1.0.0", "v1.0.0"), ("v2.0.0", "v2.0.0+incompatible")] {
+        let want = direct.download(MODULE, query).expect("go mod download");
+        assert_eq!(want.version, version, "the oracle's own answer");
+        assert!(
+            !want.sum.is_empty() && !want.go_mod_sum.is_empty(),
+            "{want:?}"
+        );
+        let info: serde_json::Value =
+            serde_json::from_slice(&want.info_bytes().expect(".info")).expect(".info JSON");
+        let time = info["Time"].as_str().expect("Time");
+        let (zip_sum, mod_sum) = pack_goproxy(&tree, MODULE, version, time, &out);
+        assert_eq!(
+            (zip_sum.as_str(), mod_sum.as_str()),
+            (want.sum.as_str(), want.go_mod_sum.as_str()),
+            "athens pack {version}"
+        );
+        let got = packed.download(MODULE, version).expect("go mod download");
+        assert_eq!(
+            (
+                &got.version,
+                &got.sum,
+                &got.go_mod_sum,
+                &got.error.is_empty()
+            ),
+            (
+                &want.version,
+                &want.sum,
+                &want.go_mod_sum,
+                &want.error.is_empty()
+            ),
+            "{version} through the packed tree"
+        );
+        assert_eq!(
+            got.go_mod_bytes().expect(".mod"),
+            format!("module {MODULE}\n").into_bytes()
+        );
+    }
+}
+
+/// A go client whose only module source is the GOPROXY tree at `dir`.
+fn fixtures_proxy_client(dir: &Path) -> fixtures::GoOracle {
+    let mut client = fixtures::GoOracle::new().expect("go client");
+    client.set_proxy(&file_url(dir));
+    client
+}
+
+/// `athens pack` of `dir` into the GOPROXY tree `out`; the zip's and the
+/// go.mod's `h1:` as it prints them.
+fn pack_goproxy(
+    dir: &Path,
+    module: &str,
+    version: &str,
+    time: &str,
+    out: &Path,
+) -> (String, String) {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .arg("pack")
+        .arg(dir)
+        .args(["--module", module, "--version", version, "--out"])
+        .arg(out)
+        .arg(format!("--time={time}"))
+        .output()
+        .expect("running athens pack");
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "athens pack: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut lines = stdout.lines();
+    let zip = lines.next().and_then(|l| l.strip_prefix("zip "));
+    let go_mod = lines.next().and_then(|l| l.strip_prefix("mod "));
+    match (zip, go_mod) {
+        (Some(zip), Some(go_mod)) => (zip.to_string(), go_mod.to_string()),
+        _ => panic!("unexpected pack output {stdout:?}"),
+    }
+}
