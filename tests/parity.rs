@@ -297,3 +297,84 @@ fn pack_goproxy(
         _ => panic!("unexpected pack output {stdout:?}"),
     }
 }
+
+/// A GET on 127.0.0.1: status, lower-cased response headers and body.
+fn get_with_headers(port: u16, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("response");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, raw[head_end + 4..].to_vec())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `/@v/list` and `/@latest` carry Athens' `no-cache, no-store,
+/// must-revalidate`; canonical versions stay immutable; `RobotsFile` is
+/// served at `/robots.txt`.
+#[test]
+fn listing_cache_headers_and_robots_file_as_athens_sends_them() {
+    let repo = build_repo("e2e-lib");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[("e2e-lib", file_url(repo.path()))]);
+    let robots = scratch.path().join("robots-for-test.txt");
+    std::fs::write(&robots, "User-agent: *\nDisallow: /\n").expect("robots file");
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup
+        .extra_env
+        .push(("ATHENS_ROBOTS_FILE".into(), robots.display().to_string()));
+    let server = Server::start(&setup);
+
+    for path in [format!("/{LIB}/@v/list"), format!("/{LIB}/@latest")] {
+        let (status, headers, body) = get_with_headers(server.port(), &path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("no-cache, no-store, must-revalidate"),
+            "{path}"
+        );
+    }
+    let (status, headers, _) = get_with_headers(server.port(), &format!("/{LIB}/@v/v1.0.0.info"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+
+    let (status, headers, body) = get_with_headers(server.port(), "/robots.txt");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"User-agent: *\nDisallow: /\n");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+}

@@ -16,6 +16,7 @@
 mod error_body;
 mod features;
 pub mod log_sink;
+mod robots;
 mod server;
 pub mod storage_server;
 pub mod tls;
@@ -52,6 +53,9 @@ pub const REQUEST_ID_HEADER: &str = "Athens-Request-ID";
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Cache policy of listings and resolved queries, which change over time.
 pub const CACHE_SHORT: &str = "public, max-age=60";
+/// Cache policy of `/@v/list` and `/@latest`, Athens' own: a cache must
+/// ask again every time, as the answer changes with each new tag.
+pub const CACHE_LISTING: &str = "no-cache, no-store, must-revalidate";
 /// Cache policy of errors.
 pub const CACHE_ERROR: &str = "no-cache";
 
@@ -127,6 +131,7 @@ pub fn router(state: AppState, path_prefix: &str, features: Features) -> Router 
     inner = inner.merge(
         Router::new()
             .route("/", get(features::home))
+            .route("/robots.txt", get(robots::robots))
             .route(
                 "/sumdb/{*rest}",
                 axum::routing::any(features::sumdb_handler),
@@ -636,13 +641,19 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
                     headers,
                     Bytes::from(body),
                     CONTENT_TEXT,
-                    CACHE_SHORT,
+                    CACHE_LISTING,
                 )
             }
             Err(e) => protocol_error_response(&e),
         },
         Endpoint::Latest => match protocol.latest(&module).await {
-            Ok(info) => small_response(&method, headers, info.to_json(), CONTENT_JSON, CACHE_SHORT),
+            Ok(info) => small_response(
+                &method,
+                headers,
+                info.to_json(),
+                CONTENT_JSON,
+                CACHE_LISTING,
+            ),
             Err(e) => protocol_error_response(&e),
         },
         Endpoint::Info(version) => match protocol.info(&module, &version).await {
