@@ -378,3 +378,98 @@ fn listing_cache_headers_and_robots_file_as_athens_sends_them() {
         Some("text/plain; charset=utf-8")
     );
 }
+
+/// A GET of `/healthz` at `addr`; the status, or the connection error.
+fn healthz_at(addr: std::net::SocketAddr) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text:?}")))
+}
+
+/// The athens binary on `Port = ":N"`, killed on drop.
+struct DualStackServer {
+    child: std::process::Child,
+    port: u16,
+    _scratch: tempfile::TempDir,
+}
+
+impl Drop for DualStackServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `ATHENS_PORT=":N"` on a port free on both IP
+/// versions, retrying when another process takes it first.
+fn start_on_bare_port() -> DualStackServer {
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        // Bound on [::] (dual-stack by default on Linux) to find a port
+        // that is free for both versions.
+        let port = std::net::TcpListener::bind("[::]:0")
+            .or_else(|_| std::net::TcpListener::bind("0.0.0.0:0"))
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let scratch = tempfile::tempdir().expect("scratch");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", scratch.path())
+            .env("ATHENS_PORT", format!(":{port}"))
+            .env("ATHENS_STORAGE_TYPE", "memory")
+            .env("ATHENS_GOGET_DIR", scratch.path().join("goget"))
+            .env("ATHENS_GO_BINARY_ENV_VARS", "GOPROXY=off")
+            .current_dir(scratch.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning athens");
+        let mut server = DualStackServer {
+            child,
+            port,
+            _scratch: scratch,
+        };
+        let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(200) = healthz_at(v4) {
+                return server;
+            }
+            if server.child.try_wait().ok().flatten().is_some() {
+                break; // the port was taken: try another
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("athens did not start on a bare port");
+}
+
+/// `Port = ":N"` listens on IPv6 and IPv4, as Go's net.Listen does.
+#[test]
+fn a_bare_port_listens_on_ipv6_and_ipv4() {
+    let server = start_on_bare_port();
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+    assert_eq!(healthz_at(v4).expect("IPv4"), 200);
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, server.port));
+        assert_eq!(healthz_at(v6).expect("IPv6"), 200);
+    } else {
+        eprintln!("no IPv6 loopback on this machine: IPv4 checked only");
+    }
+}
