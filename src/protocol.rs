@@ -365,6 +365,18 @@ impl Protocol {
         )))
     }
 
+    /// Refuses a listing or `@latest` of a module whose download mode is
+    /// `none`: Athens documents such a module as always answering 404, and
+    /// asking the origin would tell it the name of every module asked for.
+    fn refuse_unserved(&self, module: &str, endpoint: &str) -> Result<(), ProtocolError> {
+        if self.download_policy.mode_for(module) == DownloadMode::None {
+            return Err(ProtocolError::NotFound(format!(
+                "{module}{endpoint}: DownloadMode is none for this module"
+            )));
+        }
+        Ok(())
+    }
+
     /// The storage served from.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
@@ -373,6 +385,7 @@ impl Protocol {
     /// `/@v/list`: versions from storage and upstream, combined per
     /// network mode, sorted. Bounded as a lookup, within `Timeout`.
     pub async fn list(&self, module: &str) -> Result<Vec<String>, ProtocolError> {
+        self.refuse_unserved(module, "/@v/list")?;
         let source = self.lookup_source();
         let owned = module.to_string();
         self.bounded_lookup(format!("{module}/@v/list"), async move {
@@ -385,6 +398,7 @@ impl Protocol {
     /// mode an upstream failure falls back to the newest stored version.
     /// Bounded as a lookup, within `Timeout`.
     pub async fn latest(&self, module: &str) -> Result<RevInfo, ProtocolError> {
+        self.refuse_unserved(module, "/@latest")?;
         if self.network_mode == NetworkMode::Offline {
             // The go command asks /@latest only after /@v/list came back
             // empty, so offline there is nothing more to say.
@@ -415,14 +429,11 @@ impl Protocol {
         module: &str,
         version: &str,
     ) -> Result<(Bytes, String), ProtocolError> {
-        match self.storage.info(module, version).await {
-            Ok(info) => Ok((info, version.to_string())),
-            Err(e) if e.is_not_found() => {
-                let resolved = self.on_miss(module, version).await?;
-                Ok((self.storage.info(module, &resolved).await?, resolved))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let storage = &self.storage;
+        self.read_or_stash(module, version, |v| async move {
+            storage.info(module, &v).await
+        })
+        .await
     }
 
     /// `.mod`, stashing on a miss.
@@ -431,14 +442,11 @@ impl Protocol {
         module: &str,
         version: &str,
     ) -> Result<(Bytes, String), ProtocolError> {
-        match self.storage.go_mod(module, version).await {
-            Ok(m) => Ok((m, version.to_string())),
-            Err(e) if e.is_not_found() => {
-                let resolved = self.on_miss(module, version).await?;
-                Ok((self.storage.go_mod(module, &resolved).await?, resolved))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let storage = &self.storage;
+        self.read_or_stash(module, version, |v| async move {
+            storage.go_mod(module, &v).await
+        })
+        .await
     }
 
     /// `.zip` as a stream, stashing on a miss.
@@ -447,15 +455,65 @@ impl Protocol {
         module: &str,
         version: &str,
     ) -> Result<(StoredZip, String), ProtocolError> {
-        match self.storage.zip(module, version).await {
-            Ok(z) => Ok((z, version.to_string())),
-            Err(e) if e.is_not_found() => {
-                let resolved = self.on_miss(module, version).await?;
-                Ok((self.storage.zip(module, &resolved).await?, resolved))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let storage = &self.storage;
+        self.read_or_stash(
+            module,
+            version,
+            |v| async move { storage.zip(module, &v).await },
+        )
+        .await
     }
+
+    /// Reads `version` from storage with `read`; a version that may exist
+    /// only as `+incompatible` is read as that when stored; on a miss the
+    /// request is handled per the download policy and the version it
+    /// resolved to is read. Returns what was read and its version.
+    async fn read_or_stash<T, F, Fut>(
+        &self,
+        module: &str,
+        version: &str,
+        read: F,
+    ) -> Result<(T, String), ProtocolError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        match read(version.to_string()).await {
+            Ok(found) => return Ok((found, version.to_string())),
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            Err(_) => {}
+        }
+        // The go command's Stat answers vN.x.y of an unsuffixed path with
+        // the +incompatible version of the same tag; once that is stored,
+        // the tag has been seen without go.mod and the answer is known.
+        if let Some(twin) = incompatible_twin(module, version) {
+            match read(twin.clone()).await {
+                Ok(found) => return Ok((found, twin)),
+                Err(e) if !e.is_not_found() => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        let resolved = self.on_miss(module, version).await?;
+        Ok((read(resolved.clone()).await?, resolved))
+    }
+}
+
+/// The `+incompatible` version the go command's `Stat` may resolve a
+/// canonical request to: for `vN.x.y` (N >= 2, no build metadata) of a
+/// module path without a major-version suffix, `vN.x.y+incompatible`
+/// (which it is when the repository has no go.mod at that tag). `None`
+/// for every other request, including versions the path allows as they
+/// are and majors a suffixed path can never have.
+pub fn incompatible_twin(module: &str, version: &str) -> Option<String> {
+    if !crate::fetch::is_canonical_version(version)
+        || !modzip::semver::build(version).is_empty()
+        || modzip::module::check(module, version).is_ok()
+    {
+        return None;
+    }
+    let twin = format!("{version}+incompatible");
+    modzip::module::check(module, &twin).ok()?;
+    Some(twin)
 }
 
 /// What a lookup reads, owned so the lookup can run as its own task.
@@ -746,6 +804,140 @@ mod tests {
         assert_eq!(version, PSEUDO);
         assert!(String::from_utf8_lossy(&info).contains(PSEUDO));
         assert!(p.storage().exists("example.com/m", PSEUDO).await.unwrap());
+    }
+
+    /// Counts every call; resolves `vN.x.y` of an unsuffixed path to
+    /// `vN.x.y+incompatible`, as the go command does for a tag without
+    /// go.mod.
+    #[derive(Default)]
+    struct CountingFetcher {
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Fetcher for CountingFetcher {
+        async fn fetch(&self, module: &str, version: &str) -> Result<FetchedModule, FetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let version = incompatible_twin(module, version).unwrap_or(version.to_string());
+            Ok(FetchedModule {
+                info: Bytes::from(format!(
+                    "{{\"Version\":\"{version}\",\"Time\":\"2020-01-01T00:00:00Z\"}}"
+                )),
+                go_mod: Bytes::from(format!("module {module}\n")),
+                zip: FetchedZip::from_bytes(format!("zip of {version}").as_bytes(), None).unwrap(),
+                version,
+            })
+        }
+        async fn list(&self, _module: &str) -> Result<Vec<String>, FetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(vec!["v1.0.0".into()])
+        }
+        async fn latest(&self, _module: &str) -> Result<RevInfo, FetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(RevInfo {
+                version: "v1.0.0".into(),
+                time: "2020-01-01T00:00:00Z".into(),
+                origin: None,
+            })
+        }
+        async fn query(&self, module: &str, rev: &str) -> Result<RevInfo, FetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(FetchError::not_found(module, rev, "unused"))
+        }
+    }
+
+    fn counting_protocol(policy: DownloadPolicy) -> (Protocol, Arc<CountingFetcher>) {
+        let storage = Arc::new(MemoryStorage::new());
+        let fetcher = Arc::new(CountingFetcher::default());
+        let stasher = Arc::new(BaseStasher::new(
+            fetcher.clone(),
+            storage.clone(),
+            Duration::from_secs(60),
+        ));
+        let p = Protocol::new(storage, stasher, fetcher.clone(), NetworkMode::Strict)
+            .with_download_policy(policy);
+        (p, fetcher)
+    }
+
+    #[tokio::test]
+    async fn download_mode_none_lists_nothing_and_never_asks_upstream() {
+        let policy = DownloadPolicy::parse_hcl(
+            "mode = \"sync\"\ndownload \"corp.example.com/*\" {\n  mode = \"none\"\n}\n",
+            "test",
+        )
+        .unwrap();
+        for network_mode in [
+            NetworkMode::Strict,
+            NetworkMode::Fallback,
+            NetworkMode::Offline,
+        ] {
+            let (p, fetcher) = counting_protocol(policy.clone());
+            let p = Protocol { network_mode, ..p };
+            let module = "corp.example.com/secret/lib";
+            let err = p.list(module).await.unwrap_err();
+            assert_eq!(err.status(), 404, "{err}");
+            assert!(err.to_string().contains("DownloadMode is none"), "{err}");
+            let err = p.latest(module).await.unwrap_err();
+            assert_eq!(err.status(), 404, "{err}");
+            assert!(err.to_string().contains("DownloadMode is none"), "{err}");
+            assert_eq!(fetcher.calls.load(Ordering::SeqCst), 0, "{network_mode:?}");
+        }
+        // Modules in other modes still list and answer @latest upstream.
+        let (p, fetcher) = counting_protocol(policy);
+        assert_eq!(p.list("example.com/public").await.unwrap(), vec!["v1.0.0"]);
+        assert_eq!(
+            p.latest("example.com/public").await.unwrap().version,
+            "v1.0.0"
+        );
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn incompatible_twins_are_for_high_majors_of_unsuffixed_paths_only() {
+        let twin = |m, v| incompatible_twin(m, v);
+        assert_eq!(
+            twin("example.com/m", "v2.0.0").as_deref(),
+            Some("v2.0.0+incompatible")
+        );
+        assert_eq!(
+            twin("example.com/m", "v10.3.1-rc.1").as_deref(),
+            Some("v10.3.1-rc.1+incompatible")
+        );
+        for (module, version) in [
+            ("example.com/m", "v1.0.0"),              // allowed as it is
+            ("example.com/m", "v2.0.0+incompatible"), // already the twin
+            ("example.com/m", "v2.0"),                // not canonical
+            ("example.com/m", "main"),                // a branch
+            ("example.com/m/v2", "v2.0.0"),           // allowed as it is
+            ("example.com/m/v2", "v3.0.0"),           // never, whatever the repo holds
+            ("example.com/m/v2", "v1.0.0"),
+            ("gopkg.in/yaml.v2", "v3.0.0"),
+            ("Example.com/m", "v2.0.0"), // a malformed path
+        ] {
+            assert_eq!(twin(module, version), None, "{module}@{version}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_high_major_of_an_unsuffixed_path_resolves_to_its_incompatible_version() {
+        let (p, fetcher) = counting_protocol(DownloadPolicy::default());
+        let (info, version) = p.info("example.com/m", "v2.0.0").await.unwrap();
+        assert_eq!(version, "v2.0.0+incompatible");
+        assert!(String::from_utf8_lossy(&info).contains("\"v2.0.0+incompatible\""));
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 1);
+        // Stored now: every endpoint answers from storage, with the
+        // +incompatible version's data, and the origin is not asked again.
+        let (go_mod, version) = p.go_mod("example.com/m", "v2.0.0").await.unwrap();
+        assert_eq!(version, "v2.0.0+incompatible");
+        assert_eq!(&go_mod[..], b"module example.com/m\n");
+        let (zip, version) = p.zip("example.com/m", "v2.0.0").await.unwrap();
+        assert_eq!(version, "v2.0.0+incompatible");
+        assert_eq!(zip.size, "zip of v2.0.0+incompatible".len() as u64);
+        let (_, version) = p.info("example.com/m", "v2.0.0").await.unwrap();
+        assert_eq!(version, "v2.0.0+incompatible");
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 1);
+        // Nothing is stored under the plain version.
+        assert!(!p.storage().exists("example.com/m", "v2.0.0").await.unwrap());
     }
 
     /// Lists after a delay, counting lookups that run at once.

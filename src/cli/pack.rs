@@ -249,7 +249,16 @@ fn plan(req: &PackRequest) -> Result<Plan, PackError> {
         });
     }
     let gomod_path = req.dir.join("go.mod");
-    let go_mod = match std::fs::read(&gomod_path) {
+    // A go.mod that is a directory is no go.mod, as for the go command
+    // (CreateFromDir reads no go version from it and zips the files inside
+    // it like any others): the module gets the synthesized one.
+    let gomod_is_dir = std::fs::symlink_metadata(&gomod_path).is_ok_and(|m| m.is_dir());
+    let read_gomod = if gomod_is_dir {
+        Err(std::io::ErrorKind::NotFound.into())
+    } else {
+        std::fs::read(&gomod_path)
+    };
+    let go_mod = match read_gomod {
         Ok(bytes) => {
             let declared = gomod::module_path(&bytes).unwrap_or_default();
             if declared != req.module {
@@ -616,6 +625,61 @@ mod tests {
             std::fs::read(&packed.mod_path).unwrap(),
             b"module example.com/a\n"
         );
+    }
+
+    /// A go.mod that is a directory is zipped like any directory and the
+    /// module has no go.mod file, as with golang.org/x/mod's CreateFromDir;
+    /// a go.mod directory below the root does not make a nested module.
+    #[test]
+    fn a_go_mod_directory_is_an_ordinary_directory() {
+        let src = tempfile::tempdir().unwrap();
+        let write = |path: &str| {
+            let full = src.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, format!("// {path}\n")).unwrap();
+        };
+        for path in [
+            "a.go",
+            "go.mod/x.go",
+            "sub/go.mod/y.go",
+            "sub/s.go",
+            "nested/go.mod",
+            "nested/n.go",
+        ] {
+            write(path);
+        }
+        let out = tempfile::tempdir().unwrap();
+        // No go.mod file: +incompatible is allowed, and the .mod is the
+        // synthesized one.
+        let req = request(
+            src.path(),
+            out.path(),
+            "example.com/a",
+            "v2.0.0+incompatible",
+        );
+        let packed = pack(&req).unwrap();
+        assert_eq!(
+            std::fs::read(&packed.mod_path).unwrap(),
+            b"module example.com/a\n"
+        );
+        let m = Version {
+            path: "example.com/a".into(),
+            version: "v2.0.0+incompatible".into(),
+        };
+        let checked = modzip::zip::check_zip(&m, File::open(&packed.zip_path).unwrap()).unwrap();
+        checked.err().unwrap();
+        let mut names = checked.valid.clone();
+        names.sort();
+        let prefix = "example.com/a@v2.0.0+incompatible/";
+        assert_eq!(
+            names,
+            ["a.go", "go.mod/x.go", "sub/go.mod/y.go", "sub/s.go"].map(|p| format!("{prefix}{p}"))
+        );
+        let zip_go_mod =
+            modzip::zip::verify_zip(&m, File::open(&packed.zip_path).unwrap()).unwrap();
+        assert_eq!(zip_go_mod, None);
+        // The same tree as v1.0.0: nothing to compare a module path with.
+        pack(&request(src.path(), out.path(), "example.com/a", "v1.0.0")).unwrap();
     }
 
     #[test]

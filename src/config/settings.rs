@@ -398,8 +398,9 @@ config_table! {
         /// Upstream proxy used for modules the filter file marks with D.
         global_endpoint: String = "http://localhost:3001".into(),
             "GlobalEndpoint", "ATHENS_GLOBAL_ENDPOINT";
-        /// Listen address: a port number, :PORT or HOST:PORT. The variable PORT is
-        /// used when ATHENS_PORT is not set.
+        /// Listen address: a port number, :PORT or HOST:PORT. A port without host
+        /// listens on IPv6 and IPv4 (IPv4 alone without IPv6), as Go does. The
+        /// variable PORT is used when ATHENS_PORT is not set.
         port: String = ":3000".into(), "Port", "ATHENS_PORT";
         /// Unix domain socket to listen on; when set it replaces the TCP listener.
         unix_socket: String = String::new(), "UnixSocket", "ATHENS_UNIX_SOCKET";

@@ -68,6 +68,8 @@ pub struct Features {
     pub(crate) trusted_proxies: Vec<IpRange>,
     pub(crate) tls: bool,
     pub(crate) client: reqwest::Client,
+    /// `RobotsFile`, served at `/robots.txt` ("" for none).
+    pub(crate) robots_file: String,
 }
 
 /// The validator hook's URL, which may carry credentials in its user
@@ -172,6 +174,7 @@ impl Features {
                 .map_err(|reason| anyhow::anyhow!("TrustedProxies: {reason}"))?,
             tls: config.tls_enabled(),
             client,
+            robots_file: config.robots_file.clone(),
         })
     }
 }

@@ -16,6 +16,7 @@
 mod error_body;
 mod features;
 pub mod log_sink;
+mod robots;
 mod server;
 pub mod storage_server;
 pub mod tls;
@@ -52,6 +53,9 @@ pub const REQUEST_ID_HEADER: &str = "Athens-Request-ID";
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Cache policy of listings and resolved queries, which change over time.
 pub const CACHE_SHORT: &str = "public, max-age=60";
+/// Cache policy of `/@v/list` and `/@latest`, Athens' own: a cache must
+/// ask again every time, as the answer changes with each new tag.
+pub const CACHE_LISTING: &str = "no-cache, no-store, must-revalidate";
 /// Cache policy of errors.
 pub const CACHE_ERROR: &str = "no-cache";
 
@@ -139,6 +143,7 @@ pub fn router_with_routes(
     inner = inner.merge(
         Router::new()
             .route("/", get(features::home))
+            .route("/robots.txt", get(robots::robots))
             .route(
                 "/sumdb/{*rest}",
                 axum::routing::any(features::sumdb_handler),
@@ -610,10 +615,14 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
     };
     if let Endpoint::Info(v) | Endpoint::Mod(v) | Endpoint::Zip(v) = &endpoint {
         // A canonical version that cannot belong to this module path (say
-        // v2.0.0 for a path without /v2) does not exist anywhere.
+        // v3.0.0 for a path ending in /v2) does not exist anywhere. v2.0.0
+        // of a path without /v2 may: the go command's Stat answers it with
+        // v2.0.0+incompatible when the tag has no go.mod.
         if is_canonical_version(v) {
             if let Err(e) = modzip::module::check(&module, v) {
-                return error_response(StatusCode::NOT_FOUND, &format!("not found: {e}"));
+                if crate::protocol::incompatible_twin(&module, v).is_none() {
+                    return error_response(StatusCode::NOT_FOUND, &format!("not found: {e}"));
+                }
             }
         }
     }
@@ -645,13 +654,19 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
                     headers,
                     Bytes::from(body),
                     CONTENT_TEXT,
-                    CACHE_SHORT,
+                    CACHE_LISTING,
                 )
             }
             Err(e) => protocol_error_response(&e),
         },
         Endpoint::Latest => match protocol.latest(&module).await {
-            Ok(info) => small_response(&method, headers, info.to_json(), CONTENT_JSON, CACHE_SHORT),
+            Ok(info) => small_response(
+                &method,
+                headers,
+                info.to_json(),
+                CONTENT_JSON,
+                CACHE_LISTING,
+            ),
             Err(e) => protocol_error_response(&e),
         },
         Endpoint::Info(version) => match protocol.info(&module, &version).await {

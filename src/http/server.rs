@@ -502,6 +502,61 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watchdog<I> {
     }
 }
 
+/// The port of a `Port` setting that names no host (`3000` or `:3000`):
+/// Go listens on every address of both IP versions then.
+fn all_interfaces_port(port: &str) -> Option<u16> {
+    port.strip_prefix(':').unwrap_or(port).parse().ok()
+}
+
+/// Listens as Go's `net.Listen("tcp", Port)` does: a `Port` without a host
+/// gets one dual-stack IPv6 socket (`[::]`, IPv4 clients arrive as mapped
+/// addresses), or IPv4 only on a machine without IPv6; anything else binds
+/// `addr` as given.
+async fn bind_tcp(port: &str, addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    if let Some(number) = all_interfaces_port(port) {
+        match bind_dual_stack(number) {
+            Ok(listener) => return Ok(listener),
+            // No IPv6 here: IPv4 alone, as Go falls back.
+            Err(e) if is_missing_ipv6(&e) => {
+                tracing::debug!(error = %e, "no IPv6; listening on IPv4 only");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Whether creating or binding an IPv6 socket failed because the machine
+/// has no IPv6.
+fn is_missing_ipv6(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        e.kind() == std::io::ErrorKind::AddrNotAvailable
+    }
+}
+
+/// An IPv6 listener on every address that also accepts IPv4 (whatever the
+/// system's `bindv6only` default), with the address reuse tokio's `bind`
+/// sets.
+fn bind_dual_stack(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol as IpProtocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(IpProtocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
 /// Serves `app` (see [`crate::app`]) on `UnixSocket` or `Port` (over TLS
 /// when `TLSCertFile` and `TLSKeyFile` are set) with the connection limits
 /// of `config`, and returns after a graceful shutdown on SIGTERM/Ctrl-C.
@@ -528,9 +583,10 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let listener = bind_tcp(&config.port, &addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
+    let addr = listener.local_addr().map_or(addr, |a| a.to_string());
     match acceptor {
         Some(acceptor) => {
             tracing::info!(address = %addr, "listening (TLS)");
@@ -544,4 +600,51 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_port_without_host_means_every_interface() {
+        assert_eq!(all_interfaces_port(":3000"), Some(3000));
+        assert_eq!(all_interfaces_port("3000"), Some(3000));
+        for port in ["127.0.0.1:3000", "[::1]:3000", "0.0.0.0:3000", ":x", ""] {
+            assert_eq!(all_interfaces_port(port), None, "{port}");
+        }
+    }
+
+    /// Whether the machine can bind IPv6 loopback at all.
+    fn has_ipv6() -> bool {
+        std::net::TcpListener::bind("[::1]:0").is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_bare_port_accepts_ipv4_and_ipv6_clients() {
+        let listener = bind_tcp(":0", "0.0.0.0:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut targets = vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))];
+        if has_ipv6() {
+            assert!(listener.local_addr().unwrap().is_ipv6());
+            targets.push(std::net::SocketAddr::from((
+                std::net::Ipv6Addr::LOCALHOST,
+                port,
+            )));
+        }
+        for target in targets {
+            let connect = tokio::net::TcpStream::connect(target);
+            let (client, accepted) = tokio::join!(connect, listener.accept());
+            client.unwrap_or_else(|e| panic!("connecting to {target}: {e}"));
+            accepted.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_and_port_binds_only_that_address() {
+        let listener = bind_tcp("127.0.0.1:0", "127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // An IPv4 socket: IPv6 clients cannot reach it.
+        assert!(addr.is_ipv4(), "{addr}");
+    }
 }

@@ -574,6 +574,10 @@ fn resolved_versions_must_be_canonical_and_fit_the_module() {
     assert!(check("example.com/m", "main", &info("v2.0.0")).is_err());
     assert!(check("example.com/m/v2", "latest", &info("v1.0.0")).is_err());
     assert!(check("gopkg.in/yaml.v2", "", &info("v2.4.0")).is_ok());
+    // v2.0.0 of an unsuffixed path can only be v2.0.0+incompatible.
+    assert!(check("example.com/m", "v2.0.0", &info("v2.0.0+incompatible")).is_ok());
+    assert!(check("example.com/m", "v2.0.0", &info("v2.0.1+incompatible")).is_err());
+    assert!(check("example.com/m", "v2.0.0", &info("v1.0.0")).is_err());
 }
 
 #[test]

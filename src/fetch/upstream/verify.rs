@@ -166,7 +166,8 @@ pub(super) fn is_go_rfc3339(s: &str) -> bool {
 
 /// Checks the version an `.info` answer resolved `rev` to: canonical, the
 /// requested one itself when a canonical version valid for `module` was
-/// asked for (the go command's rule), and valid for `module`.
+/// asked for (the go command's rule), its `+incompatible` version when
+/// the request can only mean that, and valid for `module`.
 pub(super) fn check_info_version(module: &str, rev: &str, info: &RevInfo) -> Result<(), String> {
     let version = &info.version;
     if !modzip::module::is_canonical_version(version) {
@@ -178,6 +179,15 @@ pub(super) fn check_info_version(module: &str, rev: &str, info: &RevInfo) -> Res
         && version != rev
     {
         return Err(format!("returned info for version {version} instead"));
+    }
+    // vN.x.y of an unsuffixed path exists only as the same tag's
+    // +incompatible version (the go command's Stat never answers another).
+    if let Some(twin) = crate::protocol::incompatible_twin(module, rev) {
+        if *version != twin {
+            return Err(format!(
+                "returned info for version {version} instead of {twin}"
+            ));
+        }
     }
     modzip::module::check(module, version)
         .map_err(|e| format!("returned version {version} that {module} cannot have: {e}"))

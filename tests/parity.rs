@@ -1,0 +1,475 @@
+//! Athens parity, end to end against the real binary: answers where this
+//! proxy must behave as the go command (the oracle) or as Athens documents.
+
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::path::Path;
+
+use support::{
+    bare_clone, build_repo, direct_client, download_ok, file_url, go_ok, http_get, proxy_client,
+    write_gitconfig, Answer, GitHttpServer, Server, ServerSetup,
+};
+
+const INCOMPATIBLE: &str = "github.com/acme/incompatible";
+const INCOMPATIBLE_GOMOD: &str = "github.com/acme/incompatible-gomod";
+const LIB: &str = "github.com/acme/e2e-lib";
+
+/// `vN.x.y` of a path without `/vN` whose tag has no go.mod: the go
+/// command's Stat answers with the `+incompatible` version, and so must
+/// the proxy's `.info` (the go client asks exactly that for
+/// `go get mod@v2.0.0`); `.mod` and `.zip` serve that version's files.
+/// Where the go command refuses (a go.mod at the tag, no such tag) the
+/// proxy answers 404.
+#[test]
+fn high_major_of_an_unsuffixed_path_answers_as_the_go_commands_stat() {
+    let incompatible = build_repo("incompatible");
+    let incompatible_gomod = build_repo("incompatible-gomod");
+    let lib = build_repo("e2e-lib");
+    let repos = [
+        ("incompatible", incompatible.path()),
+        ("incompatible-gomod", incompatible_gomod.path()),
+        ("e2e-lib", lib.path()),
+    ];
+    let direct = direct_client(&repos);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let gitconfig = scratch.path().join("gitconfig");
+    let remotes: Vec<(&str, String)> = repos
+        .iter()
+        .map(|(name, path)| (*name, file_url(path)))
+        .collect();
+    write_gitconfig(&gitconfig, &remotes);
+    let server = Server::start(&ServerSetup::memory(&gitconfig));
+    let proxy = proxy_client(&server.url());
+
+    // v2.0.0 is listed as +incompatible; v3.1.0 is an annotated tag; the
+    // go.mod at incompatible-gomod's v1.5.0 keeps its v2.0.0 off the list,
+    // yet Stat still answers it.
+    for (module, query) in [
+        (INCOMPATIBLE, "v2.0.0"),
+        (INCOMPATIBLE, "v3.1.0"),
+        (INCOMPATIBLE_GOMOD, "v2.0.0"),
+    ] {
+        direct.clear_mod_cache().expect("clearing the direct cache");
+        let want = download_ok(&direct, module, query);
+        let twin = format!("{query}+incompatible");
+        assert_eq!(want.version, twin, "the oracle's own answer");
+        let got = download_ok(&proxy, module, query);
+        assert_eq!(Answer::from(&got), Answer::from(&want), "{module}@{query}");
+        assert_eq!(got.time, want.time, "{module}@{query}");
+
+        let listed_direct = direct.list_query(module, query).expect("go list direct");
+        let listed_proxy = proxy.list_query(module, query).expect("go list proxy");
+        assert!(listed_direct.error.is_none(), "{:?}", listed_direct.error);
+        assert!(listed_proxy.error.is_none(), "{:?}", listed_proxy.error);
+        assert_eq!(
+            (&listed_proxy.version, &listed_proxy.time),
+            (&listed_direct.version, &listed_direct.time),
+            "go list -m {module}@{query}"
+        );
+
+        // The endpoints as the go client's Stat and a plain client see them.
+        let base = format!("/{module}/@v/{query}");
+        let (status, info) = http_get(server.port(), &format!("{base}.info")).expect(".info");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&info));
+        let info: serde_json::Value = serde_json::from_slice(&info).expect(".info JSON");
+        assert_eq!(info["Version"], twin.as_str());
+        assert_eq!(info["Time"], want.time.as_str());
+        let (status, go_mod) = http_get(server.port(), &format!("{base}.mod")).expect(".mod");
+        assert_eq!(status, 200);
+        assert_eq!(go_mod, want.go_mod_bytes().expect("direct .mod"));
+        let (status, zip) = http_get(server.port(), &format!("{base}.zip")).expect(".zip");
+        assert_eq!(status, 200);
+        // Zips need not be byte-identical; their h1: (names included) must.
+        let served_sum = modzip::dirhash::hash_zip(std::io::Cursor::new(zip)).expect("h1 of zip");
+        assert_eq!(served_sum, want.sum, "{module}@{query}.zip");
+    }
+
+    // The go command refuses these; the proxy answers 404 so the client's
+    // own error is the same kind ("not found"), never a 5xx.
+    for (module, query) in [
+        (LIB, "v2.0.0"),          // a go.mod without /v2 at the tag
+        (INCOMPATIBLE, "v4.0.0"), // no such tag
+    ] {
+        let want = direct.download(module, query).expect("go mod download");
+        assert!(!want.is_ok(), "direct {module}@{query}: {want:?}");
+        let got = proxy.download(module, query).expect("go mod download");
+        assert!(!got.is_ok(), "proxy {module}@{query}: {got:?}");
+        let (status, body) =
+            http_get(server.port(), &format!("/{module}/@v/{query}.info")).expect(".info");
+        assert_eq!(
+            status,
+            404,
+            "{module}@{query}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    // `go get mod@v2.0.0` through the proxy records what direct mode does.
+    let got = go_get(&proxy, INCOMPATIBLE, "v2.0.0");
+    let want = go_get(&direct, INCOMPATIBLE, "v2.0.0");
+    assert!(
+        got.0
+            .contains(&format!("{INCOMPATIBLE} v2.0.0+incompatible")),
+        "{}",
+        got.0
+    );
+    assert_eq!(got, want, "go.mod and go.sum after go get");
+}
+
+/// Runs `go get MODULE@QUERY` in a fresh main module; its go.mod and go.sum.
+fn go_get(client: &fixtures::GoOracle, module: &str, query: &str) -> (String, String) {
+    let app = tempfile::tempdir().expect("app dir");
+    std::fs::write(
+        app.path().join("go.mod"),
+        "module example.com/parityapp\n\ngo 1.21\n",
+    )
+    .expect("go.mod");
+    go_ok(
+        client,
+        app.path(),
+        &["get", &format!("{module}@{query}")],
+        &[],
+    );
+    let read = |name: &str| std::fs::read_to_string(app.path().join(name)).expect(name);
+    (read("go.mod"), read("go.sum"))
+}
+
+/// Starts a server on memory storage whose only repository,
+/// `github.com/acme/e2e-lib`, is served by `git` (which counts requests).
+fn server_behind(git: &GitHttpServer, dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+    let gitconfig = dir.join("gitconfig");
+    write_gitconfig(&gitconfig, &[("e2e-lib", git.url("e2e-lib.git"))]);
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup.extra_env = extra_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Server::start(&setup)
+}
+
+/// DownloadMode `none`: `/@v/list` and `/@latest` answer 404 as Athens
+/// documents, and the origin never hears of the module; the same server
+/// setup in `sync` mode lists it from the origin.
+#[test]
+fn download_mode_none_answers_404_for_list_and_latest_without_asking_the_origin() {
+    let repo = build_repo("e2e-lib");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let served = scratch.path().join("served");
+    std::fs::create_dir_all(&served).expect("served dir");
+    bare_clone(&repo, &served, "e2e-lib");
+    let git = GitHttpServer::start(served);
+
+    let none_dir = scratch.path().join("none");
+    std::fs::create_dir_all(&none_dir).expect("dir");
+    let server = server_behind(&git, &none_dir, &[("ATHENS_DOWNLOAD_MODE", "none")]);
+    for path in [
+        format!("/{LIB}/@v/list"),
+        format!("/{LIB}/@latest"),
+        format!("/{LIB}/@v/v1.0.0.info"),
+    ] {
+        let (status, body) = http_get(server.port(), &path).expect("request");
+        assert_eq!(status, 404, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    let proxy = proxy_client(&server.url());
+    let out = proxy
+        .command()
+        .args(["list", "-m", "-versions", LIB])
+        .output()
+        .expect("running go list");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "go list -m -versions succeeded");
+    assert!(stderr.contains("404 Not Found"), "{stderr}");
+    assert_eq!(
+        (git.ref_listings(), git.pack_fetches()),
+        (0, 0),
+        "the origin was asked"
+    );
+
+    // The same request in sync mode does reach the origin: the counter
+    // above can see it.
+    let sync_dir = scratch.path().join("sync");
+    std::fs::create_dir_all(&sync_dir).expect("dir");
+    let server = server_behind(&git, &sync_dir, &[("ATHENS_DOWNLOAD_MODE", "sync")]);
+    let (status, body) = http_get(server.port(), &format!("/{LIB}/@v/list")).expect("list");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(String::from_utf8_lossy(&body), "v1.0.0\nv1.1.0\n");
+    assert!(git.ref_listings() > 0);
+    let info = download_ok(&proxy_client(&server.url()), LIB, "latest");
+    assert_eq!(info.version, "v1.1.0");
+}
+
+/// `athens pack` on a tree whose `go.mod` is a directory gives what the go
+/// command makes of the same tree in a repository (no go.mod: the
+/// synthesized one, the files inside the directory zipped, pre-1.24 vendor
+/// rules): equal `h1:` sums, also for a go client reading the packed
+/// GOPROXY tree. (The go command then refuses to use such a module, "read
+/// .../go.mod: is a directory", after it has downloaded and hashed it;
+/// that happens with either source.)
+#[test]
+fn pack_of_a_tree_whose_go_mod_is_a_directory_matches_the_go_command() {
+    const MODULE: &str = "github.com/acme/gomod-dir";
+    let repo = build_repo("gomod-dir");
+    let direct = direct_client(&[("gomod-dir", repo.path())]);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let tree = scratch.path().join("tree");
+    repo.export("v1.0.0", "", &tree).expect("git export");
+    assert!(
+        tree.join("go.mod").is_dir(),
+        "fixture: go.mod is a directory"
+    );
+    let out = scratch.path().join("proxy");
+    let packed = fixtures_proxy_client(&out);
+    for (query, version) in [("v1.0.0", "v1.0.0"), ("v2.0.0", "v2.0.0+incompatible")] {
+        let want = direct.download(MODULE, query).expect("go mod download");
+        assert_eq!(want.version, version, "the oracle's own answer");
+        assert!(
+            !want.sum.is_empty() && !want.go_mod_sum.is_empty(),
+            "{want:?}"
+        );
+        let info: serde_json::Value =
+            serde_json::from_slice(&want.info_bytes().expect(".info")).expect(".info JSON");
+        let time = info["Time"].as_str().expect("Time");
+        let (zip_sum, mod_sum) = pack_goproxy(&tree, MODULE, version, time, &out);
+        assert_eq!(
+            (zip_sum.as_str(), mod_sum.as_str()),
+            (want.sum.as_str(), want.go_mod_sum.as_str()),
+            "athens pack {version}"
+        );
+        let got = packed.download(MODULE, version).expect("go mod download");
+        assert_eq!(
+            (
+                &got.version,
+                &got.sum,
+                &got.go_mod_sum,
+                &got.error.is_empty()
+            ),
+            (
+                &want.version,
+                &want.sum,
+                &want.go_mod_sum,
+                &want.error.is_empty()
+            ),
+            "{version} through the packed tree"
+        );
+        assert_eq!(
+            got.go_mod_bytes().expect(".mod"),
+            format!("module {MODULE}\n").into_bytes()
+        );
+    }
+}
+
+/// A go client whose only module source is the GOPROXY tree at `dir`.
+fn fixtures_proxy_client(dir: &Path) -> fixtures::GoOracle {
+    let mut client = fixtures::GoOracle::new().expect("go client");
+    client.set_proxy(&file_url(dir));
+    client
+}
+
+/// `athens pack` of `dir` into the GOPROXY tree `out`; the zip's and the
+/// go.mod's `h1:` as it prints them.
+fn pack_goproxy(
+    dir: &Path,
+    module: &str,
+    version: &str,
+    time: &str,
+    out: &Path,
+) -> (String, String) {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .arg("pack")
+        .arg(dir)
+        .args(["--module", module, "--version", version, "--out"])
+        .arg(out)
+        .arg(format!("--time={time}"))
+        .output()
+        .expect("running athens pack");
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "athens pack: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut lines = stdout.lines();
+    let zip = lines.next().and_then(|l| l.strip_prefix("zip "));
+    let go_mod = lines.next().and_then(|l| l.strip_prefix("mod "));
+    match (zip, go_mod) {
+        (Some(zip), Some(go_mod)) => (zip.to_string(), go_mod.to_string()),
+        _ => panic!("unexpected pack output {stdout:?}"),
+    }
+}
+
+/// A GET on 127.0.0.1: status, lower-cased response headers and body.
+fn get_with_headers(port: u16, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("response");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, raw[head_end + 4..].to_vec())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `/@v/list` and `/@latest` carry Athens' `no-cache, no-store,
+/// must-revalidate`; canonical versions stay immutable; `RobotsFile` is
+/// served at `/robots.txt`.
+#[test]
+fn listing_cache_headers_and_robots_file_as_athens_sends_them() {
+    let repo = build_repo("e2e-lib");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[("e2e-lib", file_url(repo.path()))]);
+    let robots = scratch.path().join("robots-for-test.txt");
+    std::fs::write(&robots, "User-agent: *\nDisallow: /\n").expect("robots file");
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup
+        .extra_env
+        .push(("ATHENS_ROBOTS_FILE".into(), robots.display().to_string()));
+    let server = Server::start(&setup);
+
+    for path in [format!("/{LIB}/@v/list"), format!("/{LIB}/@latest")] {
+        let (status, headers, body) = get_with_headers(server.port(), &path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("no-cache, no-store, must-revalidate"),
+            "{path}"
+        );
+    }
+    let (status, headers, _) = get_with_headers(server.port(), &format!("/{LIB}/@v/v1.0.0.info"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+
+    let (status, headers, body) = get_with_headers(server.port(), "/robots.txt");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"User-agent: *\nDisallow: /\n");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+}
+
+/// A GET of `/healthz` at `addr`; the status, or the connection error.
+fn healthz_at(addr: std::net::SocketAddr) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text:?}")))
+}
+
+/// The athens binary on `Port = ":N"`, killed on drop.
+struct DualStackServer {
+    child: std::process::Child,
+    port: u16,
+    _scratch: tempfile::TempDir,
+}
+
+impl Drop for DualStackServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `ATHENS_PORT=":N"` on a port free on both IP
+/// versions, retrying when another process takes it first.
+fn start_on_bare_port() -> DualStackServer {
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        // Bound on [::] (dual-stack by default on Linux) to find a port
+        // that is free for both versions.
+        let port = std::net::TcpListener::bind("[::]:0")
+            .or_else(|_| std::net::TcpListener::bind("0.0.0.0:0"))
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let scratch = tempfile::tempdir().expect("scratch");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", scratch.path())
+            .env("ATHENS_PORT", format!(":{port}"))
+            .env("ATHENS_STORAGE_TYPE", "memory")
+            .env("ATHENS_GOGET_DIR", scratch.path().join("goget"))
+            .env("ATHENS_GO_BINARY_ENV_VARS", "GOPROXY=off")
+            .current_dir(scratch.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning athens");
+        let mut server = DualStackServer {
+            child,
+            port,
+            _scratch: scratch,
+        };
+        let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(200) = healthz_at(v4) {
+                return server;
+            }
+            if server.child.try_wait().ok().flatten().is_some() {
+                break; // the port was taken: try another
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("athens did not start on a bare port");
+}
+
+/// `Port = ":N"` listens on IPv6 and IPv4, as Go's net.Listen does.
+#[test]
+fn a_bare_port_listens_on_ipv6_and_ipv4() {
+    let server = start_on_bare_port();
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+    assert_eq!(healthz_at(v4).expect("IPv4"), 200);
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, server.port));
+        assert_eq!(healthz_at(v6).expect("IPv6"), 200);
+    } else {
+        eprintln!("no IPv6 loopback on this machine: IPv4 checked only");
+    }
+}
