@@ -155,7 +155,7 @@ impl Server {
             log,
             _scratch: scratch,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok((200, _)) = http_get(port, "/healthz") {
                 return Ok(server);
@@ -170,7 +170,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(25));
         }
         Err(format!(
-            "no /healthz answer in 20s\n{}",
+            "no /healthz answer in 60s\n{}",
             server.raw_log_text()
         ))
     }
