@@ -385,7 +385,8 @@ config_table! {
         /// OTLP collector endpoint for traces.
         trace_exporter_url: String = "http://localhost:4317".into(),
             "TraceExporterURL", "ATHENS_TRACE_EXPORTER_URL";
-        /// Trace exporter: otlp, or empty for no tracing.
+        /// Trace exporter: otlp, or empty for no tracing. Accepted for
+        /// compatibility: no traces are exported yet, and a value is warned about.
         trace_exporter: String = String::new(), "TraceExporter", "ATHENS_TRACE_EXPORTER";
         /// Fraction of root traces sampled, from 0.0 to 1.0.
         trace_sampling_fraction: f64 = 1.0,

@@ -47,6 +47,12 @@ impl Config {
         if self.enable_pprof {
             warnings.push("EnablePprof is ignored".into());
         }
+        if !self.trace_exporter.is_empty() {
+            warnings.push(format!(
+                "TraceExporter {:?} is ignored (no traces are exported)",
+                self.trace_exporter
+            ));
+        }
         warnings
     }
 }
@@ -109,6 +115,16 @@ mod tests {
         .validate()
         .unwrap();
         assert_eq!(warnings, vec!["EnablePprof is ignored".to_string()]);
+        let warnings = Config {
+            trace_exporter: "otlp".into(),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            warnings,
+            vec!["TraceExporter \"otlp\" is ignored (no traces are exported)".to_string()]
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = MetricsFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -140,29 +140,58 @@ where
             _ => classify(path),
         };
         let head = request.method() == Method::HEAD;
-        let started = Instant::now();
-        let answer = ROUTE.scope(route, self.inner.call(request));
-        let metrics = Arc::clone(&self.layer.metrics);
-        Box::pin(async move {
-            let response = answer.await?;
-            metrics.record_request(route, response.status().as_u16(), started.elapsed());
-            if head {
-                return Ok(response);
-            }
-            let counter = metrics.response_bytes(route);
-            // A body of known length is counted at once; only a streamed
-            // one is wrapped to count what it yields.
-            if let Some(length) = response.body().size_hint().exact() {
-                counter.inc_by(length);
-                return Ok(response);
-            }
-            let (parts, body) = response.into_parts();
-            let counted = CountedBody {
-                inner: body,
-                counter: counter.clone(),
-            };
-            Ok(Response::from_parts(parts, Body::new(counted)))
-        })
+        MetricsFuture {
+            answer: ROUTE.scope(route, self.inner.call(request)),
+            metrics: Arc::clone(&self.layer.metrics),
+            route,
+            head,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`MetricsService`]: the inner answer, recorded when
+    /// it is ready. Written out (not boxed) because every request makes
+    /// one.
+    pub struct MetricsFuture<F> {
+        #[pin]
+        answer: tokio::task::futures::TaskLocalFuture<Route, F>,
+        metrics: Arc<Metrics>,
+        route: Route,
+        head: bool,
+        started: Instant,
+    }
+}
+
+impl<F> std::future::Future for MetricsFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = std::task::ready!(this.answer.poll(cx));
+        let route = *this.route;
+        this.metrics
+            .record_request(route, response.status().as_u16(), this.started.elapsed());
+        if *this.head {
+            return Poll::Ready(Ok(response));
+        }
+        let counter = this.metrics.response_bytes(route);
+        // A body of known length is counted at once; only a streamed one
+        // is wrapped to count what it yields.
+        if let Some(length) = response.body().size_hint().exact() {
+            counter.inc_by(length);
+            return Poll::Ready(Ok(response));
+        }
+        let (parts, body) = response.into_parts();
+        let counted = CountedBody {
+            inner: body,
+            counter: counter.clone(),
+        };
+        Poll::Ready(Ok(Response::from_parts(parts, Body::new(counted))))
     }
 }
 
