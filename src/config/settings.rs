@@ -498,11 +498,13 @@ config_table! {
 config_table! {
     /// `[SingleFlight.Redis]`: the Redis lock service.
     pub struct Redis {
-        /// Redis host:port or redis:// URL.
+        /// Redis host:port or redis:// URL; with Cluster, seed nodes of the
+        /// cluster, comma-separated.
         endpoint: String = "127.0.0.1:6379".into(), "Endpoint", "ATHENS_REDIS_ENDPOINT";
         /// Redis password.
         password: Secret = Secret::default(), "Password", "ATHENS_REDIS_PASSWORD";
-        /// Use a Redis Cluster client.
+        /// Endpoint is a Redis Cluster: each lease lives on the master of its
+        /// key's slot.
         cluster: bool = false, "Cluster", "ATHENS_REDIS_CLUSTER";
     }
     tables {
