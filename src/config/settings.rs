@@ -369,7 +369,8 @@ config_table! {
         basic_auth_user: String = String::new(), "BasicAuthUser", "BASIC_AUTH_USER";
         /// Password for HTTP basic authentication.
         basic_auth_pass: Secret = Secret::default(), "BasicAuthPass", "BASIC_AUTH_PASS";
-        /// Template file for the home page.
+        /// Go html/template file for the home page, read at every request (the
+        /// subset Athens' page uses; anything else stops the start).
         home_template_path: String = "/var/lib/athens/home.html".into(),
             "HomeTemplatePath", "ATHENS_HOME_TEMPLATE_PATH";
         /// Redirect plain HTTP requests to HTTPS.
