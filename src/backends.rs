@@ -135,8 +135,13 @@ async fn open_lock(
         SingleFlightType::Memory => return Ok(None),
         SingleFlightType::Redis => {
             let lock = &sf.redis.lock_config;
-            let locks = RedisLocks::connect(&sf.redis.endpoint, sf.redis.password.expose())
-                .context("SingleFlight.Redis")?;
+            let password = sf.redis.password.expose();
+            let locks = if sf.redis.cluster {
+                RedisLocks::connect_cluster(&sf.redis.endpoint, password)
+            } else {
+                RedisLocks::connect(&sf.redis.endpoint, password)
+            }
+            .context("SingleFlight.Redis")?;
             let policy = WaitPolicy::from_lock_config(lock.ttl, lock.timeout, lock.max_retries);
             (Arc::new(locks), policy)
         }

@@ -1,7 +1,7 @@
-//! Several proxy instances on one object store (moto's S3) and one Redis:
-//! a version is fetched once whoever asks, and an instance killed while it
-//! holds the lock leaves nothing partial behind and does not block the
-//! others past the lock's TTL.
+//! Several proxy instances on one object store (moto's S3) and one Redis
+//! (or one three-master Redis Cluster): a version is fetched once whoever
+//! asks, and an instance killed while it holds the lock leaves nothing
+//! partial behind and does not block the others past the lock's TTL.
 
 // Shared with the other end-to-end tests; this one uses only part of it.
 #[allow(dead_code, unused_imports)]
@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixtures::services::redis::RedisServer;
+use fixtures::services::redis::{RedisCluster, RedisServer};
 use fixtures::services::s3::Moto;
 use fixtures::GitHttpServer;
 use object_store::ObjectStoreExt;
@@ -20,11 +20,17 @@ use support::{Server, ServerSetup};
 const LIB: &str = "github.com/acme/e2e-lib";
 const VERSION: &str = "v1.1.0";
 
+/// The lock service the instances share.
+enum Locks {
+    Redis(RedisServer),
+    RedisCluster(RedisCluster),
+}
+
 /// The git server, S3, Redis and the repository the instances fetch from.
 struct Cluster {
     git: GitHttpServer,
     moto: Moto,
-    redis: RedisServer,
+    locks: Locks,
     gitconfig: std::path::PathBuf,
     bucket: String,
     _scratch: tempfile::TempDir,
@@ -32,6 +38,16 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Self::start_with(Locks::Redis(RedisServer::start().expect("redis")))
+    }
+
+    fn start_on_redis_cluster() -> Cluster {
+        Self::start_with(Locks::RedisCluster(
+            RedisCluster::start().expect("redis cluster"),
+        ))
+    }
+
+    fn start_with(locks: Locks) -> Cluster {
         let repo = build_repo("e2e-lib");
         let scratch = tempfile::tempdir().expect("scratch");
         let served = scratch.path().join("srv");
@@ -43,11 +59,10 @@ impl Cluster {
         let moto = Moto::start().expect("moto");
         let bucket = "athens-cluster".to_string();
         moto.create_bucket(&bucket).expect("bucket");
-        let redis = RedisServer::start().expect("redis");
         Cluster {
             git,
             moto,
-            redis,
+            locks,
             gitconfig,
             bucket,
             _scratch: scratch,
@@ -67,7 +82,17 @@ impl Cluster {
             ("AWS_ENDPOINT", self.moto.endpoint()),
             ("AWS_FORCE_PATH_STYLE", "true".into()),
             ("ATHENS_SINGLE_FLIGHT_TYPE", "redis".into()),
-            ("ATHENS_REDIS_ENDPOINT", self.redis.endpoint()),
+            (
+                "ATHENS_REDIS_ENDPOINT",
+                match &self.locks {
+                    Locks::Redis(redis) => redis.endpoint(),
+                    Locks::RedisCluster(cluster) => cluster.endpoints(),
+                },
+            ),
+            (
+                "ATHENS_REDIS_CLUSTER",
+                matches!(self.locks, Locks::RedisCluster(_)).to_string(),
+            ),
             ("ATHENS_REDIS_LOCK_TTL", lock_ttl_secs.to_string()),
             ("ATHENS_REDIS_LOCK_TIMEOUT", "120".into()),
             ("ATHENS_REDIS_LOCK_MAX_RETRIES", "1200".into()),
@@ -109,11 +134,19 @@ fn h1_of(zip: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_requests_over_three_instances_fetch_once() {
+    requests_over_three_instances_fetch_once(Cluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_a_redis_cluster_fetch_once() {
+    requests_over_three_instances_fetch_once(Cluster::start_on_redis_cluster()).await;
+}
+
+async fn requests_over_three_instances_fetch_once(cluster: Cluster) {
     let want = {
         let repo = build_repo("e2e-lib");
         download_ok(&direct_client(&[("e2e-lib", repo.path())]), LIB, VERSION)
     };
-    let cluster = Cluster::start();
     let instances: Vec<Server> = (0..3).map(|_| cluster.instance(30)).collect();
     // Keep the one fetch in flight long enough for every request to
     // arrive while it runs.
@@ -152,12 +185,20 @@ async fn two_hundred_requests_over_three_instances_fetch_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_lock_holder_is_replaced_within_the_ttl() {
+    killed_lock_holder_is_replaced(Cluster::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_lock_holder_on_a_redis_cluster_is_replaced_within_the_ttl() {
+    killed_lock_holder_is_replaced(Cluster::start_on_redis_cluster()).await;
+}
+
+async fn killed_lock_holder_is_replaced(cluster: Cluster) {
     const TTL: u64 = 3;
     let want = {
         let repo = build_repo("e2e-lib");
         download_ok(&direct_client(&[("e2e-lib", repo.path())]), LIB, VERSION)
     };
-    let cluster = Cluster::start();
     let mut holder = cluster.instance(TTL);
     let others: Vec<Server> = (0..2).map(|_| cluster.instance(TTL)).collect();
     cluster.git.set_pack_delay(Duration::from_secs(30));

@@ -410,7 +410,8 @@ config_table! {
         basic_auth_user: String = String::new(), "BasicAuthUser", "BASIC_AUTH_USER";
         /// Password for HTTP basic authentication.
         basic_auth_pass: Secret = Secret::default(), "BasicAuthPass", "BASIC_AUTH_PASS";
-        /// Template file for the home page.
+        /// Go html/template file for the home page, read at every request (the
+        /// subset Athens' page uses; anything else stops the start).
         home_template_path: String = "/var/lib/athens/home.html".into(),
             "HomeTemplatePath", "ATHENS_HOME_TEMPLATE_PATH";
         /// Redirect plain HTTP requests to HTTPS.
@@ -539,11 +540,13 @@ config_table! {
 config_table! {
     /// `[SingleFlight.Redis]`: the Redis lock service.
     pub struct Redis {
-        /// Redis host:port or redis:// URL.
+        /// Redis host:port or redis:// URL; with Cluster, seed nodes of the
+        /// cluster, comma-separated.
         endpoint: String = "127.0.0.1:6379".into(), "Endpoint", "ATHENS_REDIS_ENDPOINT";
         /// Redis password.
         password: Secret = Secret::default(), "Password", "ATHENS_REDIS_PASSWORD";
-        /// Use a Redis Cluster client.
+        /// Endpoint is a Redis Cluster: each lease lives on the master of its
+        /// key's slot.
         cluster: bool = false, "Cluster", "ATHENS_REDIS_CLUSTER";
     }
     tables {

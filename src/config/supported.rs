@@ -4,7 +4,14 @@
 //! invalid setting; otherwise it only draws a warning. Both are part of
 //! [`Config::validate`].
 
-use super::{Config, SingleFlightType, StorageType};
+use super::{Config, StorageType};
+
+/// Why `StorageType = "mongo"` stops the start. A MongoDB client that no
+/// test can run against a real server would be guesswork, so there is none.
+pub(crate) const MONGO_REFUSED: &str = "\"mongo\" is not supported by this server: it has no \
+    MongoDB client, because no MongoDB server can be installed where it is built and tested, \
+    and an untested client is not shipped; use disk, s3, minio, gcp, azureblob or external \
+    storage instead";
 
 impl Config {
     /// Whether HTTPS is configured: like Athens, only when both the
@@ -15,17 +22,8 @@ impl Config {
 
     /// Reports the settings that ask for behaviour this server lacks.
     pub(super) fn refuse_unsupported(&self, fail: &mut impl FnMut(&str, String)) {
-        if self.single_flight_type == SingleFlightType::Redis && self.single_flight.redis.cluster {
-            fail(
-                "SingleFlight.Redis.Cluster",
-                "Redis Cluster is not supported; use one Redis or Sentinel".into(),
-            );
-        }
         if self.storage_type == StorageType::Mongo {
-            fail(
-                "StorageType",
-                "\"mongo\" is not supported by this server".into(),
-            );
+            fail("StorageType", MONGO_REFUSED.into());
         }
         if self.tls_enabled() && !self.unix_socket.is_empty() {
             fail(
@@ -72,11 +70,6 @@ mod tests {
     #[test]
     fn unsafe_unimplemented_settings_are_refused() {
         assert!(Config::default().validate().unwrap().is_empty());
-        let mut cluster = Config {
-            single_flight_type: SingleFlightType::Redis,
-            ..Config::default()
-        };
-        cluster.single_flight.redis.cluster = true;
         let mut mongo = Config {
             storage_type: StorageType::Mongo,
             ..Config::default()
@@ -89,13 +82,17 @@ mod tests {
             ..Config::default()
         };
         for (config, key) in [
-            (cluster, "SingleFlight.Redis.Cluster"),
-            (mongo, "StorageType"),
+            (mongo.clone(), "StorageType"),
             (tls_on_unix_socket, "UnixSocket"),
         ] {
             let keys: Vec<String> = refused(&config).into_iter().map(|s| s.key).collect();
             assert_eq!(keys, vec![key.to_string()]);
         }
+        let reason = &refused(&mongo)[0].reason;
+        assert!(
+            reason.contains("no MongoDB server can be installed where it is built and tested"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -6,11 +6,10 @@
 //! basic auth, then inside the (possibly prefixed) router the filter and
 //! validator gate, which look only at download-protocol paths.
 //!
-//! The home page template (`HomeTemplatePath`) is not a full Go template:
-//! `{{ .Host }}` and `{{ .NoSumPatterns }}` are replaced by the (HTML
-//! escaped) values, a `{{ if .NoSumPatterns }}...{{ end }}` section is
-//! kept only when patterns are configured, and any other text is sent as
-//! written. Spaces inside the braces are optional.
+//! The home page template (`HomeTemplatePath`) is read at every request,
+//! as Athens reads it, and rendered by [`super::home_template`] (the part
+//! of Go's html/template Athens' page uses); a template outside that part
+//! stops the start, and one edited into it later answers 500.
 //!
 //! `X-Forwarded-Proto` (for `ForceSSL` and the home page's URL) is believed
 //! only from peers in `TrustedProxies`. The peer is the
@@ -30,6 +29,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+use super::home_template::HomeTemplate;
 use super::{error_response, parse_protocol_path, Endpoint};
 use crate::config::{parse_trusted_proxies, Config, IpRange};
 use crate::download_mode::DownloadPolicy;
@@ -151,6 +151,7 @@ impl Features {
             .timeout(config.timeout_duration())
             .build()
             .context("building the HTTP client for the sumdb proxy and validator hook")?;
+        check_home_template(&config.home_template_path)?;
         Ok(Features {
             download_policy,
             filter,
@@ -430,21 +431,6 @@ fn client_host(request: &Request, features: &Features) -> String {
     format!("{}://{host}", if https { "https" } else { "http" })
 }
 
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 const DEFAULT_HOME: &str = r#"<!DOCTYPE html>
 <html>
 <head><meta charset="utf-8"><title>Go module proxy</title></head>
@@ -459,75 +445,54 @@ const DEFAULT_HOME: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// Fills in the supported template actions (see the module docs).
-pub(crate) fn render_home(template: &str, host: &str, no_sum_patterns: &str) -> String {
-    let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    // Whether text is currently being kept (false inside a skipped
-    // `if .NoSumPatterns` section).
-    let mut keeping = true;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        let action: String = rest[start + 2..start + len]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let replacement = match action.as_str() {
-            ".Host" => Some(html_escape(host)),
-            ".NoSumPatterns" => Some(html_escape(no_sum_patterns)),
-            "if.NoSumPatterns" => {
-                if keeping {
-                    out.push_str(&rest[..start]);
-                }
-                keeping = keeping && !no_sum_patterns.is_empty();
-                rest = &rest[start + len + 2..];
-                continue;
-            }
-            "end" => {
-                if keeping {
-                    out.push_str(&rest[..start]);
-                }
-                keeping = true;
-                rest = &rest[start + len + 2..];
-                continue;
-            }
-            _ => None,
-        };
-        let end = start + len + 2;
-        if keeping {
-            out.push_str(&rest[..start]);
-            match replacement {
-                Some(text) => out.push_str(&text),
-                None => out.push_str(&rest[start..end]),
-            }
-        }
-        rest = &rest[end..];
+/// The built-in page, parsed once.
+static DEFAULT_TEMPLATE: std::sync::LazyLock<HomeTemplate> = std::sync::LazyLock::new(|| {
+    HomeTemplate::parse(DEFAULT_HOME).expect("the built-in home page is in the supported subset")
+});
+
+/// Refuses a `HomeTemplatePath` file that exists but cannot be read or
+/// uses constructs outside the supported subset; a missing file means the
+/// built-in page, as in Athens.
+fn check_home_template(path: &str) -> anyhow::Result<()> {
+    if path.is_empty() {
+        return Ok(());
     }
-    if keeping {
-        out.push_str(rest);
-    }
-    out
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("HomeTemplatePath {path}: {e}"),
+    };
+    HomeTemplate::parse(&text).map_err(|e| anyhow::anyhow!("HomeTemplatePath {path}: {e}"))?;
+    Ok(())
 }
 
 /// The home page: the template file when it exists, else the built-in
 /// page, with the client's host and the GONOSUMDB patterns filled in.
 pub(crate) async fn home(State(features): State<Arc<Features>>, request: Request) -> Response {
-    let template = match tokio::fs::read_to_string(&features.home_template_path).await {
-        Ok(text) => text,
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::NotFound && !features.home_template_path.is_empty() {
-                tracing::error!(path = %features.home_template_path, error = %e, "reading home template");
+    let path = &features.home_template_path;
+    let parsed;
+    let template = match tokio::fs::read_to_string(path).await {
+        Ok(text) => match HomeTemplate::parse(&text) {
+            Ok(t) => {
+                parsed = t;
+                &parsed
             }
-            DEFAULT_HOME.to_string()
+            Err(e) => {
+                // Checked at start; the file was changed since.
+                tracing::error!(path = %path, error = %e, "home template");
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, "home template");
+            }
+        },
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound && !path.is_empty() {
+                tracing::error!(path = %path, error = %e, "reading home template");
+            }
+            &*DEFAULT_TEMPLATE
         }
     };
-    let page = render_home(
-        &template,
-        &client_host(&request, &features),
-        &features.no_sum_patterns.join(","),
-    );
+    let host = client_host(&request, &features);
+    let patterns = features.no_sum_patterns.join(",");
+    let page = template.render(&[("Host", &host), ("NoSumPatterns", &patterns)]);
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
@@ -622,21 +587,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn home_template_actions_are_filled_in() {
-        let page = render_home(
-            "a {{ .Host }} b {{.NoSumPatterns}} {{ if .NoSumPatterns }}X{{ end }}Y {{ .Other }}",
-            "http://h<1>",
-            "p/*,q",
-        );
-        assert_eq!(page, "a http://h&lt;1&gt; b p/*,q XY {{ .Other }}");
-        let page = render_home("{{ if .NoSumPatterns }}X {{ .Host }}{{ end }}Y", "h", "");
-        assert_eq!(page, "Y");
-        let default = render_home(DEFAULT_HOME, "https://proxy.example", "");
+    fn built_in_home_page_is_filled_in() {
+        let default = DEFAULT_TEMPLATE.render(&[("Host", "https://proxy.example")]);
         assert!(default.contains("GOPROXY=https://proxy.example,direct"));
         assert!(!default.contains("GONOSUMDB"));
         assert!(!default.contains("{{"));
-        let with_patterns = render_home(DEFAULT_HOME, "h", "corp.example/*");
+        let with_patterns =
+            DEFAULT_TEMPLATE.render(&[("Host", "h"), ("NoSumPatterns", "corp.example/*")]);
         assert!(with_patterns.contains("GONOSUMDB=corp.example/*"));
+    }
+
+    #[test]
+    fn unsupported_home_templates_stop_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home.html");
+        std::fs::write(&path, "ok\n{{ .Host | printf \"%q\" }}").unwrap();
+        let shown = path.to_string_lossy().into_owned();
+        let e = check_home_template(&shown).unwrap_err().to_string();
+        assert!(e.contains(&shown) && e.contains("line 2"), "{e}");
+        std::fs::write(&path, "{{ .Host }}").unwrap();
+        check_home_template(&shown).unwrap();
+        check_home_template(&dir.path().join("absent").to_string_lossy()).unwrap();
+        check_home_template("").unwrap();
     }
 
     #[test]

@@ -470,6 +470,14 @@ async fn home_page_shows_proxy_settings_and_honours_a_template() {
     let templated = app_for(&config);
     let page = text_of(send(&templated.router, "/", &[("host", "h.example")]).await).await;
     assert_eq!(page, "proxy http://h.example private corp.example");
+    // Read at every request, as Athens does: an edit shows at once, and an
+    // edit outside the supported subset answers 500.
+    std::fs::write(&template, "<b>{{ .Host }}</b>").unwrap();
+    let page = text_of(send(&templated.router, "/", &[("host", "h.example")]).await).await;
+    assert_eq!(page, "<b>http://h.example</b>");
+    std::fs::write(&template, "{{ .Host | html }}").unwrap();
+    let response = send(&templated.router, "/", &[("host", "h.example")]).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 #[tokio::test]

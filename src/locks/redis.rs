@@ -1,4 +1,5 @@
-//! Redis leases (`SingleFlightType` `redis`) and Redis behind Sentinel
+//! Redis leases (`SingleFlightType` `redis`), on Redis Cluster
+//! (`SingleFlight.Redis.Cluster`) and Redis behind Sentinel
 //! (`redis-sentinel`).
 //!
 //! A lease is a key set with `SET key token NX PX ttl`, where the token is
@@ -12,8 +13,12 @@
 //! next command connects again; through Sentinel that also asks the
 //! sentinels anew which server is master, so a failover is followed.
 //!
-//! Cluster mode is not supported: the crate's cluster client is behind a
-//! feature this build does not enable.
+//! On a Redis Cluster the same commands and scripts run: each touches one
+//! key, so it goes to the master owning that key's slot, and the crate's
+//! cluster connection follows `MOVED`/`ASK` redirections and reloads the
+//! slot map when masters change. A lease is as strong as one master: it
+//! lives on the master of its slot (as with Athens' client, no quorum of
+//! masters is asked).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -22,11 +27,13 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, Script, ServerErrorKind,
+    RedisConnectionInfo, RedisError, RedisFuture, Script, ServerErrorKind, TlsMode,
 };
 
 use super::{Lease, LockError, LockService};
@@ -83,12 +90,49 @@ enum Target {
     Direct(Client),
     /// The master the sentinels name at the time of connecting.
     Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// The masters of a Redis Cluster, found from seed nodes.
+    Cluster(ClusterClient),
+}
+
+/// A connection to one server, or to every master of a cluster.
+#[derive(Clone)]
+enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// The current connection, numbered so that a failed command drops only
 /// the connection it ran on and not a newer one.
 struct Slot {
-    connection: Option<MultiplexedConnection>,
+    connection: Option<Connection>,
     generation: u64,
 }
 
@@ -191,6 +235,137 @@ impl RedisLocks {
             shown,
             Target::Sentinel(tokio::sync::Mutex::new(client)),
         ))
+    }
+
+    /// Leases on a Redis Cluster, for `SingleFlightType` `redis` with
+    /// `Cluster = true`.
+    ///
+    /// `endpoints` lists seed nodes, comma-separated, each `host:port` or a
+    /// redis URL; the rest of the cluster is found from them. As in Athens,
+    /// the URLs give the settings of every node: the first `rediss://` one
+    /// turns on TLS, the first user name and the first password found are
+    /// used. `password` is used as in [`RedisLocks::connect`], and must
+    /// agree with a password in the URLs. A cluster has only database 0, so
+    /// a URL naming another database is refused.
+    pub fn connect_cluster(endpoints: &str, password: &str) -> Result<Self, LockError> {
+        const SERVICE: &str = "redis-cluster";
+        ensure_tls_provider();
+        let mut seeds: Vec<(String, u16)> = Vec::new();
+        let mut tls: Option<TlsMode> = None;
+        let mut url_username: Option<String> = None;
+        let mut url_password: Option<String> = None;
+        for raw in endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if !raw.contains("://") {
+                seeds.push(parse_host_port(raw).ok_or_else(|| {
+                    config_error(
+                        SERVICE,
+                        &format!("cluster node {raw:?} is neither host:port nor a redis:// URL"),
+                    )
+                })?);
+                continue;
+            }
+            let info = raw.into_connection_info().map_err(|e| {
+                config_error(
+                    SERVICE,
+                    &format!("cluster node {} is not a redis URL: {e}", redact_url(raw)),
+                )
+            })?;
+            let (host, port, node_tls) = match info.addr() {
+                ConnectionAddr::Tcp(host, port) => (host.clone(), *port, None),
+                ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure,
+                    ..
+                } => (
+                    host.clone(),
+                    *port,
+                    Some(if *insecure {
+                        TlsMode::Insecure
+                    } else {
+                        TlsMode::Secure
+                    }),
+                ),
+                _ => {
+                    return Err(config_error(
+                        SERVICE,
+                        &format!(
+                            "cluster node {} is a Unix socket; cluster nodes are reached over TCP",
+                            redact_url(raw)
+                        ),
+                    ))
+                }
+            };
+            let settings = info.redis_settings();
+            if settings.db() != 0 {
+                return Err(config_error(
+                    SERVICE,
+                    &format!(
+                        "cluster node {} names database {}; a Redis Cluster has only database 0",
+                        format_host_port(&host, port),
+                        settings.db()
+                    ),
+                ));
+            }
+            tls = tls.or(node_tls);
+            if url_username.is_none() {
+                url_username = settings.username().map(str::to_string);
+            }
+            if url_password.is_none() {
+                url_password = settings.password().map(str::to_string);
+            }
+            seeds.push((host, port));
+        }
+        if seeds.is_empty() {
+            return Err(config_error(SERVICE, "no cluster nodes configured"));
+        }
+        let shown = seeds
+            .iter()
+            .map(|(h, p)| format_host_port(h, *p))
+            .collect::<Vec<_>>()
+            .join(",");
+        let password = match url_password {
+            Some(in_url) if !password.is_empty() && in_url != password => {
+                return Err(config_error(
+                    SERVICE,
+                    &format!(
+                        "the endpoint URLs for {shown} carry a password that differs from \
+                         the configured Password; set only one of them, or make them equal"
+                    ),
+                ))
+            }
+            Some(in_url) if password.is_empty() => in_url,
+            _ => password.to_string(),
+        };
+        let nodes = seeds.into_iter().map(|(host, port)| match tls {
+            Some(mode) => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: mode == TlsMode::Insecure,
+                tls_params: None,
+            },
+            None => ConnectionAddr::Tcp(host, port),
+        });
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT);
+        if let Some(mode) = tls {
+            builder = builder.tls(mode);
+        }
+        if let Some(username) = url_username {
+            builder = builder.username(username);
+        }
+        if !password.is_empty() {
+            builder = builder.password(password);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| config_error(SERVICE, &e.to_string()))?;
+        Ok(Self::with_target(SERVICE, shown, Target::Cluster(client)))
     }
 
     fn with_target(service: &'static str, endpoint: String, target: Target) -> Self {
@@ -329,6 +504,14 @@ fn is_auth_error(e: &RedisError) -> bool {
         // A password sent to a server that has none configured.
         || e.detail()
             .is_some_and(|d| d.contains("without any password configured"))
+        // The cluster client reports a failure to connect to every seed as
+        // an I/O error, with the last node's error only as text.
+        || (e.is_io_error()
+            && e.detail().is_some_and(|d| {
+                ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"]
+                    .iter()
+                    .any(|code| d.contains(code))
+            }))
 }
 
 /// Whether the connection the error came from should be replaced.
@@ -338,7 +521,11 @@ fn must_reconnect(e: &RedisError) -> bool {
         || e.is_timeout()
         || matches!(
             e.kind(),
-            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ClusterDown
+            )
         )
 }
 
@@ -368,7 +555,7 @@ impl Shared {
     }
 
     /// The shared connection, connecting first when there is none.
-    async fn connection(&self) -> Result<(u64, MultiplexedConnection), LockError> {
+    async fn connection(&self) -> Result<(u64, Connection), LockError> {
         let mut slot = self.slot.lock().await;
         if let Some(connection) = &slot.connection {
             return Ok((slot.generation, connection.clone()));
@@ -376,16 +563,19 @@ impl Shared {
         let connecting = async {
             let config = connection_config();
             match &self.target {
-                Target::Direct(client) => {
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                }
+                Target::Direct(client) => client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Connection::Single),
                 Target::Sentinel(sentinel) => {
                     let master = sentinel.lock().await.async_get_client().await?;
                     master
                         .get_multiplexed_async_connection_with_config(&config)
                         .await
+                        .map(Connection::Single)
+                }
+                Target::Cluster(client) => {
+                    client.get_async_connection().await.map(Connection::Cluster)
                 }
             }
         };
@@ -415,7 +605,7 @@ impl Shared {
     /// Runs one command (or script) on the shared connection.
     async fn run<T, F, Fut>(&self, command: F) -> Result<T, LockError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let (generation, connection) = self.connection().await?;
@@ -534,7 +724,7 @@ impl Lease for RedisLease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fixtures::services::redis::{RedisSentinel, RedisServer};
+    use fixtures::services::redis::{RedisCluster, RedisSentinel, RedisServer};
     use std::time::Instant;
 
     const TTL: Duration = Duration::from_millis(3000);
@@ -829,6 +1019,172 @@ mod tests {
         let err = only_dead.check().await.unwrap_err();
         assert!(matches!(err, LockError::Unreachable { .. }), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    fn cluster_locks(cluster: &RedisCluster) -> RedisLocks {
+        RedisLocks::connect_cluster(&cluster.endpoints(), "").expect("valid endpoints")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leases_on_a_cluster() {
+        let cluster = RedisCluster::start().expect("redis cluster");
+        let locks = cluster_locks(&cluster);
+        assert_eq!(locks.name(), "redis-cluster");
+        lease_rules(&locks).await;
+
+        // Leases of many versions land on every master, each on the master
+        // owning its key's slot, and another instance (seeded with one node
+        // only) is excluded from every one of them.
+        let other = RedisLocks::connect_cluster(&cluster.node_endpoint(2), "").unwrap();
+        let keys: Vec<String> = (0..24)
+            .map(|i| format!("example.com/mod{i}@v1.0.{i}"))
+            .collect();
+        let mut held = Vec::new();
+        let mut masters = std::collections::BTreeSet::new();
+        for key in &keys {
+            held.push(locks.try_lock(key, TTL * 20).await.unwrap().expect(key));
+            assert!(other.try_lock(key, TTL).await.unwrap().is_none(), "{key}");
+            let master = cluster.master_of(key).unwrap();
+            masters.insert(master);
+            let stored = cluster.command(master, &["EXISTS", key]).unwrap();
+            assert_eq!(stored.trim(), "1", "{key} on master {master}");
+        }
+        assert_eq!(masters.len(), 3, "keys spread over every master");
+        for lease in held {
+            lease.release().await.unwrap();
+        }
+        for key in &keys {
+            let lease = other.try_lock(key, TTL).await.unwrap();
+            lease.expect("free after release").release().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_master_restart_loses_its_leases_and_is_followed() {
+        let mut cluster = RedisCluster::start().expect("redis cluster");
+        let locks = cluster_locks(&cluster);
+        locks.check().await.unwrap();
+        let key = "example.com/restarted@v1.0.0";
+        let master = cluster.master_of(key).unwrap();
+        let survivor_key = (0..)
+            .map(|i| format!("example.com/other{i}@v1.0.0"))
+            .find(|k| cluster.master_of(k).unwrap() != master)
+            .unwrap();
+        let mut on_restarted = locks.try_lock(key, TTL * 20).await.unwrap().unwrap();
+        let mut on_survivor = locks
+            .try_lock(&survivor_key, TTL * 20)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // The master dies: its leases cannot be refreshed or taken...
+        cluster.kill(master);
+        assert!(on_restarted.refresh().await.is_err());
+        // ...and comes back empty (no persistence), as one Redis would.
+        cluster.restart(master).expect("restart");
+        let mut refreshed = None;
+        for _ in 0..50 {
+            match on_restarted.refresh().await {
+                Ok(extended) => {
+                    refreshed = Some(extended);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        assert_eq!(refreshed, Some(false), "the lease died with the master");
+        let retaken = locks
+            .try_lock(key, TTL)
+            .await
+            .unwrap()
+            .expect("granted again");
+        retaken.release().await.unwrap();
+        // Leases on the other masters were untouched.
+        assert!(on_survivor.refresh().await.unwrap());
+        assert!(locks.try_lock(&survivor_key, TTL).await.unwrap().is_none());
+        on_survivor.release().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_passwords_and_unreachable_nodes() {
+        let cluster = RedisCluster::start_with_password("clusterpw").expect("redis cluster");
+        let seeds = cluster.endpoints();
+        let url_seeds = seeds
+            .split(',')
+            .map(|s| format!("redis://:clusterpw@{s}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        // The password as the setting, in the URLs, or both when equal; a
+        // URL and a bare host:port mixed, the URL giving the password.
+        for (endpoints, password) in [
+            (seeds.clone(), "clusterpw"),
+            (url_seeds.clone(), ""),
+            (url_seeds.clone(), "clusterpw"),
+            (
+                format!(
+                    "{} , redis://:clusterpw@{}",
+                    cluster.node_endpoint(0),
+                    cluster.node_endpoint(1)
+                ),
+                "",
+            ),
+        ] {
+            let locks = RedisLocks::connect_cluster(&endpoints, password).unwrap();
+            locks
+                .check()
+                .await
+                .unwrap_or_else(|e| panic!("{endpoints}: {e}"));
+            let lease = locks.try_lock("k", TTL).await.unwrap().expect("free");
+            lease.release().await.unwrap();
+        }
+        for password in ["wrong", ""] {
+            let locks = RedisLocks::connect_cluster(&seeds, password).unwrap();
+            match locks.check().await {
+                Err(LockError::Unauthorized { message, .. }) => {
+                    assert!(!message.contains("wrong"), "password leaked: {message}")
+                }
+                other => panic!("{password:?}: expected Unauthorized, got {other:?}"),
+            }
+        }
+
+        let dead = format!("127.0.0.1:{}", fixtures::services::free_port());
+        let locks = RedisLocks::connect_cluster(&dead, "").unwrap();
+        let start = Instant::now();
+        let err = locks.check().await.unwrap_err();
+        assert!(matches!(err, LockError::Unreachable { .. }), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
+        // A dead seed listed first is skipped.
+        let locks = RedisLocks::connect_cluster(&format!("{dead},{seeds}"), "clusterpw").unwrap();
+        locks.check().await.expect("check through a live seed");
+    }
+
+    #[test]
+    fn cluster_configuration_is_checked() {
+        let ok = RedisLocks::connect_cluster(" 10.0.0.1:7000, ,[::1]:7001,redis://h:7002/0", "")
+            .unwrap();
+        assert_eq!(ok.shared.endpoint, "10.0.0.1:7000,[::1]:7001,h:7002");
+        assert!(RedisLocks::connect_cluster("rediss://h:1,h:2", "pw").is_ok());
+        for (endpoints, password, says) in [
+            ("", "", "no cluster nodes"),
+            (" , ", "", "no cluster nodes"),
+            ("nohost", "", "neither host:port"),
+            ("h:1,http://h:2", "", "not a redis URL"),
+            ("redis://h:1/3", "", "only database 0"),
+            ("redis://:pw-alpha@h:1", "pw-beta", "differs"),
+            ("h:1,redis://:pw-alpha@h:2", "pw-beta", "differs"),
+        ] {
+            let err = RedisLocks::connect_cluster(endpoints, password).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(says), "{endpoints:?}: {text}");
+            assert!(
+                !text.contains("pw-alpha") && !text.contains("pw-beta"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
