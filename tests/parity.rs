@@ -578,3 +578,31 @@ fn nested_athens_storage_variable_names_configure_the_binary() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(body, b"module example.test/nested\n");
 }
+
+/// A key Athens acts on that changes nothing here is named in a warning
+/// line when the server starts.
+#[test]
+fn keys_without_effect_are_reported_at_start() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let mut server = start_disk_server(
+        scratch.path(),
+        &[
+            ("ATHENS_DISK_STORAGE_ROOT", root.display().to_string()),
+            ("ATHENS_GO_BINARY_PATH", "/opt/go/bin/go".to_string()),
+            ("GOOGLE_CLOUD_PROJECT", "my-project".to_string()),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let dir = server._scratch.path();
+    let log = std::fs::read_to_string(dir.join("athens.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    for key in ["GoBinary", "Storage.GCP.ProjectID"] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(key)).collect();
+        assert_eq!(lines.len(), 1, "{key}:\n{log}");
+        assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    }
+}
