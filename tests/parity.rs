@@ -606,3 +606,42 @@ fn keys_without_effect_are_reported_at_start() {
         assert!(lines[0].contains("WARN"), "{}", lines[0]);
     }
 }
+
+/// `-version` in the forms Go's flag package accepts for a boolean:
+/// `-version`, `--version`, `-version=true` (and ParseBool's other
+/// spellings) print the version; `-version=false` does not; anything else
+/// is a usage error.
+#[test]
+fn version_flag_accepts_gos_boolean_forms() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("running athens");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let version_line = format!("athens {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [
+        &["-version"][..],
+        &["--version"],
+        &["-version=true"],
+        &["--version=1"],
+        &["-version=T"],
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert_eq!(stdout, version_line, "{args:?}");
+    }
+    // false: no version; the help flag after it answers instead.
+    let (code, stdout, _) = run(&["-version=false", "-h"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("usage: athens"), "{stdout}");
+    let (code, _, stderr) = run(&["-version=maybe"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("-version"), "{stderr}");
+}
