@@ -96,11 +96,26 @@ fn server_args(args: &[String]) -> Result<ServerArgs, String> {
             }
             None if arg == "help" || arg == "h" => return Ok(ServerArgs::Help),
             None if arg == "version" => return Ok(ServerArgs::Version),
+            // Go's flag package takes a boolean flag's value after `=`.
+            Some(("version", value)) => match go_bool(value) {
+                Some(true) => return Ok(ServerArgs::Version),
+                Some(false) => {}
+                None => return Err(format!("invalid boolean value {value:?} for -version")),
+            },
             _ => return Err(format!("unknown flag {:?}", args[i])),
         }
         i += 1;
     }
     Ok(ServerArgs::Serve(config_file))
+}
+
+/// A boolean as Go's `strconv.ParseBool` reads it.
+fn go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// `-config_file=PATH` (optional) and `-listen=HOST:PORT` (required), in

@@ -398,14 +398,14 @@ fn healthz_at(addr: std::net::SocketAddr) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text:?}")))
 }
 
-/// The athens binary on `Port = ":N"`, killed on drop.
-struct DualStackServer {
+/// An athens binary started by a test, killed on drop.
+struct ChildServer {
     child: std::process::Child,
     port: u16,
     _scratch: tempfile::TempDir,
 }
 
-impl Drop for DualStackServer {
+impl Drop for ChildServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -414,7 +414,7 @@ impl Drop for DualStackServer {
 
 /// Starts the binary with `ATHENS_PORT=":N"` on a port free on both IP
 /// versions, retrying when another process takes it first.
-fn start_on_bare_port() -> DualStackServer {
+fn start_on_bare_port() -> ChildServer {
     use std::time::{Duration, Instant};
     for _ in 0..5 {
         // Bound on [::] (dual-stack by default on Linux) to find a port
@@ -440,7 +440,7 @@ fn start_on_bare_port() -> DualStackServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawning athens");
-        let mut server = DualStackServer {
+        let mut server = ChildServer {
             child,
             port,
             _scratch: scratch,
@@ -472,4 +472,176 @@ fn a_bare_port_listens_on_ipv6_and_ipv4() {
     } else {
         eprintln!("no IPv6 loopback on this machine: IPv4 checked only");
     }
+}
+
+/// Starts the binary on a free loopback port with disk storage and `env`;
+/// `Ok` once `/healthz` answers, `Err(output)` when it exits first.
+fn start_disk_server(scratch: &Path, env: &[(&str, String)]) -> Result<ChildServer, String> {
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let dir = tempfile::tempdir_in(scratch).expect("server dir");
+        let log = dir.path().join("athens.log");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_athens"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("ATHENS_PORT", format!("127.0.0.1:{port}"))
+            .env("ATHENS_STORAGE_TYPE", "disk")
+            .env("ATHENS_GOGET_DIR", dir.path().join("goget"))
+            .env("ATHENS_GO_BINARY_ENV_VARS", "GOPROXY=off")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log"));
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let child = cmd.spawn().expect("spawning athens");
+        let mut server = ChildServer {
+            child,
+            port,
+            _scratch: dir,
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(200) = healthz_at(addr) {
+                return Ok(server);
+            }
+            if server.child.try_wait().ok().flatten().is_some() {
+                let dir = server._scratch.path();
+                let text = std::fs::read_to_string(dir.join("athens.log")).unwrap_or_default()
+                    + &std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+                if text.contains("address already in use") || text.contains("Address in use") {
+                    break; // the port was taken: try another
+                }
+                return Err(text);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("athens did not start");
+}
+
+/// The nested variable name Athens' envconfig reads
+/// (`ATHENS_STORAGE_DISK_ATHENS_DISK_STORAGE_ROOT`) configures the disk
+/// storage root: without it the start is refused, with it the server runs
+/// on that root and stores there.
+#[test]
+fn nested_athens_storage_variable_names_configure_the_binary() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let refused = start_disk_server(scratch.path(), &[])
+        .err()
+        .expect("disk storage without a root must be refused");
+    assert!(refused.contains("RootPath"), "{refused}");
+
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let server = start_disk_server(
+        scratch.path(),
+        &[(
+            "ATHENS_STORAGE_DISK_ATHENS_DISK_STORAGE_ROOT",
+            root.display().to_string(),
+        )],
+    )
+    .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    // A version packed into that root is served: the server reads it.
+    let tree = scratch.path().join("tree");
+    std::fs::create_dir_all(&tree).expect("tree");
+    std::fs::write(tree.join("go.mod"), "module example.test/nested\n").expect("go.mod");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .arg("pack")
+        .arg(&tree)
+        .args(["--module", "example.test/nested", "--version", "v1.0.0"])
+        .args([
+            "--layout",
+            "athens",
+            "--time",
+            "2024-01-02T03:04:05Z",
+            "--out",
+        ])
+        .arg(&root)
+        .output()
+        .expect("athens pack");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (status, body) =
+        http_get(server.port, "/example.test/nested/@v/v1.0.0.mod").expect("request");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"module example.test/nested\n");
+}
+
+/// A key Athens acts on that changes nothing here is named in a warning
+/// line when the server starts.
+#[test]
+fn keys_without_effect_are_reported_at_start() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let mut server = start_disk_server(
+        scratch.path(),
+        &[
+            ("ATHENS_DISK_STORAGE_ROOT", root.display().to_string()),
+            ("ATHENS_GO_BINARY_PATH", "/opt/go/bin/go".to_string()),
+            ("GOOGLE_CLOUD_PROJECT", "my-project".to_string()),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let dir = server._scratch.path();
+    let log = std::fs::read_to_string(dir.join("athens.log")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    for key in ["GoBinary", "Storage.GCP.ProjectID"] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(key)).collect();
+        assert_eq!(lines.len(), 1, "{key}:\n{log}");
+        assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    }
+}
+
+/// `-version` in the forms Go's flag package accepts for a boolean:
+/// `-version`, `--version`, `-version=true` (and ParseBool's other
+/// spellings) print the version; `-version=false` does not; anything else
+/// is a usage error.
+#[test]
+fn version_flag_accepts_gos_boolean_forms() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("running athens");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let version_line = format!("athens {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [
+        &["-version"][..],
+        &["--version"],
+        &["-version=true"],
+        &["--version=1"],
+        &["-version=T"],
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert_eq!(stdout, version_line, "{args:?}");
+    }
+    // false: no version; the help flag after it answers instead.
+    let (code, stdout, _) = run(&["-version=false", "-h"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("usage: athens"), "{stdout}");
+    let (code, _, stderr) = run(&["-version=maybe"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("-version"), "{stderr}");
 }

@@ -49,6 +49,24 @@ impl Setting {
     }
 }
 
+impl Setting {
+    /// Every variable the value is read from, first match wins: for a key
+    /// inside a table, first the nested name Athens' envconfig derives from
+    /// the table path and the variable (`Storage.GCP.Bucket` with
+    /// `ATHENS_STORAGE_GCP_BUCKET` also reads
+    /// `ATHENS_STORAGE_GCP_ATHENS_STORAGE_GCP_BUCKET`, which wins, as in
+    /// Athens), then [`Setting::env_names`].
+    pub fn lookup_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Some((tables, _)) = self.key.rsplit_once('.') {
+            let prefix = format!("ATHENS_{}_", tables.replace('.', "_").to_ascii_uppercase());
+            names.push(format!("{prefix}{}", self.env));
+        }
+        names.extend(self.env_names());
+        names
+    }
+}
+
 fn join_key(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
@@ -811,7 +829,7 @@ pub(super) fn apply_env(
 ) -> Result<(), ConfigError> {
     for setting in settings() {
         let found = setting
-            .env_names()
+            .lookup_names()
             .into_iter()
             .find_map(|name| env(&name).filter(|v| !v.is_empty()).map(|v| (name, v)));
         if let Some((var, raw)) = found {

@@ -51,6 +51,32 @@ impl Config {
                 self.trace_exporter
             ));
         }
+        warnings.extend(self.keys_without_effect());
+        warnings
+    }
+
+    /// Warnings for keys Athens acts on that are accepted here but change
+    /// nothing, named only when set to something other than the default.
+    fn keys_without_effect(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.go_binary != "go" {
+            warnings.push(format!(
+                "GoBinary {:?} is ignored (modules are fetched natively, no go binary is run)",
+                self.go_binary
+            ));
+        }
+        if self.cloud_runtime.eq_ignore_ascii_case("gcp") {
+            warnings.push("CloudRuntime \"GCP\" has no effect (logs follow LogFormat)".to_string());
+        }
+        if !self.storage.gcp.project_id.is_empty() {
+            warnings.push(
+                "Storage.GCP.ProjectID is ignored (the bucket alone locates the objects)"
+                    .to_string(),
+            );
+        }
+        if !self.storage.azure_blob.credential_scope.is_empty() {
+            warnings.push("Storage.AzureBlob.CredentialScope is ignored".to_string());
+        }
         warnings
     }
 }
@@ -122,6 +148,32 @@ mod tests {
             warnings,
             vec!["TraceExporter \"otlp\" is ignored (no traces are exported)".to_string()]
         );
+    }
+
+    #[test]
+    fn keys_without_effect_are_reported_when_set() {
+        let mut config = Config {
+            go_binary: "/usr/local/go/bin/go".into(),
+            cloud_runtime: "GCP".into(),
+            ..Config::default()
+        };
+        config.storage.gcp.project_id = "my-project".into();
+        config.storage.azure_blob.credential_scope = "https://storage.azure.com/.default".into();
+        let warnings = config.validate().unwrap();
+        for key in [
+            "GoBinary",
+            "CloudRuntime",
+            "Storage.GCP.ProjectID",
+            "Storage.AzureBlob.CredentialScope",
+        ] {
+            assert_eq!(
+                warnings.iter().filter(|w| w.starts_with(key)).count(),
+                1,
+                "{key}: {warnings:?}"
+            );
+        }
+        // At their defaults they say nothing.
+        assert!(Config::default().validate().unwrap().is_empty());
     }
 
     #[test]

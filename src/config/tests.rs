@@ -706,4 +706,64 @@ fn example_config_sets_every_key_to_its_default() {
     assert_ne!(edited, text);
     let loaded = Config::from_toml_str(&edited, &|_| None).unwrap();
     assert_eq!(loaded.config.go_get_workers, 3);
+#[test]
+fn nested_variable_names_of_athens_envconfig_are_read_and_win() {
+    let load = |pairs: &[(&str, &str)]| Config::load_with_env(None, &env_of(pairs)).unwrap().config;
+    // The nested name alone.
+    let c = load(&[("ATHENS_STORAGE_GCP_ATHENS_STORAGE_GCP_BUCKET", "nested")]);
+    assert_eq!(c.storage.gcp.bucket, "nested");
+    // Both: the nested name wins, as envconfig reads it first.
+    let c = load(&[
+        ("ATHENS_STORAGE_GCP_BUCKET", "plain"),
+        ("ATHENS_STORAGE_GCP_ATHENS_STORAGE_GCP_BUCKET", "nested"),
+    ]);
+    assert_eq!(c.storage.gcp.bucket, "nested");
+    let c = load(&[("ATHENS_STORAGE_GCP_BUCKET", "plain")]);
+    assert_eq!(c.storage.gcp.bucket, "plain");
+    // Variables without the ATHENS_ prefix and deeper tables.
+    let c = load(&[
+        ("ATHENS_STORAGE_S3_AWS_REGION", "eu-west-3"),
+        (
+            "ATHENS_STORAGE_DISK_ATHENS_DISK_STORAGE_ROOT",
+            "/srv/athens",
+        ),
+    ]);
+    assert_eq!(c.storage.s3.region, "eu-west-3");
+    assert_eq!(c.storage.disk.root_path, "/srv/athens");
+    // Redis and Sentinel share ATHENS_REDIS_PASSWORD; the nested names
+    // tell them apart.
+    let c = load(&[(
+        "ATHENS_SINGLEFLIGHT_REDISSENTINEL_ATHENS_REDIS_PASSWORD",
+        "sentinel-only",
+    )]);
+    assert_eq!(
+        c.single_flight.redis_sentinel.redis_password.expose(),
+        "sentinel-only"
+    );
+    assert_eq!(c.single_flight.redis.password.expose(), "");
+    // An empty nested variable counts as unset.
+    let c = load(&[
+        ("ATHENS_STORAGE_GCP_ATHENS_STORAGE_GCP_BUCKET", ""),
+        ("ATHENS_STORAGE_GCP_BUCKET", "plain"),
+    ]);
+    assert_eq!(c.storage.gcp.bucket, "plain");
+}
+
+#[test]
+fn every_nested_setting_has_its_envconfig_name_first() {
+    for setting in crate::config::settings::settings() {
+        let names = setting.lookup_names();
+        assert!(names.ends_with(&setting.env_names()), "{}", setting.key);
+        if let Some((tables, _)) = setting.key.rsplit_once('.') {
+            let first = &names[0];
+            assert!(
+                first.starts_with(&format!(
+                    "ATHENS_{}_",
+                    tables.replace('.', "_").to_ascii_uppercase()
+                )),
+                "{}: {first}",
+                setting.key
+            );
+        }
+    }
 }
