@@ -43,6 +43,15 @@ pub fn from_config(config: &Config, go_get_dir: &Path) -> Result<GoEnv, String> 
             vars.push((key.to_string(), value.to_string()));
         }
     }
+    // As Athens does: the ssh agent's socket reaches git's ssh (after
+    // GoBinaryEnvVars, so it wins) when it names a socket.
+    if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
+        use std::os::unix::fs::FileTypeExt;
+        let is_socket = std::fs::metadata(&sock).is_ok_and(|m| m.file_type().is_socket());
+        if let (true, Some(sock)) = (is_socket, sock.to_str()) {
+            vars.push(("SSH_AUTH_SOCK".to_string(), sock.to_string()));
+        }
+    }
     // Athens hands its go command these credentials, which it then uses for
     // repositories and module proxies alike.
     if let Some(netrc) = netrc_file(config, go_get_dir)? {
