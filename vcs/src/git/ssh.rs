@@ -41,6 +41,8 @@ use crate::codehost::CodeError;
 
 /// How often the watchdog looks at the deadline.
 const WATCHDOG_POLL: Duration = Duration::from_millis(100);
+/// Longest the `-G` probe of an unknown ssh program may take.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// Bytes of the ssh program's stderr kept for error messages.
 const STDERR_KEPT: usize = 4096;
 
@@ -80,9 +82,7 @@ pub(crate) fn is_ssh(url: &str) -> bool {
 }
 
 /// The colon of an scp-style `[user@]host:path` (`[host]:path` allowed),
-/// as git finds it: before any slash, and not a one-letter prefix (which
-/// would be a DOS drive on Windows; git keeps that rule off Windows too for
-/// one-letter hosts only there, so a two-letter minimum is the safe reading).
+/// as git finds it off Windows: the first colon, with no slash before it.
 fn scp_colon(url: &str) -> Option<usize> {
     // A bracketed host may hold colons of its own.
     let search_from = match (url.find('['), url.find(']')) {
@@ -90,7 +90,7 @@ fn scp_colon(url: &str) -> Option<usize> {
         _ => 0,
     };
     let colon = search_from + url[search_from..].find(':')?;
-    if url[..colon].contains('/') || colon <= 1 {
+    if url[..colon].contains('/') {
         return None;
     }
     Some(colon)
@@ -368,7 +368,12 @@ impl SshProgram {
     /// The variant to use for `remote`: [`Variant::Auto`] resolved by
     /// running the program with `-G` (OpenSSH prints its configuration and
     /// exits), as git does.
-    fn resolve_variant(&self, env: &[(String, String)], remote: &SshRemote) -> Variant {
+    fn resolve_variant(
+        &self,
+        env: &[(String, String)],
+        remote: &SshRemote,
+        time_left: Option<Duration>,
+    ) -> Variant {
         if self.variant != Variant::Auto {
             return self.variant;
         }
@@ -384,7 +389,8 @@ impl SshProgram {
         detach(&mut probe);
         let probed = probe.spawn().and_then(|child| {
             let mut guard = ProcessGroup::new(child);
-            guard.wait_bounded(Duration::from_secs(10))
+            let limit = PROBE_LIMIT.min(time_left.unwrap_or(PROBE_LIMIT));
+            guard.wait_bounded(limit)
         });
         match probed {
             Ok(Some(status)) if status.success() => Variant::Ssh,
@@ -399,8 +405,9 @@ impl SshProgram {
         remote: &SshRemote,
         service: Service,
         v2: bool,
+        time_left: Option<Duration>,
     ) -> Result<Command, String> {
-        let variant = self.resolve_variant(env, remote);
+        let variant = self.resolve_variant(env, remote, time_left);
         let v2 = v2 && matches!(variant, Variant::Ssh);
         let mut cmd = self.base_command(env);
         cmd.args(Self::options(variant, remote, v2)?);
@@ -588,7 +595,13 @@ impl SshTransport {
         };
         let mut cmd = self
             .program
-            .command(&self.env, &self.remote, service, true)
+            .command(
+                &self.env,
+                &self.remote,
+                service,
+                true,
+                self.watch.time_left(),
+            )
             .map_err(|reason| invoke_error(io::Error::new(io::ErrorKind::InvalidInput, reason)))?;
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -707,6 +720,7 @@ mod tests {
             "git@github.com:o/r",
             "host:path",
             "[::1]:r",
+            "h:-r",
         ] {
             assert!(is_ssh(url), "{url}");
         }
@@ -714,7 +728,7 @@ mod tests {
             "https://h/r",
             "/abs/path",
             "rel/dir:x",
-            "c:foo",
+            "./a:b",
             "file:///x",
         ] {
             assert!(!is_ssh(url), "{url}");
@@ -831,7 +845,7 @@ mod tests {
             use_shell: false,
             variant: Variant::Ssh,
         };
-        let cmd = p.command(&[], &r, Service::UploadPack, true).unwrap();
+        let cmd = p.command(&[], &r, Service::UploadPack, true, None).unwrap();
         let argv: Vec<_> = cmd
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())

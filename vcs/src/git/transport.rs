@@ -77,6 +77,11 @@ impl Watch {
         })
     }
 
+    /// Time left before the caller's deadline, if it set one.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.interrupt.remaining()
+    }
+
     /// The flag to hand to gix: set by a refusal, the caller's interrupt
     /// or the deadline.
     pub(crate) fn stop_flag(&self) -> &AtomicBool {
