@@ -57,7 +57,26 @@ pub fn from_config(config: &Config, go_get_dir: &Path) -> Result<GoEnv, String> 
     if let Some(netrc) = netrc_file(config, go_get_dir)? {
         vars.push(("NETRC".to_string(), netrc.display().to_string()));
     }
-    GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))
+    let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
+    warn_unsupported_goauth(env.goauth());
+    Ok(env)
+}
+
+/// Says which GOAUTH methods are not used here (only `netrc` and `off`
+/// are), naming each by its first word only: a command's arguments may
+/// hold a secret.
+fn warn_unsupported_goauth(goauth: &str) {
+    for method in goauth.split(';') {
+        let Some(first) = method.split_whitespace().next() else {
+            continue;
+        };
+        if first != "netrc" && first != "off" {
+            tracing::warn!(
+                method = first,
+                "GOAUTH method not supported by the native fetcher (only netrc and off are); it is ignored"
+            );
+        }
+    }
 }
 
 /// Athens gives its go command a netrc from `NETRCPath` and, for
