@@ -830,6 +830,35 @@ mod tests {
     }
 
     #[test]
+    fn program_from_git_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitconfig");
+        std::fs::write(
+            &path,
+            "[core]\n\tsshCommand = first\n\tsshCommand = /opt/tortoiseplink -v\n[ssh]\n\tvariant = putty\n",
+        )
+        .unwrap();
+        let config = GitConfig::load(&[path]);
+        // core.sshCommand (the last one) runs through the shell, and
+        // ssh.variant overrides the name.
+        let p = SshProgram::choose(&[("GIT_SSH".into(), "/usr/bin/ssh".into())], &config);
+        assert_eq!(
+            (p.command.as_str(), p.use_shell, p.variant),
+            ("/opt/tortoiseplink -v", true, Variant::Putty)
+        );
+        // GIT_SSH_COMMAND comes first, GIT_SSH_VARIANT too.
+        let env = [
+            ("GIT_SSH_COMMAND".to_string(), "ssh -4".to_string()),
+            ("GIT_SSH_VARIANT".to_string(), "ssh".to_string()),
+        ];
+        let p = SshProgram::choose(&env, &config);
+        assert_eq!(
+            (p.command.as_str(), p.use_shell, p.variant),
+            ("ssh -4", true, Variant::Ssh)
+        );
+    }
+
+    #[test]
     fn command_lines_per_variant() {
         let r = remote(Some("git"), "h", Some(2222), "/o/r'x!.git");
         let args = |v| SshProgram::options(v, &r, true).unwrap();
