@@ -91,6 +91,31 @@ fn remote_urls_cannot_inject_ssh_options() {
 }
 
 #[test]
+fn ssh_command_arguments_stay_out_of_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake_ssh = script(tmp.path(), "fake-ssh", "echo 'no route' >&2\nexit 255");
+    let command = format!("{} --token=T0PSECRET", fake_ssh.display());
+    for variant in ["simple", "ssh"] {
+        let env = [
+            ("GIT_SSH_COMMAND", command.clone()),
+            ("GIT_SSH_VARIANT", variant.to_string()),
+        ];
+        let err = GitRepo::open(
+            "ssh://h:2222/r.git",
+            &tmp.path().join("cache"),
+            options(&env, Interrupt::new()),
+        )
+        .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("T0PSECRET"), "{text}");
+        // What ssh said is kept for the operator.
+        if variant == "ssh" {
+            assert!(text.contains("no route"), "{text}");
+        }
+    }
+}
+
+#[test]
 fn a_silent_ssh_program_is_killed_at_the_deadline() {
     let tmp = tempfile::tempdir().unwrap();
     let pid_file = tmp.path().join("pid");

@@ -515,12 +515,31 @@ impl Drop for ProcessGroup {
 
 /// The stderr of the ssh program, kept (bounded) for error messages.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SshStderr(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct SshStderr(Arc<StderrState>);
+
+#[derive(Debug, Default)]
+struct StderrState {
+    kept: Mutex<Vec<u8>>,
+    /// A drain thread was started...
+    draining: AtomicBool,
+    /// ...and has seen the end of the stream.
+    done: AtomicBool,
+}
+
+/// How long an error message waits for the rest of ssh's stderr (the
+/// process is gone by then, so the end comes at once).
+const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 impl SshStderr {
     /// What ssh said, trimmed, one line per message; empty if nothing.
     pub(crate) fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        if self.0.draining.load(Ordering::SeqCst) {
+            let started = std::time::Instant::now();
+            while !self.0.done.load(Ordering::SeqCst) && started.elapsed() < STDERR_GRACE {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let bytes = self.0.kept.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes)
             .lines()
             .map(str::trim)
@@ -530,8 +549,9 @@ impl SshStderr {
     }
 
     fn drain(&self, mut from: impl Read + Send + 'static) {
-        let kept = Arc::clone(&self.0);
-        let _ = std::thread::Builder::new()
+        let state = Arc::clone(&self.0);
+        state.draining.store(true, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
             .name("git-ssh-stderr".into())
             .spawn(move || {
                 let mut buf = [0u8; 1024];
@@ -539,14 +559,18 @@ impl SshStderr {
                     match from.read(&mut buf) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if let Ok(mut kept) = kept.lock() {
+                            if let Ok(mut kept) = state.kept.lock() {
                                 let room = STDERR_KEPT.saturating_sub(kept.len());
                                 kept.extend_from_slice(&buf[..n.min(room)]);
                             }
                         }
                     }
                 }
+                state.done.store(true, Ordering::SeqCst);
             });
+        if spawned.is_err() {
+            self.0.done.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -589,9 +613,18 @@ impl SshTransport {
     }
 
     fn spawn(&mut self, service: Service) -> Result<(), client::Error> {
+        // Named by its first word only: the rest of GIT_SSH_COMMAND may
+        // hold a secret, and this error reaches logs and answers.
+        let program_name = self
+            .program
+            .command
+            .split_whitespace()
+            .next()
+            .unwrap_or("ssh")
+            .to_string();
         let invoke_error = |source: io::Error| client::Error::InvokeProgram {
             source,
-            command: self.program.command.clone().into(),
+            command: program_name.clone().into(),
         };
         let mut cmd = self
             .program
