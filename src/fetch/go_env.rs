@@ -43,12 +43,40 @@ pub fn from_config(config: &Config, go_get_dir: &Path) -> Result<GoEnv, String> 
             vars.push((key.to_string(), value.to_string()));
         }
     }
+    // As Athens does: the ssh agent's socket reaches git's ssh (after
+    // GoBinaryEnvVars, so it wins) when it names a socket.
+    if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
+        use std::os::unix::fs::FileTypeExt;
+        let is_socket = std::fs::metadata(&sock).is_ok_and(|m| m.file_type().is_socket());
+        if let (true, Some(sock)) = (is_socket, sock.to_str()) {
+            vars.push(("SSH_AUTH_SOCK".to_string(), sock.to_string()));
+        }
+    }
     // Athens hands its go command these credentials, which it then uses for
     // repositories and module proxies alike.
     if let Some(netrc) = netrc_file(config, go_get_dir)? {
         vars.push(("NETRC".to_string(), netrc.display().to_string()));
     }
-    GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))
+    let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
+    warn_unsupported_goauth(env.goauth());
+    Ok(env)
+}
+
+/// Says which GOAUTH methods are not used here (only `netrc` and `off`
+/// are), naming each by its first word only: a command's arguments may
+/// hold a secret.
+fn warn_unsupported_goauth(goauth: &str) {
+    for method in goauth.split(';') {
+        let Some(first) = method.split_whitespace().next() else {
+            continue;
+        };
+        if first != "netrc" && first != "off" {
+            tracing::warn!(
+                method = first,
+                "GOAUTH method not supported by the native fetcher (only netrc and off are); it is ignored"
+            );
+        }
+    }
 }
 
 /// Athens gives its go command a netrc from `NETRCPath` and, for

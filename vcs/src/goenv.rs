@@ -43,6 +43,16 @@ const KNOWN_KEYS: &[&str] = &[
     "no_proxy",
     "REQUEST_METHOD",
     "SSL_CERT_FILE",
+    // Read by git and the programs it runs for ssh remotes and credential
+    // helpers (see `GitOptions::spawn_env`).
+    "PATH",
+    "XDG_CONFIG_HOME",
+    "SSH_AUTH_SOCK",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH_VARIANT",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_SYSTEM",
 ];
 
 /// A configuration problem in the environment, naming the offending entry.
@@ -348,7 +358,11 @@ impl std::fmt::Debug for GoEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut m = f.debug_map();
         for (k, v) in &self.shared.vars {
-            if k.to_ascii_uppercase().ends_with("_PROXY") && k != "NO_PROXY" && k != "no_proxy" {
+            // Proxy URLs and ssh command lines may carry credentials.
+            let secretive =
+                (k.to_ascii_uppercase().ends_with("_PROXY") && k != "NO_PROXY" && k != "no_proxy")
+                    || k == "GIT_SSH_COMMAND";
+            if secretive {
                 m.entry(k, &"<set>");
             } else {
                 m.entry(k, v);

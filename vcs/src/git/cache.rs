@@ -1,5 +1,5 @@
-//! The persistent bare repository kept per http(s) remote, and filling it
-//! from the remote through gix only as far as questions need.
+//! The persistent bare repository kept per http(s) or ssh remote, and
+//! filling it from the remote through gix only as far as questions need.
 //!
 //! Opening lists the remote's refs and fetches nothing. A question about a
 //! named ref (tag, branch, `HEAD`) whose commit is missing fetches just that
@@ -23,7 +23,10 @@ use gix::remote::Direction;
 use gix::ObjectId;
 
 use super::budget::{self, InUse};
+use super::credentials::{self, HelperQuery, Secret};
 use super::lock::FileLock as EntryLock;
+use super::options::GitConfig;
+use super::ssh::{self, SshProgram, SshRemote, SshStderr, SshTransport};
 use super::transport::{Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED};
 use super::{gix_open_options, RefSnapshot};
 use crate::codehost::CodeError;
@@ -72,6 +75,115 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// How a remote is reached, settled once when it is opened from the git
+/// configuration: for http(s), the credentials and headers git would send;
+/// for ssh, the program and the parsed destination.
+pub(crate) enum RemoteAccess {
+    /// An http(s) remote.
+    Http {
+        /// The URL without user information (the cache key too).
+        url: String,
+        /// User name and password the URL carried (from an insteadOf
+        /// rewrite), offered first.
+        url_identity: Option<Secret>,
+        /// `http.extraHeader` values for this URL.
+        extra_headers: Vec<String>,
+        /// The credential helpers' question, asked when the server wants
+        /// credentials that neither the URL nor netrc supply.
+        helpers: HelperQuery,
+    },
+    /// An ssh remote.
+    Ssh {
+        /// The URL as given (holding no secret: ssh never takes a password
+        /// from it).
+        url: String,
+        remote: SshRemote,
+        program: SshProgram,
+    },
+}
+
+impl RemoteAccess {
+    /// The access for the rewritten remote `url`, refusing ssh remotes that
+    /// could smuggle options to the ssh program.
+    pub(crate) fn new(
+        url: &str,
+        config: &GitConfig,
+        opts: &GitOptions,
+    ) -> Result<RemoteAccess, CodeError> {
+        if ssh::is_ssh(url) {
+            let remote = ssh::parse(url)?;
+            return Ok(RemoteAccess::Ssh {
+                url: redact(url),
+                remote,
+                program: SshProgram::choose(&opts.spawn_env, config),
+            });
+        }
+        let (bare, user, password) = credentials::split_userinfo(url);
+        let parsed = url::Url::parse(&bare)
+            .map_err(|e| CodeError::Other(format!("invalid remote URL {}: {e}", redact(url))))?;
+        let url_identity = match (&user, password) {
+            (Some(user), Some(password)) => Some(Secret {
+                username: user.clone(),
+                password,
+            }),
+            _ => None,
+        };
+        Ok(RemoteAccess::Http {
+            extra_headers: credentials::extra_headers(config, &parsed),
+            helpers: HelperQuery::new(config, &parsed, user, &opts.spawn_env),
+            url: bare,
+            url_identity,
+        })
+    }
+
+    /// The URL fetched from, without secrets.
+    pub(crate) fn url(&self) -> &str {
+        match self {
+            RemoteAccess::Http { url, .. } | RemoteAccess::Ssh { url, .. } => url,
+        }
+    }
+
+    /// The credentials to answer gix's request for `asked` with: those
+    /// the URL carried, else netrc's, else what the helpers supply. Only
+    /// for the remote's own scheme, host and port, never after a redirect
+    /// elsewhere.
+    fn account_for(
+        &self,
+        opts: &GitOptions,
+        asked: Option<&str>,
+    ) -> Option<gix::sec::identity::Account> {
+        let RemoteAccess::Http {
+            url,
+            url_identity,
+            helpers,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let remote = url::Url::parse(url).ok()?;
+        let asked_url = url::Url::parse(asked?).ok()?;
+        if !crate::discovery::same_origin(&remote, &asked_url) {
+            return None;
+        }
+        let account = |s: Secret| gix::sec::identity::Account {
+            username: s.username,
+            password: s.password,
+            oauth_refresh_token: None,
+        };
+        if let Some(identity) = url_identity {
+            return Some(account(identity.clone()));
+        }
+        if let Some(found) = opts.account_for(url, asked) {
+            return Some(found);
+        }
+        if helpers.has_helpers() {
+            return helpers.fill(&opts.interrupt).map(account);
+        }
+        None
+    }
+}
+
 /// What one connection to the remote should do after listing refs.
 enum Transfer {
     /// Nothing: the listing is all that is wanted.
@@ -84,8 +196,8 @@ enum Transfer {
 /// empty and is filled on demand: single commits shallowly while only named
 /// refs are asked about, then everything once history is needed.
 pub(crate) struct HttpCache {
-    /// The rewritten remote URL (may hold user information: never shown).
-    url: String,
+    /// How the remote is reached (http(s) or ssh, despite the name).
+    access: Arc<RemoteAccess>,
     /// The entry's lock file.
     lock_path: PathBuf,
     /// Credentials and config for connecting.
@@ -104,10 +216,12 @@ pub(crate) struct HttpCache {
 /// remote's refs, fetching nothing. Returns the repository, the refs the
 /// remote advertised and the handle that fills the entry on demand.
 pub(crate) fn open_listed(
-    url: &str,
+    access: RemoteAccess,
     cache_root: &Path,
     opts: &GitOptions,
 ) -> Result<(gix::ThreadSafeRepository, RefSnapshot, HttpCache), CodeError> {
+    let access = Arc::new(access);
+    let url = access.url();
     fs::create_dir_all(cache_root).map_err(|e| {
         CodeError::Other(format!("creating cache root {}: {e}", cache_root.display()))
     })?;
@@ -129,7 +243,7 @@ pub(crate) fn open_listed(
     let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
     let listed = transfer(
         &repo.to_thread_local(),
-        url,
+        &access,
         opts,
         &refspecs,
         true,
@@ -151,7 +265,7 @@ pub(crate) fn open_listed(
         }
     };
     let cache = HttpCache {
-        url: url.to_string(),
+        access: Arc::clone(&access),
         lock_path,
         opts: opts.clone(),
         complete: AtomicBool::new(false),
@@ -204,7 +318,7 @@ impl HttpCache {
             let depth_one = gix::remote::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN);
             let shallow = transfer(
                 repo,
-                &self.url,
+                &self.access,
                 &self.opts,
                 &[spec],
                 false,
@@ -219,7 +333,7 @@ impl HttpCache {
                 // A limit or the deadline would stop the larger fetch too.
                 Err(e) if e.stopped => return Err(e.error),
                 Err(e) => {
-                    tracing::debug!(remote = %redact(&self.url), error = %e.error, "shallow fetch failed, fetching all")
+                    tracing::debug!(remote = %self.access.url(), error = %e.error, "shallow fetch failed, fetching all")
                 }
             }
         }
@@ -254,11 +368,11 @@ impl HttpCache {
     ) -> Result<(), CodeError> {
         let shallow = is_shallow(repo)?;
         if !shallow && cache_matches(repo, snapshot) {
-            tracing::debug!(remote = %redact(&self.url), "git cache complete, no fetch");
+            tracing::debug!(remote = %self.access.url(), "git cache complete, no fetch");
             self.complete.store(true, Ordering::Release);
             return Ok(());
         }
-        tracing::debug!(remote = %redact(&self.url), shallow, "fetching all refs into git cache");
+        tracing::debug!(remote = %self.access.url(), shallow, "fetching all refs into git cache");
         let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
         let depth = if shallow {
             gix::remote::fetch::Shallow::undo()
@@ -267,7 +381,7 @@ impl HttpCache {
         };
         transfer(
             repo,
-            &self.url,
+            &self.access,
             &self.opts,
             &refspecs,
             false,
@@ -276,7 +390,7 @@ impl HttpCache {
         if is_shallow(repo)? {
             return Err(CodeError::Other(format!(
                 "{}: still shallow after fetching full history",
-                redact(&self.url)
+                self.access.url()
             )));
         }
         self.complete.store(true, Ordering::Release);
@@ -353,7 +467,7 @@ impl From<TransferError> for CodeError {
 /// bounded by the watched reads alone.
 fn transfer(
     repo: &gix::Repository,
-    url: &str,
+    access: &Arc<RemoteAccess>,
     opts: &GitOptions,
     refspecs: &[String],
     list_head: bool,
@@ -363,7 +477,7 @@ fn transfer(
         let watch = Watch::new(opts.interrupt.clone(), opts.limits);
         transfer_once(
             repo,
-            url,
+            access,
             opts,
             refspecs,
             list_head,
@@ -378,7 +492,7 @@ fn transfer(
     };
     match attempt(true) {
         Err(e) if !e.stopped && e.error.to_string().contains(REDIRECT_REFUSED) => {
-            tracing::debug!(remote = %redact(url), "redirected: fetching without request timeouts");
+            tracing::debug!(remote = %access.url(), "redirected: fetching without request timeouts");
             attempt(false)
         }
         other => other,
@@ -395,7 +509,7 @@ fn transfer(
 #[allow(clippy::too_many_arguments)]
 fn transfer_once(
     repo: &gix::Repository,
-    url: &str,
+    access: &Arc<RemoteAccess>,
     opts: &GitOptions,
     refspecs: &[String],
     list_head: bool,
@@ -403,7 +517,9 @@ fn transfer_once(
     watch: &Arc<Watch>,
     request_timeouts: bool,
 ) -> Result<RefSnapshot, CodeError> {
+    let url = access.url();
     let shown = redact(url);
+    let ssh_stderr = SshStderr::default();
     let fail = |what: &str, e: &dyn std::error::Error| {
         // A refusal or a deadline explains the failure better than the I/O
         // error gix reports for it, and must never read as "not found".
@@ -413,10 +529,19 @@ fn transfer_once(
         if let Some(stopped) = watch.stopped() {
             return CodeError::Other(format!("{shown}: {what}: stopped: {stopped}"));
         }
-        let text = error_chain(e);
+        let mut text = error_chain(e);
+        let said = ssh_stderr.text();
+        if !said.is_empty() {
+            text.push_str(&format!(" (ssh: {said})"));
+        }
         // A server answering 404 for the repository means there is no such
-        // repository, which callers report differently from an outage.
-        if text.contains("404") || text.contains("not found") || text.contains("Not Found") {
+        // repository, which callers report differently from an outage; over
+        // ssh, git-upload-pack says so on stderr.
+        if text.contains("404")
+            || text.contains("not found")
+            || text.contains("Not Found")
+            || text.contains("does not appear to be a git repository")
+        {
             CodeError::NotFound(format!("{shown}: {what}: {text}"))
         } else {
             CodeError::Other(format!("{shown}: {what}: {text}"))
@@ -431,28 +556,47 @@ fn transfer_once(
         .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|e| fail("refspecs", &e))?
         .with_fetch_tags(gix::remote::fetch::Tags::None);
-    let auth_opts = opts.clone();
-    let auth_remote = url.to_string();
     let (remote_url, version) = remote
         .sanitized_url_and_version(Direction::Fetch)
         .map_err(|e| fail("connecting", &e))?;
-    // gix's own reqwest backend, read through the watch.
-    let http = WatchedHttp::new(
-        gix::protocol::transport::client::blocking_io::http::reqwest::Remote::default(),
-        Arc::clone(watch),
-        request_timeouts,
-    );
-    let transport = gix::protocol::transport::client::blocking_io::http::Transport::new_http(
-        http, remote_url, version, false,
-    );
+    let transport: Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send> =
+        match &**access {
+            RemoteAccess::Http { extra_headers, .. } => {
+                // gix's own reqwest backend, read through the watch.
+                let http = WatchedHttp::new(
+                    gix::protocol::transport::client::blocking_io::http::reqwest::Remote::default(),
+                    Arc::clone(watch),
+                    request_timeouts,
+                )
+                .with_extra_headers(extra_headers.clone());
+                Box::new(
+                    gix::protocol::transport::client::blocking_io::http::Transport::new_http(
+                        http, remote_url, version, false,
+                    ),
+                )
+            }
+            RemoteAccess::Ssh {
+                remote, program, ..
+            } => Box::new(SshTransport::new(
+                program.clone(),
+                opts.spawn_env.clone(),
+                remote.clone(),
+                url,
+                Arc::clone(watch),
+                ssh_stderr.clone(),
+            )),
+        };
+    let auth_opts = opts.clone();
+    let auth_access = Arc::clone(access);
     let connection = remote
         .to_connection_with_transport(transport)
-        // Never fall back to git's credential helpers: they are external
-        // programs, and this crate must not spawn any.
+        // Only what the URL, netrc and the configured helpers supply (see
+        // `RemoteAccess::account_for`); gix's own helper cascade, which
+        // would read the cache entry's configuration, is never used.
         .with_credentials(move |action| match action {
             gix::credentials::helper::Action::Get(ctx) => {
                 let asked = ctx.url.as_ref().map(|u| u.to_string());
-                let account = auth_opts.account_for(&auth_remote, asked.as_deref());
+                let account = auth_access.account_for(&auth_opts, asked.as_deref());
                 Ok(account.map(|identity| gix::credentials::protocol::Outcome {
                     identity,
                     next: ctx.into(),

@@ -1,17 +1,21 @@
-//! [`CodeRepo`] for git remotes, on gix, with no `git` process.
+//! [`CodeRepo`] for git remotes, on gix.
 //!
-//! http(s) remotes are cached in a bare repository per remote under a cache
-//! root, filled only as far as questions need (see [`GitRepo::open`]);
-//! `file://` URLs and plain paths are read in place. Answers follow the go
+//! http(s) and ssh remotes are cached in a bare repository per remote under
+//! a cache root, filled only as far as questions need (see
+//! [`GitRepo::open`]); `file://` URLs and plain paths are read in place.
+//! http(s) is spoken in-process; ssh remotes are reached by running the ssh
+//! program, as git does (see `ssh.rs`). Answers follow the go
 //! command's git code host: which names a revision may be, which tags
 //! count, and what `git archive` exports.
 
 mod archive;
 pub mod budget;
 mod cache;
+mod credentials;
 mod lock;
 mod loose;
 mod options;
+mod ssh;
 mod transport;
 
 use std::collections::{BTreeMap, HashSet};
@@ -181,12 +185,14 @@ impl std::fmt::Debug for GitRepo {
 enum Location {
     Local(PathBuf),
     Http(String),
+    Ssh(String),
 }
 
 fn classify(url: &str) -> Result<Location, CodeError> {
     if let Some((scheme, _)) = url.split_once("://") {
         return match scheme.to_ascii_lowercase().as_str() {
             "http" | "https" => Ok(Location::Http(url.to_string())),
+            "ssh" | "git+ssh" | "ssh+git" => Ok(Location::Ssh(url.to_string())),
             "file" => {
                 let parsed = url::Url::parse(url)
                     .map_err(|e| CodeError::Other(format!("invalid file URL {url}: {e}")))?;
@@ -196,18 +202,14 @@ fn classify(url: &str) -> Result<Location, CodeError> {
                     .map_err(|_| CodeError::Other(format!("file URL {url} has no local path")))
             }
             other => Err(CodeError::Other(format!(
-                "git remote {}: the {other} transport is not supported (only http, https and local repositories)",
+                "git remote {}: the {other} transport is not supported (only http, https, ssh and local repositories)",
                 cache::redact(url)
             ))),
         };
     }
     // git reads "host:path" (with no slash before the colon) as ssh.
-    if let Some(colon) = url.find(':') {
-        if !url[..colon].contains('/') && colon > 1 {
-            return Err(CodeError::Other(format!(
-                "git remote {url}: ssh (host:path) remotes are not supported"
-            )));
-        }
+    if ssh::is_ssh(url) {
+        return Ok(Location::Ssh(url.to_string()));
     }
     Ok(Location::Local(PathBuf::from(url)))
 }
@@ -216,8 +218,9 @@ impl GitRepo {
     /// Opens the repository at `remote_url`.
     ///
     /// The URL is first rewritten by the longest matching
-    /// `url.<base>.insteadOf` of the config files in `opts`. An http(s)
-    /// remote is then listed, creating its cache entry under `cache_root` on
+    /// `url.<base>.insteadOf` of the config files in `opts`
+    /// (`pushInsteadOf` is for pushing and never applies). An http(s) or
+    /// ssh remote is then listed, creating its cache entry under `cache_root` on
     /// first use; objects are fetched into that entry later, only when a
     /// question needs them (one commit shallowly for a named ref, all
     /// branches and tags with full history for ancestry or other hashes).
@@ -229,18 +232,21 @@ impl GitRepo {
         cache_root: &Path,
         opts: GitOptions,
     ) -> Result<GitRepo, CodeError> {
-        let rewritten = options::rewrite_with_config(remote_url, &opts.config_files);
+        let config = options::GitConfig::load(&opts.config_files);
+        let rewritten = options::rewrite_url(remote_url, &config.insteadof_rules());
         match classify(&rewritten)? {
             Location::Local(path) => {
                 let mut repo = Self::open_local(remote_url, &path, opts.tree_limits)?;
                 repo.interrupt = opts.interrupt;
                 Ok(repo)
             }
-            Location::Http(url) => {
-                let (repo, remote_refs, http) = cache::open_listed(&url, cache_root, &opts)?;
+            Location::Http(url) | Location::Ssh(url) => {
+                let access = cache::RemoteAccess::new(&url, &config, &opts)?;
+                let location = cache::redact(access.url());
+                let (repo, remote_refs, http) = cache::open_listed(access, cache_root, &opts)?;
                 Ok(GitRepo {
                     url: remote_url.to_string(),
-                    location: cache::redact(&url),
+                    location,
                     repo,
                     remote_refs,
                     http: Some(http),
@@ -728,9 +734,12 @@ mod tests {
         );
         assert!(matches!(classify("/tmp/r").unwrap(), Location::Local(_)));
         assert!(matches!(classify("rel/dir").unwrap(), Location::Local(_)));
-        assert!(classify("ssh://h/r").is_err());
+        assert!(matches!(classify("ssh://h/r").unwrap(), Location::Ssh(_)));
+        assert!(matches!(
+            classify("git@github.com:o/r").unwrap(),
+            Location::Ssh(_)
+        ));
         assert!(classify("git://h/r").is_err());
-        assert!(classify("git@github.com:o/r").is_err());
     }
 
     #[test]

@@ -98,6 +98,12 @@ pub struct GitOptions {
     /// evicting least recently used entries (see [`crate::git::budget`]);
     /// 0 means none.
     pub cache_max_bytes: u64,
+    /// The whole environment of the programs run for a remote: the ssh
+    /// program (which finds `SSH_AUTH_SOCK`, `HOME` and so its keys and
+    /// known_hosts here) and credential helpers. `GIT_SSH`,
+    /// `GIT_SSH_COMMAND` and `GIT_SSH_VARIANT` are read from it too.
+    /// Nothing of the server's own environment is passed on.
+    pub spawn_env: Vec<(String, String)>,
 }
 
 /// Bounds on what one remote may send, so a hostile or broken server cannot
@@ -187,6 +193,10 @@ impl GitOptions {
         GitOptions {
             config_files,
             cache_max_bytes: super::budget::DEFAULT_MAX_BYTES,
+            spawn_env: SPAWN_ENV_KEYS
+                .iter()
+                .filter_map(|key| Some((key.to_string(), var(key)?)))
+                .collect(),
             ..GitOptions::default()
         }
     }
@@ -220,6 +230,27 @@ impl GitOptions {
     }
 }
 
+/// The variables [`GitOptions::from_env`] passes on to the programs it
+/// runs (see [`GitOptions::spawn_env`]).
+const SPAWN_ENV_KEYS: &[&str] = &[
+    "PATH",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "SSH_AUTH_SOCK",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH_VARIANT",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_SYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
 /// Git's boolean spelling for "true" in environment variables.
 fn git_bool_true(value: &str) -> bool {
     matches!(
@@ -235,54 +266,100 @@ pub(crate) struct InsteadOf {
     pub(crate) prefix: String,
 }
 
-/// Reads every insteadOf rule from `files`, in file order then line order.
+/// The git configuration files a remote is opened with, read once per
+/// open: system then global, each with its includes (conditional ones
+/// skipped), later values winning as in git.
 ///
 /// Unreadable or malformed files are skipped: git would refuse to run with a
 /// malformed global config, but one bad file should not stop module serving
 /// when it cannot affect the URL at hand.
-pub(crate) fn read_insteadof_rules(files: &[PathBuf]) -> Vec<InsteadOf> {
-    let mut rules = Vec::new();
-    for path in files {
-        if !path.is_file() {
-            continue;
-        }
-        let Ok(mut file) =
-            gix::config::File::from_path_no_includes(path.clone(), gix::config::Source::User)
-        else {
-            continue;
-        };
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let include_opts = gix::config::file::init::Options {
-            includes: gix::config::file::includes::Options::follow_without_conditional(
-                home.as_deref(),
-            ),
-            ..Default::default()
-        };
-        // A broken include leaves the including file's own rules usable.
-        let _ = file.resolve_includes(include_opts);
-        rules.extend(rules_in(&file));
-    }
-    rules
+#[derive(Default)]
+pub(crate) struct GitConfig {
+    files: Vec<gix::config::File>,
 }
 
-fn rules_in(file: &gix::config::File) -> Vec<InsteadOf> {
-    let mut rules = Vec::new();
-    let Some(sections) = file.sections_by_name("url") else {
-        return rules;
-    };
-    for section in sections {
-        let Some(base) = section.header().subsection_name() else {
-            continue;
-        };
-        let base = base.to_str_lossy().into_owned();
-        for prefix in section.values("insteadOf") {
-            rules.push(InsteadOf {
-                base: base.clone(),
-                prefix: prefix.to_str_lossy().into_owned(),
-            });
+impl GitConfig {
+    /// Reads `files` in order; missing ones are skipped.
+    pub(crate) fn load(files: &[PathBuf]) -> GitConfig {
+        let mut loaded = Vec::new();
+        for path in files {
+            if !path.is_file() {
+                continue;
+            }
+            let Ok(mut file) =
+                gix::config::File::from_path_no_includes(path.clone(), gix::config::Source::User)
+            else {
+                continue;
+            };
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let include_opts = gix::config::file::init::Options {
+                includes: gix::config::file::includes::Options::follow_without_conditional(
+                    home.as_deref(),
+                ),
+                ..Default::default()
+            };
+            // A broken include leaves the including file's own values usable.
+            let _ = file.resolve_includes(include_opts);
+            loaded.push(file);
         }
+        GitConfig { files: loaded }
     }
-    rules
+
+    /// Every value of `section.[subsection.]key` in the order git reads
+    /// them, with the subsection each came from (`None` for none). Section
+    /// and key names match without regard to case, subsections exactly.
+    pub(crate) fn entries(&self, section: &str, key: &str) -> Vec<(Option<String>, String)> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            for s in file.sections() {
+                let header = s.header();
+                if !header.name().to_str_lossy().eq_ignore_ascii_case(section) {
+                    continue;
+                }
+                let sub = header
+                    .subsection_name()
+                    .map(|n| n.to_str_lossy().into_owned());
+                for value in s.values(key) {
+                    out.push((sub.clone(), value.to_str_lossy().into_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The last value of `section.[subsection.]key`, as git's single-valued
+    /// settings are read.
+    pub(crate) fn last_string(
+        &self,
+        section: &str,
+        subsection: Option<&str>,
+        key: &str,
+    ) -> Option<String> {
+        self.entries(section, key)
+            .into_iter()
+            .rev()
+            .find(|(sub, _)| sub.as_deref() == subsection)
+            .map(|(_, value)| value)
+    }
+
+    /// Every `url.<base>.insteadOf` rule, in file order then line order.
+    pub(crate) fn insteadof_rules(&self) -> Vec<InsteadOf> {
+        self.entries("url", "insteadOf")
+            .into_iter()
+            .filter_map(|(base, prefix)| {
+                Some(InsteadOf {
+                    base: base?,
+                    prefix,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Reads every insteadOf rule from `files`, in file order then line order.
+#[cfg(test)]
+pub(crate) fn read_insteadof_rules(files: &[PathBuf]) -> Vec<InsteadOf> {
+    GitConfig::load(files).insteadof_rules()
 }
 
 /// Applies the insteadOf rule with the longest matching prefix; among equally
@@ -301,11 +378,6 @@ pub(crate) fn rewrite_url(url: &str, rules: &[InsteadOf]) -> String {
         Some(rule) => format!("{}{}", rule.base, &url[rule.prefix.len()..]),
         None => url.to_string(),
     }
-}
-
-/// Rewrites `url` with the insteadOf rules found in `files`.
-pub(crate) fn rewrite_with_config(url: &str, files: &[PathBuf]) -> String {
-    rewrite_url(url, &read_insteadof_rules(files))
 }
 
 #[cfg(test)]

@@ -77,6 +77,11 @@ impl Watch {
         })
     }
 
+    /// Time left before the caller's deadline, if it set one.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.interrupt.remaining()
+    }
+
     /// The flag to hand to gix: set by a refusal, the caller's interrupt
     /// or the deadline.
     pub(crate) fn stop_flag(&self) -> &AtomicBool {
@@ -184,6 +189,8 @@ pub(crate) struct WatchedHttp<H> {
     watch: Arc<Watch>,
     /// Give each request the time left before the deadline as its timeout.
     request_timeouts: bool,
+    /// `http.extraHeader` values git would send with every request.
+    extra_headers: Vec<String>,
 }
 
 impl<H> WatchedHttp<H> {
@@ -192,7 +199,14 @@ impl<H> WatchedHttp<H> {
             inner,
             watch,
             request_timeouts,
+            extra_headers: Vec::new(),
         }
+    }
+
+    /// The same transport sending `headers` with every request.
+    pub(crate) fn with_extra_headers(mut self, headers: Vec<String>) -> Self {
+        self.extra_headers = headers;
+        self
     }
 }
 
@@ -259,11 +273,18 @@ where
 
     fn configure(&mut self, config: &dyn std::any::Any) -> gix::Result {
         let deadline = self.watch.interrupt.deadline();
-        match (deadline, config.downcast_ref::<gix_http::Options>()) {
-            (Some(deadline), Some(options)) if self.request_timeouts => self
+        let Some(options) = config.downcast_ref::<gix_http::Options>() else {
+            return self.inner.configure(config);
+        };
+        let mut options = options.clone();
+        options
+            .extra_headers
+            .extend(self.extra_headers.iter().cloned());
+        match deadline {
+            Some(deadline) if self.request_timeouts => self
                 .inner
-                .configure(&with_request_deadline(options, deadline)),
-            _ => self.inner.configure(config),
+                .configure(&with_request_deadline(&options, deadline)),
+            _ => self.inner.configure(&options),
         }
     }
 
@@ -284,7 +305,9 @@ pub(crate) struct Pumped {
 }
 
 impl Pumped {
-    fn new<R: Read + Send + 'static>(
+    /// Drains `inner` on a pump thread; reads then see the watch's deadline
+    /// and, when `counted`, its byte limits.
+    pub(crate) fn new<R: Read + Send + 'static>(
         mut inner: R,
         watch: &Arc<Watch>,
         counted: bool,
