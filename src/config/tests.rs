@@ -706,6 +706,8 @@ fn example_config_sets_every_key_to_its_default() {
     assert_ne!(edited, text);
     let loaded = Config::from_toml_str(&edited, &|_| None).unwrap();
     assert_eq!(loaded.config.go_get_workers, 3);
+}
+
 #[test]
 fn nested_variable_names_of_athens_envconfig_are_read_and_win() {
     let load = |pairs: &[(&str, &str)]| Config::load_with_env(None, &env_of(pairs)).unwrap().config;
