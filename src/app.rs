@@ -27,6 +27,7 @@ use crate::backends::{self, Backends};
 use crate::config::Config;
 use crate::fetch::{self, gogetdir, Fetcher, NativeFetcher, UpstreamProxyFetcher};
 use crate::http::{self, AppState, Features};
+use crate::index::Indexer;
 use crate::locks::DistributedLock;
 use crate::protocol::{Limits, Protocol};
 use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
@@ -76,7 +77,8 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         Arc::clone(&storage),
     )
     .map_err(anyhow::Error::msg)?;
-    let router = router(config, &go_env, Arc::clone(&storage), verified, lock)?;
+    let index = crate::index::open(config).await?;
+    let router = router(config, &go_env, Arc::clone(&storage), verified, lock, index)?;
     Ok(App {
         go_env,
         native,
@@ -89,15 +91,18 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
 /// The stash stack, protocol and router over `storage` and `fetcher`, with
 /// the optional layers `config` asks for (checksum lookups of the go
 /// environment's private modules refused). Fails when a setting or a file
-/// it names (download mode file, filter file) is malformed.
+/// it names (download mode file, filter file) is malformed. What the stash
+/// stores is recorded in `index`, which `/index` serves.
 pub fn router(
     config: &Config,
     go_env: &GoEnv,
     storage: Arc<dyn Storage>,
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
+    index: Arc<dyn Indexer>,
 ) -> anyhow::Result<Router> {
     let mut features = Features::from_config(config, go_env)?;
+    features.index = Arc::clone(&index);
     let private_log = crate::sumdb_log::from_config(
         config,
         go_env,
@@ -111,6 +116,7 @@ pub fn router(
         Arc::clone(&storage),
         lock,
         private_log,
+        index,
     );
     let protocol = Protocol::new(storage, stasher, fetcher, config.network_mode())
         .with_download_policy(features.download_policy.clone())
@@ -127,13 +133,14 @@ pub fn router(
 /// service is configured (so instances sharing `storage` fetch each version
 /// once), then a pool of `GoGetWorkers`, then the fetch and the save
 /// (bounded by `StashTimeout`), which records the version's sums and tells
-/// the private checksum database.
+/// the private checksum database, and records it in the `/index` feed.
 fn stash_stack(
     config: &Config,
     fetcher: Arc<dyn Fetcher>,
     storage: Arc<dyn Storage>,
     lock: Option<DistributedLock>,
     private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
+    index: Arc<dyn Indexer>,
 ) -> Arc<dyn Stasher> {
     let mut base = BaseStasher::new(
         fetcher,
@@ -144,7 +151,7 @@ fn stash_stack(
     if let Some(log) = private_log {
         base = base.with_observer(log);
     }
-    let base = Arc::new(base);
+    let base = Arc::new(base.with_indexer(index));
     let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
     let locked: Arc<dyn Stasher> = match lock {
         Some(DistributedLock { service, policy }) => {
@@ -171,13 +178,18 @@ pub(crate) mod testing {
     }
 
     /// [`router`](super::router) without a lock service, over the go
-    /// environment `config` describes.
+    /// environment `config` describes, with a memory index when `config`
+    /// asks for one (none otherwise).
     pub(crate) fn router(
         config: &Config,
         storage: Arc<dyn Storage>,
         fetcher: Arc<dyn Fetcher>,
     ) -> anyhow::Result<Router> {
-        super::router(config, &go_env(config), storage, fetcher, None)
+        let index: Arc<dyn Indexer> = match config.index_type.as_str() {
+            "memory" => Arc::new(crate::index::memory::MemoryIndex::new()),
+            _ => Arc::new(crate::index::NoIndex),
+        };
+        super::router(config, &go_env(config), storage, fetcher, None, index)
     }
 }
 

@@ -131,7 +131,8 @@ pub fn router(state: AppState, path_prefix: &str, features: Features) -> Router 
                 "/sumdb/{*rest}",
                 axum::routing::any(features::sumdb_handler),
             )
-            .with_state(Arc::clone(&f)),
+            .with_state(Arc::clone(&f))
+            .merge(crate::index::routes(Arc::clone(&f.index))),
     );
     let prefix = path_prefix.trim_end_matches('/');
     let mut app = if prefix.is_empty() {
