@@ -92,7 +92,9 @@ fn setup(index_env: &[(&str, String)]) -> (tempfile::TempDir, ServerSetup, fixtu
     let scratch = tempfile::tempdir().expect("scratch");
     let gitconfig = scratch.path().join("gitconfig");
     write_gitconfig(&gitconfig, &[("e2e-lib", file_url(repo.path()))]);
-    let mut setup = ServerSetup::disk(&scratch.path().join("storage"), &gitconfig);
+    let storage = scratch.path().join("storage");
+    std::fs::create_dir(&storage).expect("storage root");
+    let mut setup = ServerSetup::disk(&storage, &gitconfig);
     setup.extra_env = index_env
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
