@@ -13,6 +13,7 @@
 pub mod memory;
 pub mod mysql;
 pub mod postgres;
+mod postgres_tls;
 mod query;
 
 #[cfg(test)]

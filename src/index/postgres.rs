@@ -3,12 +3,13 @@
 //!
 //! `Params` are connection parameters as Athens' driver (lib/pq) reads
 //! them, later ones overriding the settings above them: `sslmode`
-//! (`disable`, `allow`, `prefer`; no TLS client is built in, see
-//! [`PostgresIndex::open`]), `connect_timeout` (seconds), `application_name`
-//! (or `fallback_application_name`), `options`, `host`, `port`, `user`,
-//! `password`, `dbname`; any other key is a run-time parameter of the
-//! session (sent as `-c key=value`). Timestamps are UTC in a `TIMESTAMP`
-//! column, as Athens writes them.
+//! (`disable`, `allow`, `prefer`, `require` — the default, as in lib/pq —
+//! `verify-ca`, `verify-full`; see [`super::postgres_tls`]), `sslrootcert`,
+//! `sslcert`, `sslkey`, `sslsni`, `connect_timeout` (seconds),
+//! `application_name` (or `fallback_application_name`), `options`, `host`,
+//! `port`, `user`, `password`, `dbname`; any other key is a run-time
+//! parameter of the session (sent as `-c key=value`). Timestamps are UTC
+//! in a `TIMESTAMP` column, as Athens writes them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::postgres_tls::{Check, RustlsConnect, TlsFiles};
 use super::{parse_go_duration, IndexError, IndexLine, Indexer};
 use crate::config::PostgresConfig;
 
@@ -38,11 +40,13 @@ const SCHEMA: [&str; 3] = [
 /// The PostgreSQL index: one connection, made again when it breaks.
 pub struct PostgresIndex {
     config: Config,
+    /// TLS as `sslmode` asks; none for `disable`.
+    tls: Option<RustlsConnect>,
     client: Mutex<Option<Arc<Client>>>,
 }
 
-/// The connection `[Index.Postgres]` describes.
-fn connection_config(config: &PostgresConfig) -> Result<Config, String> {
+/// The connection `[Index.Postgres]` describes, and its TLS.
+fn connection_config(config: &PostgresConfig) -> Result<(Config, Option<RustlsConnect>), String> {
     let mut pg = Config::new();
     let mut host = config.host.clone();
     let mut port = config.port.to_string();
@@ -55,6 +59,10 @@ fn connection_config(config: &PostgresConfig) -> Result<Config, String> {
     let mut fallback_application_name = None;
     let mut options: Vec<String> = Vec::new();
     let mut runtime: Vec<String> = Vec::new();
+    let mut files = TlsFiles {
+        sni: true,
+        ..TlsFiles::default()
+    };
     for (key, value) in &config.params {
         match key.as_str() {
             "host" => host = value.clone(),
@@ -81,39 +89,47 @@ fn connection_config(config: &PostgresConfig) -> Result<Config, String> {
             "application_name" => application_name = Some(value.clone()),
             "fallback_application_name" => fallback_application_name = Some(value.clone()),
             "options" => options.push(value.clone()),
-            "sslcert" | "sslkey" | "sslrootcert" | "sslpassword" | "sslinline" | "sslsni" => {
+            "sslrootcert" => files.root_cert = value.clone(),
+            "sslcert" => files.cert = value.clone(),
+            "sslkey" => files.key = value.clone(),
+            "sslsni" => files.sni = value != "0",
+            "sslpassword" | "sslinline" => {
                 return Err(format!(
-                    "Index.Postgres.Params.{key}: TLS connections to PostgreSQL are not supported; use sslmode=disable"
+                    "Index.Postgres.Params.{key} is not supported (use unencrypted PEM files)"
                 ))
             }
             name => {
-                if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
-                    return Err(format!("Index.Postgres.Params: {name:?} is not a parameter name"));
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+                {
+                    return Err(format!(
+                        "Index.Postgres.Params: {name:?} is not a parameter name"
+                    ));
                 }
                 runtime.push(format!("-c {name}={}", escape_option(value)));
             }
         }
     }
-    match sslmode.as_str() {
-        "disable" => {
-            pg.ssl_mode(SslMode::Disable);
-        }
-        // Without a TLS client these connect in the clear, as lib/pq does
-        // when the server offers no TLS.
-        "allow" | "prefer" => {
-            pg.ssl_mode(SslMode::Prefer);
-        }
-        "require" | "verify-ca" | "verify-full" => {
-            return Err(format!(
-                "Index.Postgres.Params.sslmode {sslmode:?}: TLS connections to PostgreSQL are not supported; use sslmode=disable"
-            ))
-        }
+    // lib/pq checks the chain under `require` too when it has roots.
+    let (mode, check) = match sslmode.as_str() {
+        "disable" => (SslMode::Disable, None),
+        "allow" | "prefer" => (SslMode::Prefer, Some(Check::Nothing)),
+        "require" if files.root_cert.is_empty() => (SslMode::Require, Some(Check::Nothing)),
+        "require" | "verify-ca" => (SslMode::Require, Some(Check::Chain)),
+        "verify-full" => (SslMode::Require, Some(Check::Full)),
         other => {
             return Err(format!(
                 "Index.Postgres.Params.sslmode {other:?} is not a mode (disable, allow, prefer, require, verify-ca, verify-full)"
             ))
         }
-    }
+    };
+    pg.ssl_mode(mode);
+    let tls = check
+        .map(|check| RustlsConnect::new(check, &files))
+        .transpose()
+        .map_err(|e| format!("Index.Postgres.Params: {e}"))?;
     let port: u16 = port
         .parse()
         .map_err(|_| format!("Index.Postgres.Port {port:?} is not a port"))?;
@@ -128,7 +144,7 @@ fn connection_config(config: &PostgresConfig) -> Result<Config, String> {
     if !options.is_empty() {
         pg.options(options.join(" "));
     }
-    Ok(pg)
+    Ok((pg, tls))
 }
 
 /// A value inside the `options` string: spaces and backslashes escaped.
@@ -150,24 +166,27 @@ fn backend(message: impl std::fmt::Display) -> IndexError {
     }
 }
 
-/// The error with its causes (tokio-postgres puts the server's message in
-/// the source).
+/// The error with its causes (tokio-postgres keeps the server's message,
+/// or the TLS failure, in the source).
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{e}: {db}"),
-        None => e.to_string(),
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }
 
 impl PostgresIndex {
     /// Connects with `[Index.Postgres]` and creates the table when
-    /// missing. Settings that need TLS (`sslmode` require, verify-ca,
-    /// verify-full — lib/pq's default — or certificate files) are refused
-    /// with the reason.
+    /// missing.
     pub async fn open(config: &PostgresConfig) -> anyhow::Result<PostgresIndex> {
-        let pg = connection_config(config).map_err(anyhow::Error::msg)?;
+        let (pg, tls) = connection_config(config).map_err(anyhow::Error::msg)?;
         let index = PostgresIndex {
             config: pg,
+            tls,
             client: Mutex::new(None),
         };
         let client = index.client().await.map_err(|e| {
@@ -194,19 +213,56 @@ impl PostgresIndex {
         if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(client));
         }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| backend(describe(&e)))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(error = %describe(&error), "postgres index connection closed");
+        let client = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(|e| backend(describe(&e)))?;
+                tokio::spawn(drive(connection));
+                client
             }
-        });
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| backend(describe(&e)))?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
         let client = Arc::new(client);
         *slot = Some(Arc::clone(&client));
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+impl PostgresIndex {
+    /// Whether the connection the index uses is encrypted.
+    pub(super) async fn uses_tls(&self) -> bool {
+        let client = self.client().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
+}
+
+/// Runs a connection until it ends.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(error) = connection.await {
+        tracing::warn!(error = %describe(&error), "postgres index connection closed");
     }
 }
 
@@ -281,7 +337,7 @@ mod tests {
 
     #[test]
     fn params_as_athens_driver_reads_them() {
-        let pg = connection_config(&config(&[
+        let (pg, tls) = connection_config(&config(&[
             ("connect_timeout", "30"),
             ("sslmode", "disable"),
             ("dbname", "other"),
@@ -296,22 +352,31 @@ mod tests {
         assert_eq!(pg.get_application_name(), Some("athens"));
         assert_eq!(pg.get_options(), Some("-c search_path=idx\\ public"));
         assert_eq!(pg.get_ssl_mode(), SslMode::Disable);
-        let pg = connection_config(&config(&[
+        assert!(tls.is_none());
+        let (pg, tls) = connection_config(&config(&[
             ("connect_timeout", "30s"),
             ("sslmode", "prefer"),
         ]))
         .unwrap();
         assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_secs(30)));
         assert_eq!(pg.get_ssl_mode(), SslMode::Prefer);
+        assert!(tls.is_some());
+        // lib/pq's default is require.
+        let (pg, tls) = connection_config(&config(&[])).unwrap();
+        assert_eq!(pg.get_ssl_mode(), SslMode::Require);
+        assert!(tls.is_some());
     }
 
     #[test]
     fn unusable_params_are_refused_without_the_password() {
         for params in [
-            &[][..],
-            &[("sslmode", "verify-full")],
-            &[("sslmode", "sometimes")],
-            &[("sslmode", "disable"), ("sslrootcert", "/ca.pem")],
+            &[("sslmode", "sometimes")][..],
+            &[
+                ("sslmode", "verify-full"),
+                ("sslrootcert", "/nonexistent/ca.pem"),
+            ],
+            &[("sslcert", "/nonexistent/c.pem")],
+            &[("sslpassword", "x")],
             &[("sslmode", "disable"), ("connect_timeout", "soon")],
             &[("sslmode", "disable"), ("bad name", "x")],
             &[("sslmode", "disable"), ("port", "99999")],

@@ -219,6 +219,73 @@ async fn postgres_index_conforms() {
     assert_eq!(index.lines(EPOCH, 2000).await.unwrap(), before);
 }
 
+/// TLS as lib/pq's `sslmode` asks, against a server whose certificate is
+/// for `localhost`, signed by a test CA.
+#[tokio::test]
+async fn postgres_index_over_tls() {
+    let db = tokio::task::spawn_blocking(Postgres::start_tls)
+        .await
+        .unwrap()
+        .unwrap();
+    let ca = db.ca_cert.clone().unwrap().display().to_string();
+    let with = |host: &str, params: &[(&str, &str)]| PostgresConfig {
+        host: host.into(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..postgres_config(&db)
+    };
+    let full = PostgresIndex::open(&with(
+        "localhost",
+        &[("sslmode", "verify-full"), ("sslrootcert", &ca)],
+    ))
+    .await
+    .unwrap();
+    assert!(full.uses_tls().await);
+    conformance(&full).await;
+    for (host, params, tls) in [
+        // The chain only: another name for the host is fine.
+        (
+            "127.0.0.1",
+            &[("sslmode", "verify-ca"), ("sslrootcert", ca.as_str())][..],
+            true,
+        ),
+        (
+            "127.0.0.1",
+            &[("sslmode", "require"), ("sslrootcert", ca.as_str())],
+            true,
+        ),
+        // Nothing checked.
+        ("127.0.0.1", &[("sslmode", "require")], true),
+        ("127.0.0.1", &[], true),
+        ("127.0.0.1", &[("sslmode", "prefer")], true),
+        ("127.0.0.1", &[("sslmode", "disable")], false),
+    ] {
+        let index = PostgresIndex::open(&with(host, params)).await.unwrap();
+        assert_eq!(index.uses_tls().await, tls, "{params:?}");
+        assert_eq!(index.lines(EPOCH, 1).await.unwrap().len(), 1, "{params:?}");
+    }
+    for (host, params) in [
+        // The certificate is not for 127.0.0.1.
+        (
+            "127.0.0.1",
+            &[("sslmode", "verify-full"), ("sslrootcert", ca.as_str())][..],
+        ),
+        // Not signed by a system root.
+        ("localhost", &[("sslmode", "verify-ca")]),
+    ] {
+        let Some(err) = PostgresIndex::open(&with(host, params)).await.err() else {
+            panic!("{params:?} connected");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.to_lowercase().contains("certificate"),
+            "{params:?}: {err}"
+        );
+    }
+}
+
 async fn get(index: Arc<dyn Indexer>, uri: &str) -> (u16, String, String) {
     let response = routes(index)
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
