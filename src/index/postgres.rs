@@ -4,7 +4,7 @@
 //! `Params` are connection parameters as Athens' driver (lib/pq) reads
 //! them, later ones overriding the settings above them: `sslmode`
 //! (`disable`, `allow`, `prefer`, `require` — the default, as in lib/pq —
-//! `verify-ca`, `verify-full`; see [`super::postgres_tls`]), `sslrootcert`,
+//! `verify-ca`, `verify-full`, checked as lib/pq checks them), `sslrootcert`,
 //! `sslcert`, `sslkey`, `sslsni`, `connect_timeout` (seconds),
 //! `application_name` (or `fallback_application_name`), `options`, `host`,
 //! `port`, `user`, `password`, `dbname`; any other key is a run-time
