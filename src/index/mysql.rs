@@ -195,6 +195,9 @@ impl MySqlIndex {
     /// Connects with `[Index.MySQL]` and creates the table when missing.
     pub async fn open(config: &MySqlConfig) -> anyhow::Result<MySqlIndex> {
         let settings = settings(config).map_err(anyhow::Error::msg)?;
+        // The driver's TLS asks rustls for the process's provider; more
+        // than one is compiled in, so it must be chosen (as main does).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if !settings.ignored.is_empty() {
             tracing::warn!(
                 params = settings.ignored.join(", "),
@@ -225,6 +228,19 @@ impl MySqlIndex {
 
     async fn conn(&self) -> Result<Conn, IndexError> {
         bounded(self.connect_timeout, "connecting", self.pool.get_conn()).await
+    }
+}
+
+#[cfg(test)]
+impl MySqlIndex {
+    /// Whether the connections the index uses are encrypted.
+    pub(super) async fn uses_tls(&self) -> bool {
+        let mut conn = self.conn().await.unwrap();
+        let cipher: Option<(String, String)> = conn
+            .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .await
+            .unwrap();
+        cipher.is_some_and(|(_, value)| !value.is_empty())
     }
 }
 

@@ -155,6 +155,34 @@ async fn mariadb_index_conforms() {
     assert!(!err.contains("not-the-password"), "{err}");
 }
 
+/// `tls` as Athens' driver reads it, against a server whose certificate
+/// is signed by a test CA no client trusts.
+#[tokio::test]
+async fn mariadb_index_over_tls() {
+    let db = tokio::task::spawn_blocking(MariaDb::start_tls)
+        .await
+        .unwrap()
+        .unwrap();
+    let with = |tls: &str| {
+        let mut config = mysql_config(&db);
+        config.host = "localhost".into();
+        config.params.insert("tls".into(), tls.into());
+        config
+    };
+    let encrypted = MySqlIndex::open(&with("skip-verify")).await.unwrap();
+    assert!(encrypted.uses_tls().await);
+    conformance(&encrypted).await;
+    let plain = MySqlIndex::open(&with("false")).await.unwrap();
+    assert!(!plain.uses_tls().await);
+    assert_eq!(plain.lines(EPOCH, 1).await.unwrap().len(), 1);
+    // Verified: the test CA is nobody's root.
+    let err = format!("{:#}", MySqlIndex::open(&with("true")).await.err().unwrap());
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
+}
+
 fn postgres_config(db: &Postgres) -> PostgresConfig {
     PostgresConfig {
         host: "127.0.0.1".into(),
