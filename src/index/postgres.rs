@@ -271,18 +271,54 @@ fn utc_naive(t: OffsetDateTime) -> PrimitiveDateTime {
     PrimitiveDateTime::new(t.date(), t.time())
 }
 
+/// Whether `error` means the connection is gone (closed, or ended by the
+/// server), so the statement is worth one more try on a new connection.
+fn broken(error: &tokio_postgres::Error, client: &Client) -> bool {
+    error.is_closed() || client.is_closed() || error.code() == Some(&SqlState::ADMIN_SHUTDOWN)
+}
+
+impl PostgresIndex {
+    /// Runs `op` on the connection; when the connection turns out to be
+    /// gone (the server restarted, an administrator ended it), once more
+    /// on a new one. A repeated insert that had gone through finds the
+    /// record and reports it as recorded already.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<Result<T, tokio_postgres::Error>, IndexError>
+    where
+        F: Fn(Arc<Client>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let client = self.client().await?;
+        match op(Arc::clone(&client)).await {
+            Err(e) if broken(&e, &client) => {
+                {
+                    let mut slot = self.client.lock().await;
+                    if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
+                        *slot = None;
+                    }
+                }
+                let client = self.client().await?;
+                Ok(op(client).await)
+            }
+            other => Ok(other),
+        }
+    }
+}
+
 #[async_trait]
 impl Indexer for PostgresIndex {
     async fn index(&self, module: &str, version: &str) -> Result<(), IndexError> {
-        let client = self.client().await?;
         let now = utc_naive(OffsetDateTime::now_utc());
-        match client
-            .execute(
-                "INSERT INTO indexes (path, version, timestamp) VALUES ($1, $2, $3)",
-                &[&module, &version, &now],
-            )
-            .await
-        {
+        let inserted = self
+            .run(|client| async move {
+                client
+                    .execute(
+                        "INSERT INTO indexes (path, version, timestamp) VALUES ($1, $2, $3)",
+                        &[&module, &version, &now],
+                    )
+                    .await
+            })
+            .await?;
+        match inserted {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 Err(IndexError::AlreadyIndexed {
@@ -295,15 +331,19 @@ impl Indexer for PostgresIndex {
     }
 
     async fn lines(&self, since: OffsetDateTime, limit: u64) -> Result<Vec<IndexLine>, IndexError> {
-        let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
-                "SELECT path, version, timestamp FROM indexes WHERE timestamp >= $1 \
-                 ORDER BY timestamp, id LIMIT $2",
-                &[&utc_naive(since), &limit],
-            )
-            .await
+        let since = utc_naive(since);
+        let rows = self
+            .run(|client| async move {
+                client
+                    .query(
+                        "SELECT path, version, timestamp FROM indexes WHERE timestamp >= $1 \
+                         ORDER BY timestamp, id LIMIT $2",
+                        &[&since, &limit],
+                    )
+                    .await
+            })
+            .await?
             .map_err(|e| backend(describe(&e)))?;
         rows.iter()
             .map(|row| {

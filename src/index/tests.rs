@@ -241,10 +241,30 @@ async fn postgres_index_conforms() {
         )
         .await
         .unwrap();
-    // The first use may still see the old connection fail; the index
-    // then connects anew.
-    let _ = index.lines(EPOCH, 1).await;
+    // Once the server has ended it, the next use finds the connection
+    // gone and connects anew.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let others: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE pid <> pg_backend_pid() AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if others == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{others} connections remain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(index.lines(EPOCH, 2000).await.unwrap(), before);
+    index.index("example.com/after", "v1.0.0").await.unwrap();
 }
 
 /// TLS as lib/pq's `sslmode` asks, against a server whose certificate is
