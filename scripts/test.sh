@@ -44,20 +44,23 @@ fi
 
 # Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
 # TLS Redis test's certificate; redis-cli (redis-server pulls it in) joins the
-# test Redis Cluster; openssh-server/-client for tests/ssh.rs.
+# test Redis Cluster; openssh-server/-client for tests/ssh.rs; MariaDB and
+# PostgreSQL for the /index tests.
+apt_packages=(redis-server etcd-server openssl openssh-server openssh-client mariadb-server postgresql)
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
     || ! command -v openssl >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
-    || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-agent >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd and openssl are needed and apt-get is not available"
+    || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-agent >/dev/null 2>&1 \
+    || [ ! -x /usr/sbin/mariadbd ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "${apt_packages[*]} are needed and apt-get is not available"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -qq redis-server etcd-server openssl openssh-server openssh-client >/dev/null 2>&1 \
-        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server openssl openssh-server openssh-client >/dev/null; } \
-        || fail "apt-get install redis-server etcd-server openssl openssh-server openssh-client failed"
+    $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null; } \
+        || fail "apt-get install ${apt_packages[*]} failed"
     # The packages start system services; the tests use their own instances.
     if command -v systemctl >/dev/null 2>&1; then
-        $sudo systemctl stop redis-server etcd >/dev/null 2>&1 || true
+        $sudo systemctl stop redis-server etcd mariadb postgresql >/dev/null 2>&1 || true
     fi
 fi
 

@@ -31,6 +31,7 @@ use crate::backends::{self, Backends};
 use crate::config::Config;
 use crate::fetch::{self, gogetdir, Fetcher, NativeFetcher, UpstreamProxyFetcher};
 use crate::http::{self, AppState, Features};
+use crate::index::Indexer;
 use crate::locks::DistributedLock;
 use crate::metrics::{MeteredFetcher, MeteredStorage, Metrics, MetricsLayer};
 use crate::protocol::{Limits, Protocol};
@@ -64,6 +65,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         lock,
         verified,
         git_cache,
+        index,
     } = upstream(config).await?;
     let metrics =
         crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(Some(git_cache)));
@@ -73,6 +75,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         Arc::clone(&storage),
         verified,
         lock,
+        index,
         metrics,
     )?;
     Ok(App {
@@ -96,6 +99,8 @@ struct Upstream {
     verified: Arc<dyn Fetcher>,
     /// Where the native fetcher keeps its repositories (see NativeFetcher).
     git_cache: std::path::PathBuf,
+    /// The `/index` feed's store (`IndexType`).
+    index: Arc<dyn Indexer>,
 }
 
 async fn upstream(config: &Config) -> anyhow::Result<Upstream> {
@@ -125,6 +130,7 @@ async fn upstream(config: &Config) -> anyhow::Result<Upstream> {
         Arc::clone(&storage),
     )
     .map_err(anyhow::Error::msg)?;
+    let index = crate::index::open(config).await?;
     Ok(Upstream {
         go_env,
         native,
@@ -133,6 +139,7 @@ async fn upstream(config: &Config) -> anyhow::Result<Upstream> {
         lock,
         verified,
         git_cache,
+        index,
     })
 }
 
@@ -162,6 +169,7 @@ pub async fn stashing(
         storage,
         lock,
         verified,
+        index,
         ..
     } = upstream(config).await?;
     let private_log = crate::sumdb_log::from_config(
@@ -176,6 +184,7 @@ pub async fn stashing(
         Arc::clone(&storage),
         lock,
         private_log,
+        index,
     );
     Ok(Stashing {
         storage,
@@ -187,16 +196,18 @@ pub async fn stashing(
 /// The stash stack, protocol and router over `storage` and `fetcher`, with
 /// the optional layers `config` asks for (checksum lookups of the go
 /// environment's private modules refused). Fails when a setting or a file
-/// it names (download mode file, filter file) is malformed.
+/// it names (download mode file, filter file) is malformed. What the stash
+/// stores is recorded in `index`, which `/index` serves.
 pub fn router(
     config: &Config,
     go_env: &GoEnv,
     storage: Arc<dyn Storage>,
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
+    index: Arc<dyn Indexer>,
 ) -> anyhow::Result<Router> {
     let metrics = crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(None));
-    router_with_metrics(config, go_env, storage, fetcher, lock, metrics)
+    router_with_metrics(config, go_env, storage, fetcher, lock, index, metrics)
 }
 
 /// [`router`], measured into `metrics` when given: the storage and the
@@ -209,6 +220,7 @@ fn router_with_metrics(
     storage: Arc<dyn Storage>,
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
+    index: Arc<dyn Indexer>,
     metrics: Option<Arc<Metrics>>,
 ) -> anyhow::Result<Router> {
     let (storage, fetcher) = match &metrics {
@@ -219,6 +231,7 @@ fn router_with_metrics(
         None => (storage, fetcher),
     };
     let mut features = Features::from_config(config, go_env)?;
+    features.index = Arc::clone(&index);
     let private_log = crate::sumdb_log::from_config(
         config,
         go_env,
@@ -232,6 +245,7 @@ fn router_with_metrics(
         Arc::clone(&storage),
         lock,
         private_log,
+        index,
     );
     let extra_routes = match &metrics {
         Some(m) => {
@@ -260,13 +274,14 @@ fn router_with_metrics(
 /// service is configured (so instances sharing `storage` fetch each version
 /// once), then a pool of `GoGetWorkers`, then the fetch and the save
 /// (bounded by `StashTimeout`), which records the version's sums and tells
-/// the private checksum database.
+/// the private checksum database, and records it in the `/index` feed.
 fn stash_stack(
     config: &Config,
     fetcher: Arc<dyn Fetcher>,
     storage: Arc<dyn Storage>,
     lock: Option<DistributedLock>,
     private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
+    index: Arc<dyn Indexer>,
 ) -> Arc<CoalescingStasher> {
     let mut base = BaseStasher::new(
         fetcher,
@@ -277,7 +292,7 @@ fn stash_stack(
     if let Some(log) = private_log {
         base = base.with_observer(log);
     }
-    let base = Arc::new(base);
+    let base = Arc::new(base.with_indexer(index));
     let pooled: Arc<dyn Stasher> = Arc::new(PooledStasher::new(base, config.go_get_workers));
     let locked: Arc<dyn Stasher> = match lock {
         Some(DistributedLock { service, policy }) => {
@@ -304,13 +319,18 @@ pub(crate) mod testing {
     }
 
     /// [`router`](super::router) without a lock service, over the go
-    /// environment `config` describes.
+    /// environment `config` describes, with a memory index when `config`
+    /// asks for one (none otherwise).
     pub(crate) fn router(
         config: &Config,
         storage: Arc<dyn Storage>,
         fetcher: Arc<dyn Fetcher>,
     ) -> anyhow::Result<Router> {
-        super::router(config, &go_env(config), storage, fetcher, None)
+        let index: Arc<dyn Indexer> = match config.index_type.as_str() {
+            "memory" => Arc::new(crate::index::memory::MemoryIndex::new()),
+            _ => Arc::new(crate::index::NoIndex),
+        };
+        super::router(config, &go_env(config), storage, fetcher, None, index)
     }
 }
 

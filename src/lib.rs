@@ -15,6 +15,7 @@ pub mod download_mode;
 pub mod fetch;
 pub mod filter;
 pub mod http;
+pub mod index;
 pub mod locks;
 pub mod metrics;
 pub mod pathmatch;

@@ -36,12 +36,6 @@ impl Config {
     /// Warnings for the settings that are ignored.
     pub(super) fn ignored_settings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if !matches!(self.index_type.as_str(), "" | "none") {
-            warnings.push(format!(
-                "IndexType {:?} is ignored (no index is kept)",
-                self.index_type
-            ));
-        }
         if self.enable_pprof {
             warnings.push("EnablePprof is ignored".into());
         }
@@ -129,8 +123,8 @@ mod tests {
         }
         .validate()
         .unwrap();
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("IndexType"), "{warnings:?}");
+        // The index is kept (src/index), so IndexType is not ignored.
+        assert!(warnings.is_empty(), "{warnings:?}");
         let warnings = Config {
             enable_pprof: true,
             ..Config::default()

@@ -57,6 +57,8 @@ pub struct Features {
     pub(crate) sumdbs: Vec<SumDb>,
     /// The private checksum database, served under `/sumdb/<its name>/`.
     pub(crate) private_log: Option<Arc<crate::sumdb_log::PrivateLog>>,
+    /// The `/index` feed (empty unless the composition root opens one).
+    pub(crate) index: Arc<dyn crate::index::Indexer>,
     pub(crate) no_sum_patterns: Vec<String>,
     /// GONOSUMDB (defaulting to GOPRIVATE) of the go environment: private
     /// modules, whose lookups must not leave the server either.
@@ -163,6 +165,7 @@ impl Features {
             },
             sumdbs,
             private_log: None,
+            index: Arc::new(crate::index::NoIndex),
             no_sum_patterns: config.no_sum_patterns.clone(),
             private_patterns: private_patterns(go_env),
             home_template_path: config.home_template_path.clone(),

@@ -150,6 +150,7 @@ pub fn router_with_routes(
                 axum::routing::any(features::sumdb_handler),
             )
             .with_state(Arc::clone(&f))
+            .merge(crate::index::routes(Arc::clone(&f.index)))
             .merge(extra),
     );
     let prefix = path_prefix.trim_end_matches('/');

@@ -97,6 +97,17 @@ pub enum StashError {
         /// What happened.
         message: String,
     },
+    /// The version was stored but could not be recorded in the `/index`
+    /// feed.
+    #[error("{module}@{version}: stored, but not recorded in the index: {message}")]
+    Index {
+        /// Module path.
+        module: String,
+        /// The stored version.
+        version: String,
+        /// What the index backend said.
+        message: String,
+    },
     /// `MaxPendingFetches` distinct stashes are already pending.
     #[error("{module}@{version}: {pending} fetches are already pending (MaxPendingFetches); try again later")]
     Overloaded {
@@ -158,6 +169,7 @@ pub struct BaseStasher {
     storage: Arc<dyn Storage>,
     timeout: Duration,
     observers: Vec<Arc<dyn StoredObserver>>,
+    indexer: Option<Arc<dyn crate::index::Indexer>>,
 }
 
 impl BaseStasher {
@@ -169,6 +181,30 @@ impl BaseStasher {
             storage,
             timeout,
             observers: Vec::new(),
+            indexer: None,
+        }
+    }
+
+    /// Records every version this stasher stores in the `/index` feed.
+    pub fn with_indexer(mut self, indexer: Arc<dyn crate::index::Indexer>) -> Self {
+        self.indexer = Some(indexer);
+        self
+    }
+
+    /// Records a version just stored in the feed, as Athens' stasher does
+    /// right after saving: a version recorded already is fine; any other
+    /// failure fails the stash (the version stays stored).
+    async fn index(&self, module: &str, version: &str) -> Result<(), StashError> {
+        let Some(indexer) = &self.indexer else {
+            return Ok(());
+        };
+        match indexer.index(module, version).await {
+            Ok(()) | Err(crate::index::IndexError::AlreadyIndexed { .. }) => Ok(()),
+            Err(error) => Err(StashError::Index {
+                module: module.to_string(),
+                version: version.to_string(),
+                message: error.to_string(),
+            }),
         }
     }
 
@@ -241,6 +277,7 @@ impl BaseStasher {
         match saved {
             Ok(()) => {
                 self.after_store(module, &fetched).await;
+                self.index(module, &fetched.version).await?;
                 Ok(fetched.version)
             }
             // Another saver (an instance sharing the store) published the
