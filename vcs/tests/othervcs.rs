@@ -214,9 +214,11 @@ impl Bench {
         self.oracle.clear_mod_cache().unwrap();
         let go = self.oracle.download(module, query).expect("running go");
         let zip_file = tempfile::NamedTempFile::new().unwrap();
-        let ours =
-            self.rt
-                .block_on(self.fetcher.download(module, query, zip_file.reopen().unwrap()));
+        let ours = self.rt.block_on(self.fetcher.download(
+            module,
+            query,
+            zip_file.reopen().unwrap(),
+        ));
         let mut bad = Vec::new();
         match (go.is_ok(), ours) {
             (false, Err(_)) => {}
@@ -324,7 +326,11 @@ fn mercurial_matches_the_go_command() {
     m.hg(&["branch", "-q", "feature"]);
     m.commit(&[("b.go", "package a\n\nconst Y = 1\n")], 3, "feature work");
     m.hg(&["update", "-q", "default"]);
-    m.commit(&[("sub/s.go", "package sub\n\nconst Z = 1\n")], 4, "sub change");
+    m.commit(
+        &[("sub/s.go", "package sub\n\nconst Z = 1\n")],
+        4,
+        "sub change",
+    );
     let default_tip = m.node("default");
     let first = m.node("0");
 
@@ -399,7 +405,10 @@ fn default_govcs_refuses_public_svn() {
         &[("/svnmod", "example.test/svnmod svn http://127.0.0.1:9/svn")],
         &[],
     );
-    let go = bench.oracle.download("example.test/svnmod", "latest").unwrap();
+    let go = bench
+        .oracle
+        .download("example.test/svnmod", "latest")
+        .unwrap();
     assert!(!go.is_ok());
     assert!(go.error.contains("GOVCS"), "{}", go.error);
     let ours = bench

@@ -136,6 +136,8 @@ struct State {
     /// Stat answers by revision, with the version the code host named
     /// (the go command's `RevInfo.Version`).
     stats: HashMap<String, (RevInfo, String)>,
+    /// File contents by (revision, path); `None` for absent files.
+    files: HashMap<(String, String), Option<Vec<u8>>>,
 }
 
 /// Distinguishes work directories made by one process.
@@ -163,9 +165,8 @@ impl CliRepo {
             }
         };
         check_remote(kind, remote)?;
-        std::fs::create_dir_all(work_root).map_err(|e| {
-            CodeError::Other(format!("creating {}: {e}", work_root.display()))
-        })?;
+        std::fs::create_dir_all(work_root)
+            .map_err(|e| CodeError::Other(format!("creating {}: {e}", work_root.display())))?;
         let work = loop {
             let candidate = work_root.join(format!(
                 "{}-{}-{}",
@@ -196,7 +197,10 @@ impl CliRepo {
                 // touching the home directory.
                 env.push((
                     "HGRCPATH".to_string(),
-                    format!("/etc/mercurial/hgrc:/etc/mercurial/hgrc.d:{}", hgrc.display()),
+                    format!(
+                        "/etc/mercurial/hgrc:/etc/mercurial/hgrc.d:{}",
+                        hgrc.display()
+                    ),
                 ));
             }
         }
@@ -287,7 +291,10 @@ impl CliRepo {
                 self.run(&["hg", "tags", "-q"], MAX_LISTING).ok()
             }
             Kind::Svn => {
-                let tags = format!("{}/tags", self.remote.strip_suffix("/trunk").unwrap_or(&self.remote));
+                let tags = format!(
+                    "{}/tags",
+                    self.remote.strip_suffix("/trunk").unwrap_or(&self.remote)
+                );
                 // A repository without a tags directory has no tags.
                 self.run(&["svn", "list", "--", &tags], MAX_LISTING).ok()
             }
@@ -295,7 +302,9 @@ impl CliRepo {
             // matches nothing: Fossil repositories have no tagged versions.
             Kind::Fossil => None,
         };
-        let text = out.map(|o| String::from_utf8_lossy(&o).into_owned()).unwrap_or_default();
+        let text = out
+            .map(|o| String::from_utf8_lossy(&o).into_owned())
+            .unwrap_or_default();
         let tags = match self.kind {
             Kind::Hg => text
                 .split('\n')
@@ -601,6 +610,12 @@ impl CodeRepo for CliRepo {
             rev
         };
         self.stat_rev(rev)?;
+        let key = (rev.to_string(), file.to_string());
+        if let Some(hit) = self.state().files.get(&key) {
+            if hit.as_ref().is_none_or(|d| d.len() as u64 <= max_size) {
+                return Ok(hit.clone());
+            }
+        }
         let args: Vec<String> = match self.kind {
             Kind::Hg => vec![
                 "hg".into(),
@@ -625,22 +640,26 @@ impl CodeRepo for CliRepo {
                 file.into(),
             ],
         };
-        match self.runner.run(Job {
+        let found = match self.runner.run(Job {
             args: &args,
             dir: &self.repo_dir,
             max_stdout: max_size,
             output_file: None,
         }) {
-            Ok(data) => Ok(Some(data)),
-            Err(RunError::TooLarge { .. }) => Err(CodeError::Refused(format!(
-                "{file} file too large (max size is {max_size} bytes) at {rev}"
-            ))),
-            Err(e @ (RunError::Missing { .. } | RunError::Spawn { .. } | RunError::Stopped { .. })) => {
-                Err(CodeError::Other(e.to_string()))
+            Ok(data) => Some(data),
+            Err(RunError::TooLarge { .. }) => {
+                return Err(CodeError::Refused(format!(
+                    "{file} file too large (max size is {max_size} bytes) at {rev}"
+                )))
             }
+            Err(
+                e @ (RunError::Missing { .. } | RunError::Spawn { .. } | RunError::Stopped { .. }),
+            ) => return Err(CodeError::Other(format!("{LOCAL_FAULT}{e}"))),
             // The go command reads any failure as "no such file".
-            Err(RunError::Failed { .. }) => Ok(None),
-        }
+            Err(RunError::Failed { .. }) => None,
+        };
+        self.state().files.insert(key, found.clone());
+        Ok(found)
     }
 
     fn recent_tag(
@@ -727,10 +746,7 @@ impl CodeRepo for CliRepo {
 /// smuggle configuration into `.hg/hgrc`.
 fn check_remote(kind: Kind, remote: &str) -> Result<(), CodeError> {
     let invalid = |why: &str| {
-        CodeError::NotFound(format!(
-            "invalid {} remote {remote:?}: {why}",
-            kind.name()
-        ))
+        CodeError::NotFound(format!("invalid {} remote {remote:?}: {why}", kind.name()))
     };
     if !remote.contains("://") {
         return Err(invalid("not a URL"));
@@ -862,9 +878,8 @@ fn parse_fossil_stat(rev: &str, out: &str) -> Result<(RevInfo, String), CodeErro
         if f.len() != 5 || f[1].len() != 40 || f[4] != "UTC" {
             return Err(bad());
         }
-        let format = time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute]:[second]"
-        );
+        let format =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
         let t = time::PrimitiveDateTime::parse(&format!("{} {}", f[2], f[3]), &format)
             .map_err(|_| bad())?
             .assume_utc();
@@ -959,7 +974,9 @@ fn read_archive(path: &Path, subdir: &str) -> Result<Vec<TreeFile>, CodeError> {
     let file = File::open(path).map_err(|e| bad(&e))?;
     let size = file.metadata().map_err(|e| bad(&e))?.len();
     if size > MAX_ZIP_FILE {
-        return Err(CodeError::Refused("downloaded zip file too large".to_string()));
+        return Err(CodeError::Refused(
+            "downloaded zip file too large".to_string(),
+        ));
     }
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(&e))?;
     let subdir = if subdir.is_empty() {
@@ -1126,6 +1143,9 @@ mod tests {
 
     #[test]
     fn svn_tags_keep_their_slash() {
-        assert_eq!(svn_tag_matches("v1.0.0/\nv1.1.0/\n"), ["v1.0.0/", "v1.1.0/", ""]);
+        assert_eq!(
+            svn_tag_matches("v1.0.0/\nv1.1.0/\n"),
+            ["v1.0.0/", "v1.1.0/", ""]
+        );
     }
 }

@@ -134,9 +134,8 @@ impl Runner {
         let limit = job.max_stdout;
         let stdout_over = over.clone();
         let out_reader = std::thread::spawn(move || capture(stdout, limit, &stdout_over));
-        let err_reader = std::thread::spawn(move || {
-            capture(stderr, MAX_STDERR as u64, &AtomicBool::new(false))
-        });
+        let err_reader =
+            std::thread::spawn(move || capture(stderr, MAX_STDERR as u64, &AtomicBool::new(false)));
         let pid = child.id();
         let kill = |child: &mut std::process::Child| {
             // SAFETY: kill(2) with a negative pid signals the process group
@@ -166,9 +165,10 @@ impl Runner {
                     reason: stopped.to_string(),
                 });
             }
-            let file_over = job.output_file.as_ref().is_some_and(|(path, max)| {
-                std::fs::metadata(path).is_ok_and(|m| m.len() > *max)
-            });
+            let file_over = job
+                .output_file
+                .as_ref()
+                .is_some_and(|(path, max)| std::fs::metadata(path).is_ok_and(|m| m.len() > *max));
             if over.load(Ordering::Relaxed) || file_over {
                 kill(&mut child);
                 let limit = match &job.output_file {
@@ -272,7 +272,10 @@ mod tests {
                 output_file: None,
             })
             .unwrap_err();
-        assert!(matches!(&err, RunError::Failed { stderr, .. } if stderr == "oops"), "{err}");
+        assert!(
+            matches!(&err, RunError::Failed { stderr, .. } if stderr == "oops"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -305,7 +308,10 @@ mod tests {
                 output_file: None,
             })
             .unwrap_err();
-        assert!(matches!(err, RunError::TooLarge { limit: 1000, .. }), "{err}");
+        assert!(
+            matches!(err, RunError::TooLarge { limit: 1000, .. }),
+            "{err}"
+        );
     }
 
     #[test]
