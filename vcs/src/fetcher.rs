@@ -167,6 +167,9 @@ struct Inner {
     cache_root: PathBuf,
     /// Mercurial's configuration file (Athens' `HGRCPath`), if any.
     hgrc_path: Option<PathBuf>,
+    /// Variables set for version-control commands on top of the go
+    /// environment's `HOME` and proxies.
+    command_env: Vec<(String, String)>,
 }
 
 impl DirectFetcher {
@@ -202,6 +205,7 @@ impl DirectFetcher {
                 git,
                 cache_root,
                 hgrc_path: None,
+                command_env: Vec::new(),
             }),
             tree_limits: TreeLimits::default(),
             timeout: None,
@@ -244,6 +248,7 @@ impl DirectFetcher {
                     git,
                     cache_root: shared.cache_root.clone(),
                     hgrc_path: shared.hgrc_path.clone(),
+                    command_env: shared.command_env.clone(),
                 }
             }
         };
@@ -259,6 +264,21 @@ impl DirectFetcher {
     /// `HGRCPath`.
     pub fn with_hgrc_path(mut self, hgrc: Option<PathBuf>) -> DirectFetcher {
         Arc::make_mut(&mut self.inner).hgrc_path = hgrc;
+        self
+    }
+
+    /// The same fetcher setting `vars` (`KEY=VALUE`; later entries win)
+    /// for the Mercurial, Subversion and Fossil commands it runs, as Athens'
+    /// go command hands its `GoBinaryEnvVars` to the tools it starts (for
+    /// example `USER`, which `fossil clone` needs).
+    pub fn with_command_env<S: AsRef<str>>(mut self, vars: &[S]) -> DirectFetcher {
+        Arc::make_mut(&mut self.inner).command_env = vars
+            .iter()
+            .filter_map(|entry| {
+                let (k, v) = entry.as_ref().split_once('=')?;
+                (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+            })
+            .collect();
         self
     }
 
@@ -493,10 +513,11 @@ fn open_cli_repo(
     root: &RepoRoot,
     interrupt: &Interrupt,
 ) -> Result<Arc<dyn CodeRepo>, FetchError> {
-    let env = CHILD_ENV
+    let mut env: Vec<(String, String)> = CHILD_ENV
         .iter()
         .filter_map(|key| Some((key.to_string(), inner.env.get(key)?.to_string())))
         .collect();
+    env.extend(inner.command_env.iter().cloned());
     let options = CliOptions {
         env,
         hgrc_path: inner.hgrc_path.clone(),

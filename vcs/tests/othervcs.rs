@@ -184,13 +184,19 @@ impl Bench {
             ("HOME".into(), cache.path().display().to_string()),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let command_env = env;
         let env = GoEnv::from_vars(vars).expect("go env");
         let client = DiscoveryClient::builder(&env)
             .pin_host("example.test", meta.addr)
             .build()
             .unwrap();
+        let command_env: Vec<String> = command_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let fetcher = DirectFetcher::with_client(env, client, cache.path().join("vcs"))
             .unwrap()
+            .with_command_env(&command_env)
             .with_timeout(Some(Duration::from_secs(300)));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -416,4 +422,251 @@ fn default_govcs_refuses_public_svn() {
         .block_on(bench.fetcher.latest("example.test/svnmod"))
         .unwrap_err();
     assert_eq!(ours.kind(), FailureKind::Forbidden, "{ours}");
+}
+
+/// A free loopback port (bound, then released for the server to take; a
+/// collision makes the server fail to start and the caller retry).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`; false if `child`
+/// exits first or the wait times out.
+fn wait_listening(child: &mut Child, port: u16) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < START_TIMEOUT {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Starts the server `make(port)` builds on a free port, retrying on a
+/// port taken in between.
+fn start_on_free_port(make: impl Fn(u16) -> Command) -> Server {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut cmd = make(port);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("starting server");
+        if wait_listening(&mut child, port) {
+            return Server { child, port };
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("server did not start");
+}
+
+/// A Subversion repository (trunk and tags) served by `svnserve` with
+/// anonymous write access, built through the server.
+fn svn_fixture(root: &Path) -> Server {
+    let repos = root.join("svnroot");
+    std::fs::create_dir_all(&repos).unwrap();
+    run(&repos, &["svnadmin", "create", "repo"], &[]);
+    write(
+        &repos.join("repo/conf/svnserve.conf"),
+        "[general]\nanon-access = write\n",
+    );
+    let server = start_on_free_port(|port| {
+        let mut cmd = Command::new("svnserve");
+        cmd.args(["-d", "--foreground", "--listen-host", "127.0.0.1"])
+            .args(["--listen-port", &port.to_string(), "-r"])
+            .arg(&repos);
+        cmd
+    });
+    let url = format!("svn://127.0.0.1:{}/repo", server.port);
+    let config = root.join("svnconfig");
+    let config_text = config.display().to_string();
+    let svn = |dir: &Path, args: &[&str]| {
+        let mut all = vec!["svn", "--config-dir", &config_text, "--non-interactive"];
+        all.extend_from_slice(args);
+        run(dir, &all, &[])
+    };
+    svn(
+        root,
+        &[
+            "mkdir",
+            "-q",
+            "--parents",
+            "-m",
+            "layout",
+            &format!("{url}/trunk"),
+            &format!("{url}/tags"),
+        ],
+    );
+    let wc = root.join("svnwc");
+    svn(
+        root,
+        &[
+            "checkout",
+            "-q",
+            &format!("{url}/trunk"),
+            wc.to_str().unwrap(),
+        ],
+    );
+    write(&wc.join("go.mod"), "module example.test/svnmod\n");
+    write(&wc.join("a.go"), "package a\n");
+    write(&wc.join("LICENSE"), "license\n");
+    write(&wc.join("sub/go.mod"), "module example.test/svnmod/sub\n");
+    write(&wc.join("sub/s.go"), "package sub\n");
+    svn(&wc, &["add", "-q", "go.mod", "a.go", "LICENSE", "sub"]);
+    svn(&wc, &["commit", "-q", "-m", "one"]);
+    svn(
+        &wc,
+        &[
+            "copy",
+            "-q",
+            "-m",
+            "tag",
+            &format!("{url}/trunk"),
+            &format!("{url}/tags/v1.0.0"),
+        ],
+    );
+    write(&wc.join("a.go"), "package a\n\nconst X = 2\n");
+    svn(&wc, &["commit", "-q", "-m", "two"]);
+    server
+}
+
+/// Subversion: `latest`, revision numbers, the pseudo-versions they make
+/// (svn revisions never have tagged versions for the go command: `svn list`
+/// names tags with a trailing slash), and a subdirectory module.
+#[test]
+fn subversion_matches_the_go_command() {
+    let root = tempfile::tempdir().unwrap();
+    let server = svn_fixture(root.path());
+    let bench = Bench::new(
+        &[(
+            "/svnmod",
+            &format!(
+                "example.test/svnmod svn svn://127.0.0.1:{}/repo/trunk",
+                server.port
+            ),
+        )],
+        &[("GOVCS", "*:all")],
+    );
+    let latest = bench
+        .oracle
+        .download("example.test/svnmod", "latest")
+        .unwrap();
+    assert!(latest.is_ok(), "{}", latest.error);
+    let q = |m: &'static str, s: &str| (m, s.to_string());
+    let cases = [
+        q("example.test/svnmod", "list"),
+        q("example.test/svnmod", "latest"),
+        q("example.test/svnmod", "v1.0.0"),
+        q("example.test/svnmod", "2"),
+        q("example.test/svnmod", "3"),
+        q("example.test/svnmod", "4"),
+        q("example.test/svnmod", "99"),
+        q("example.test/svnmod", &latest.version),
+        q("example.test/svnmod/sub", "latest"),
+        q("example.test/svnmod/sub", "2"),
+    ];
+    bench.compare_all(&cases);
+}
+
+/// A Fossil repository served by `fossil server`, with a tag the go
+/// command resolves by name (though it lists none) and a later check-in.
+fn fossil_fixture(root: &Path) -> Server {
+    let work = root.join("fossilwc");
+    std::fs::create_dir_all(&work).unwrap();
+    let repo = root.join("repo.fossil");
+    let repo_text = repo.display().to_string();
+    let env = [("USER", "gopher")];
+    let fossil = |args: &[&str]| {
+        let mut all = vec!["fossil"];
+        all.extend_from_slice(args);
+        run(&work, &all, &env)
+    };
+    fossil(&[
+        "init",
+        "-A",
+        "gopher",
+        "--date-override",
+        "2024-02-01 12:00:00",
+        &repo_text,
+    ]);
+    fossil(&["open", "-f", &repo_text]);
+    write(&work.join("go.mod"), "module example.test/fosmod\n");
+    write(&work.join("a.go"), "package a\n");
+    write(&work.join("sub/go.mod"), "module example.test/fosmod/sub\n");
+    write(&work.join("sub/s.go"), "package sub\n");
+    fossil(&["add", "go.mod", "a.go", "sub"]);
+    fossil(&[
+        "commit",
+        "-m",
+        "one",
+        "--no-warnings",
+        "--date-override",
+        "2024-03-01 12:00:00",
+        "--tag",
+        "v1.0.0",
+    ]);
+    write(&work.join("a.go"), "package a\n\nconst X = 2\n");
+    fossil(&[
+        "commit",
+        "-m",
+        "two",
+        "--no-warnings",
+        "--date-override",
+        "2024-03-02 12:00:00",
+    ]);
+    start_on_free_port(|port| {
+        let mut cmd = Command::new("fossil");
+        cmd.args(["server", "--localhost", "--port", &port.to_string()])
+            .arg(&repo)
+            .env("USER", "gopher");
+        cmd
+    })
+}
+
+/// Fossil: `latest` (the trunk tip), a tag asked for by name, a commit
+/// hash, and a subdirectory module.
+#[test]
+fn fossil_matches_the_go_command() {
+    let root = tempfile::tempdir().unwrap();
+    let server = fossil_fixture(root.path());
+    let bench = Bench::new(
+        &[(
+            "/fosmod",
+            &format!(
+                "example.test/fosmod fossil http://127.0.0.1:{}/",
+                server.port
+            ),
+        )],
+        &[("GOVCS", "*:all"), ("USER", "gopher")],
+    );
+    let latest = bench
+        .oracle
+        .download("example.test/fosmod", "latest")
+        .unwrap();
+    assert!(latest.is_ok(), "{}", latest.error);
+    let tagged = bench
+        .oracle
+        .download("example.test/fosmod", "v1.0.0")
+        .unwrap();
+    assert!(tagged.is_ok(), "{}", tagged.error);
+    let q = |m: &'static str, s: &str| (m, s.to_string());
+    let cases = [
+        q("example.test/fosmod", "list"),
+        q("example.test/fosmod", "latest"),
+        q("example.test/fosmod", "v1.0.0"),
+        q("example.test/fosmod", "trunk"),
+        q("example.test/fosmod", "nosuchtag"),
+        q("example.test/fosmod", &latest.version),
+        q("example.test/fosmod/sub", "latest"),
+    ];
+    bench.compare_all(&cases);
 }
