@@ -670,3 +670,54 @@ fn fossil_matches_the_go_command() {
     ];
     bench.compare_all(&cases);
 }
+
+/// An hg server that accepts connections and never answers: the fetch
+/// stops at its deadline (hg is killed) instead of hanging.
+#[test]
+fn a_stalled_server_is_cut_off_at_the_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let mut bench = Bench::new(
+        &[(
+            "/stall",
+            &format!("example.test/stall hg http://127.0.0.1:{port}/"),
+        )],
+        &[],
+    );
+    bench.fetcher = bench
+        .fetcher
+        .clone()
+        .with_timeout(Some(Duration::from_secs(30)));
+    let err = bench
+        .rt
+        .block_on(bench.fetcher.latest("example.test/stall"))
+        .unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Timeout, "{err}");
+    assert!(!held.lock().unwrap().is_empty(), "hg never connected");
+}
+
+/// Without the tool, the error names it.
+#[test]
+fn a_missing_tool_is_named() {
+    let bench = Bench::new(
+        &[("/nohg", "example.test/nohg hg http://127.0.0.1:9/")],
+        &[],
+    );
+    let fetcher = bench
+        .fetcher
+        .clone()
+        .with_command_env(&["PATH=/nonexistent-athens-test"]);
+    let err = bench
+        .rt
+        .block_on(fetcher.latest("example.test/nohg"))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("the hg command is not installed"), "{text}");
+}
