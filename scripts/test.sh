@@ -64,6 +64,20 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&
     fi
 fi
 
+# Mercurial, Subversion and Fossil: modules on those systems are fetched
+# through their command lines, and vcs/tests/othervcs.rs compares that with
+# the go command on repositories served by hg serve, svnserve and fossil.
+if ! command -v hg >/dev/null 2>&1 || ! command -v svnserve >/dev/null 2>&1 \
+    || ! command -v fossil >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "hg, svn and fossil are needed and apt-get is not available"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -qq --no-install-recommends mercurial subversion fossil >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends mercurial subversion fossil >/dev/null; } \
+        || fail "apt-get install mercurial subversion fossil failed"
+fi
+
 # Azurite from npm, into a project-local prefix.
 tools="$root/.tools"
 azurite_version="3.35.0"

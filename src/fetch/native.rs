@@ -64,7 +64,9 @@ impl NativeFetcher {
             .map_err(|e| e.to_string())?
             .with_tree_limits(config.tree_limits())
             .with_git_limits(config.git_limits())
-            .with_cache_budget(config.git_cache_max_bytes);
+            .with_cache_budget(config.git_cache_max_bytes)
+            .with_hgrc_path((!config.hgrc_path.is_empty()).then(|| config.hgrc_path.clone().into()))
+            .with_command_env(&config.go_binary_env_vars.0);
         let age = super::gogetdir::stale_age(config);
         super::gogetdir::tidy_in_background(
             go_get_dir.to_path_buf(),

@@ -96,6 +96,23 @@ pub trait CodeRepo: Send + Sync {
     ) -> Result<Option<String>, CodeError>;
     /// Whether `rev` has the commit that `tag` points at as an ancestor (or is it).
     fn descends_from(&self, rev: &str, tag: &str) -> Result<bool, CodeError>;
+    /// The hash recorded as `Hash` in the `.info` origin of a version
+    /// resolved to `info`: the commit hash, except for Subversion, whose
+    /// revision numbers the go command does not record.
+    fn origin_hash<'a>(&self, info: &'a RevInfo) -> &'a str {
+        &info.hash
+    }
+    /// The name the code host gives revision `code_rev` once resolved to
+    /// `info` (the go command's `RevInfo.Version`), which becomes the
+    /// module version when it is a canonical tag: `code_rev` itself when it
+    /// is one of the commit's tags, else the commit hash.
+    fn vcs_version(&self, code_rev: &str, info: &RevInfo) -> String {
+        if info.tags.iter().any(|t| t == code_rev) {
+            code_rev.to_string()
+        } else {
+            info.hash.clone()
+        }
+    }
     /// The files of the tree at `rev` under `subdir` (empty for the root), with
     /// paths relative to `subdir`, as `git archive` would export them.
     fn files(&self, rev: &str, subdir: &str) -> Result<Vec<TreeFile>, CodeError>;

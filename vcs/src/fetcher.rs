@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::{CliOptions, CliRepo};
 use crate::codehost::{CodeError, CodeRepo};
 use crate::discovery::{self, DiscoveryClient, DiscoveryError, Netrc, RepoRoot, Vcs};
 use crate::git::{GitLimits, GitOptions, GitRepo, HostCredentials, TreeLimits};
@@ -55,7 +56,8 @@ pub enum FetchError {
         /// The proxy's base URL.
         url: String,
     },
-    /// The repository uses something other than git.
+    /// The repository uses a version-control system this fetcher cannot
+    /// drive.
     #[error("{path}: {vcs} repositories are not supported by the native fetcher")]
     UnsupportedVcs {
         /// The module path.
@@ -163,6 +165,11 @@ struct Inner {
     client: DiscoveryClient,
     git: GitOptions,
     cache_root: PathBuf,
+    /// Mercurial's configuration file (Athens' `HGRCPath`), if any.
+    hgrc_path: Option<PathBuf>,
+    /// Variables set for version-control commands on top of the go
+    /// environment's `HOME` and proxies.
+    command_env: Vec<(String, String)>,
 }
 
 impl DirectFetcher {
@@ -197,6 +204,8 @@ impl DirectFetcher {
                 client,
                 git,
                 cache_root,
+                hgrc_path: None,
+                command_env: Vec::new(),
             }),
             tree_limits: TreeLimits::default(),
             timeout: None,
@@ -238,6 +247,8 @@ impl DirectFetcher {
                     client: shared.client.clone(),
                     git,
                     cache_root: shared.cache_root.clone(),
+                    hgrc_path: shared.hgrc_path.clone(),
+                    command_env: shared.command_env.clone(),
                 }
             }
         };
@@ -246,6 +257,29 @@ impl DirectFetcher {
             tree_limits: self.tree_limits,
             timeout: self.timeout,
         }
+    }
+
+    /// The same fetcher giving Mercurial `hgrc` as its configuration (after
+    /// the system's, in place of the user's `~/.hgrc`), as Athens does with
+    /// `HGRCPath`.
+    pub fn with_hgrc_path(mut self, hgrc: Option<PathBuf>) -> DirectFetcher {
+        Arc::make_mut(&mut self.inner).hgrc_path = hgrc;
+        self
+    }
+
+    /// The same fetcher setting `vars` (`KEY=VALUE`; later entries win)
+    /// for the Mercurial, Subversion and Fossil commands it runs, as Athens'
+    /// go command hands its `GoBinaryEnvVars` to the tools it starts (for
+    /// example `USER`, which `fossil clone` needs).
+    pub fn with_command_env<S: AsRef<str>>(mut self, vars: &[S]) -> DirectFetcher {
+        Arc::make_mut(&mut self.inner).command_env = vars
+            .iter()
+            .filter_map(|entry| {
+                let (k, v) = entry.as_ref().split_once('=')?;
+                (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        self
     }
 
     /// The deadline calls run under, if any.
@@ -354,12 +388,6 @@ impl DirectFetcher {
                 url: root.repo_url,
             });
         }
-        if root.vcs != Vcs::Git {
-            return Err(FetchError::UnsupportedVcs {
-                path: path.to_string(),
-                vcs: root.vcs.to_string(),
-            });
-        }
         let inner = self.inner.clone();
         let tree_limits = self.tree_limits;
         let module = path.to_string();
@@ -448,6 +476,9 @@ fn open_repo(
     tree_limits: TreeLimits,
     interrupt: &Interrupt,
 ) -> Result<Arc<dyn CodeRepo>, FetchError> {
+    if root.vcs != Vcs::Git {
+        return open_cli_repo(inner, root, interrupt);
+    }
     let git = GitOptions {
         tree_limits,
         interrupt: interrupt.clone(),
@@ -471,6 +502,54 @@ fn open_repo(
         .into()),
     }
 }
+
+/// Opens a Mercurial, Subversion or Fossil repository through its command
+/// line, in a private directory under the cache root. The commands see
+/// the server's environment with the go environment's `HOME` and proxy
+/// settings on top: `HOME` holds `~/.hgrc` and Subversion's credential
+/// cache (`~/.subversion/auth`), as for Athens' go command.
+fn open_cli_repo(
+    inner: &Inner,
+    root: &RepoRoot,
+    interrupt: &Interrupt,
+) -> Result<Arc<dyn CodeRepo>, FetchError> {
+    let mut env: Vec<(String, String)> = CHILD_ENV
+        .iter()
+        .filter_map(|key| Some((key.to_string(), inner.env.get(key)?.to_string())))
+        .collect();
+    env.extend(inner.command_env.iter().cloned());
+    let options = CliOptions {
+        env,
+        hgrc_path: inner.hgrc_path.clone(),
+        interrupt: interrupt.clone(),
+    };
+    match CliRepo::open(root.vcs, &root.repo_url, &inner.cache_root, options) {
+        Ok(repo) => Ok(Arc::new(repo)),
+        Err(CodeError::NotFound(reason)) => Err(ResolveError::NotFound(VersionProblem {
+            module: root.root.clone(),
+            version: None,
+            pseudo: false,
+            reason,
+        })
+        .into()),
+        Err(source) => Err(ResolveError::Upstream {
+            module: root.root.clone(),
+            source,
+        }
+        .into()),
+    }
+}
+
+/// The go environment's variables handed to version-control commands.
+const CHILD_ENV: &[&str] = &[
+    "HOME",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 /// Credentials git may offer, one per netrc machine; a missing or unreadable
 /// netrc simply means none.

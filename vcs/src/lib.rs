@@ -6,6 +6,8 @@
 //!   files at a revision), as a trait.
 //! - [`git`]: that trait implemented on gix, with a persistent bare-repository
 //!   cache per remote.
+//! - [`cli`]: the same trait for Mercurial, Subversion and Fossil, through
+//!   their command-line tools as the go command runs them.
 //! - [`discovery`]: module path to repository (well-known hosts, go-import
 //!   meta tags, GOPRIVATE/GOINSECURE/GOVCS policy).
 //! - [`resolve`]: the go command's rules for versions, pseudo-versions,
@@ -94,6 +96,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod codehost;
 pub mod discovery;
 pub mod fetcher;

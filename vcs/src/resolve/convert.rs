@@ -190,7 +190,7 @@ impl ModuleRepo {
             vcs: self.repo.vcs().to_string(),
             url: self.repo.url().to_string(),
             subdir: self.code_dir.clone(),
-            hash: rev_info.hash.clone(),
+            hash: self.repo.origin_hash(rev_info).to_string(),
             reference: if is_pseudo {
                 String::new()
             } else {
@@ -229,12 +229,8 @@ impl Convert<'_> {
 
         // What the code host called the revision: the asked-for tag when it
         // is a tag of this commit, else the commit hash.
-        let vcs_version = if tags.iter().any(|t| t == code_rev) {
-            code_rev
-        } else {
-            self.info.hash.as_str()
-        };
-        if let Some((v, true)) = self.tag_to_version(vcs_version) {
+        let vcs_version = repo.repo.vcs_version(code_rev, self.info);
+        if let Some((v, true)) = self.tag_to_version(&vcs_version) {
             if let Ok(version) = self.check_canonical(&v) {
                 return Ok(version);
             }
