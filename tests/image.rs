@@ -139,7 +139,6 @@ fn start_in_root(
             .envs(process.env.iter().map(|(k, v)| (k, v)))
             .env("ATHENS_PORT", format!("127.0.0.1:{port}"))
             .envs(extra.iter().map(|(k, v)| (k, v)))
-            .current_dir(rootfs.join(process.cwd.trim_start_matches('/')))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log handle"))
             .stderr(log_file);
@@ -194,6 +193,11 @@ fn image_runs_in_an_empty_root_and_serves_the_go_client() {
     let process = image_process(&bundle);
     assert_eq!(process.args[0], "/bin/athens");
     assert_eq!((process.uid, process.gid), (1000, 1000));
+    // chroot(1) starts in the new root's `/`, not in the image's working
+    // directory; the entrypoint's arguments name the configuration by its
+    // absolute path, so nothing depends on it.
+    assert_eq!(process.cwd, "/var/lib/athens");
+    assert_eq!(process.args[1], "-config_file=/etc/athens/config.toml");
 
     // The image holds exactly what it should: no shell, no libraries.
     let listing = run(
