@@ -291,6 +291,20 @@ fn image_runs_in_an_empty_root_and_serves_the_go_client() {
     .expect("hosts");
     std::fs::write(rootfs.join("etc/resolv.conf"), "nameserver 127.0.0.1\n").expect("resolv.conf");
     assert!(!rootfs.join("etc/nsswitch.conf").exists());
+    // The device nodes every OCI runtime creates in a container's /dev. The
+    // binary needs /dev/urandom: in a static binary the getrandom crate
+    // cannot look the getrandom(2) wrapper up at run time and reads the
+    // device instead.
+    std::fs::create_dir(rootfs.join("dev")).expect("dev");
+    for (name, minor) in [("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)] {
+        run(
+            Command::new(host_program("mknod"))
+                .args(["-m", "666"])
+                .arg(rootfs.join("dev").join(name))
+                .args(["c", "1", &minor.to_string()]),
+            "mknod",
+        );
+    }
     std::fs::write(
         rootfs.join("tmp/gitconfig"),
         format!(
