@@ -217,7 +217,7 @@ impl Bench {
             return self.compare_list(module);
         }
         let at = format!("{module}@{query}");
-        self.oracle.clear_mod_cache().unwrap();
+        self.oracle.clear_mod_cache_keep_clones().unwrap();
         let go = self.oracle.download(module, query).expect("running go");
         let zip_file = tempfile::NamedTempFile::new().unwrap();
         let ours = self.rt.block_on(self.fetcher.download(
@@ -266,7 +266,7 @@ impl Bench {
     }
 
     fn compare_list(&self, module: &str) -> Vec<String> {
-        self.oracle.clear_mod_cache().unwrap();
+        self.oracle.clear_mod_cache_keep_clones().unwrap();
         let go = self.oracle.list_versions(module).expect("running go list");
         let ours = self.rt.block_on(self.fetcher.list(module));
         match (go.error.as_ref(), ours) {
@@ -305,13 +305,11 @@ impl Bench {
     }
 }
 
-/// A module at the root with tags, a named branch, a subdirectory module
-/// (with the root LICENSE copied into its zip), and a repository without
-/// go.mod whose v2+ tags are `+incompatible`.
-#[test]
-fn mercurial_matches_the_go_command() {
-    let root = tempfile::tempdir().unwrap();
-    let m = HgRepo::init(root.path(), "hgmod");
+/// A module at the root with tags, a named branch and a subdirectory
+/// module (with the root LICENSE copied into its zip), served by `hg
+/// serve`; also returns the third commit's node and the default tip's.
+fn hgmod_fixture(root: &Path) -> (HgRepo, Server, String, String) {
+    let m = HgRepo::init(root, "hgmod");
     m.commit(
         &[
             ("go.mod", "module example.test/hgmod\n\ngo 1.21\n"),
@@ -338,31 +336,28 @@ fn mercurial_matches_the_go_command() {
         "sub change",
     );
     let default_tip = m.node("default");
+    let server = hg_serve(&m.dir);
+    (m, server, third, default_tip)
+}
 
-    let old = HgRepo::init(root.path(), "hgold");
-    old.commit(&[("old.go", "package old\n")], 0, "one");
-    old.tag("v1.0.0", ".", 0);
-    old.commit(&[("old.go", "package old\n\n// v2\n")], 1, "two");
-    old.tag("v2.0.0", ".", 1);
-    old.commit(&[("old.go", "package old\n\n// v3\n")], 2, "three");
-    old.tag("v3.1.0", ".", 2);
-    old.commit(&[("old.go", "package old\n\n// after\n")], 3, "four");
-
-    let hgmod = hg_serve(&m.dir);
-    let hgold = hg_serve(&old.dir);
-    let bench = Bench::new(
-        &[
-            (
-                "/hgmod",
-                &format!("example.test/hgmod hg http://127.0.0.1:{}/", hgmod.port),
-            ),
-            (
-                "/hgold",
-                &format!("example.test/hgold hg http://127.0.0.1:{}/", hgold.port),
-            ),
-        ],
+fn hg_bench(name: &str, server: &Server) -> Bench {
+    Bench::new(
+        &[(
+            &format!("/{name}"),
+            &format!("example.test/{name} hg http://127.0.0.1:{}/", server.port),
+        )],
         &[],
-    );
+    )
+}
+
+/// Tags, branches and revisions of a Mercurial module. The Mercurial
+/// cases are split over three tests so that they run side by side: every
+/// hg command (ours and the go command's) starts a Python interpreter.
+#[test]
+fn mercurial_matches_the_go_command() {
+    let root = tempfile::tempdir().unwrap();
+    let (_m, server, third, default_tip) = hgmod_fixture(root.path());
+    let bench = hg_bench("hgmod", &server);
     let q = |m: &'static str, s: &str| (m, s.to_string());
     let cases = [
         q("example.test/hgmod", "list"),
@@ -375,6 +370,18 @@ fn mercurial_matches_the_go_command() {
         q("example.test/hgmod", &third[..12]),
         q("example.test/hgmod", &default_tip),
         q("example.test/hgmod", "nosuchbranch"),
+    ];
+    bench.compare_all(&cases);
+}
+
+/// Pseudo-versions and a subdirectory module on Mercurial.
+#[test]
+fn mercurial_pseudo_versions_and_subdirectories_match_the_go_command() {
+    let root = tempfile::tempdir().unwrap();
+    let (_m, server, third, _) = hgmod_fixture(root.path());
+    let bench = hg_bench("hgmod", &server);
+    let q = |m: &'static str, s: &str| (m, s.to_string());
+    let cases = [
         q(
             "example.test/hgmod",
             &format!("v1.1.0-rc.1.0.20240303120000-{}", &third[..12]),
@@ -387,6 +394,27 @@ fn mercurial_matches_the_go_command() {
         q("example.test/hgmod/sub", "latest"),
         q("example.test/hgmod/sub", "v0.1.0"),
         q("example.test/hgmod/sub", "default"),
+    ];
+    bench.compare_all(&cases);
+}
+
+/// A Mercurial repository without go.mod whose v2+ tags are
+/// `+incompatible`.
+#[test]
+fn mercurial_incompatible_versions_match_the_go_command() {
+    let root = tempfile::tempdir().unwrap();
+    let old = HgRepo::init(root.path(), "hgold");
+    old.commit(&[("old.go", "package old\n")], 0, "one");
+    old.tag("v1.0.0", ".", 0);
+    old.commit(&[("old.go", "package old\n\n// v2\n")], 1, "two");
+    old.tag("v2.0.0", ".", 1);
+    old.commit(&[("old.go", "package old\n\n// v3\n")], 2, "three");
+    old.tag("v3.1.0", ".", 2);
+    old.commit(&[("old.go", "package old\n\n// after\n")], 3, "four");
+    let server = hg_serve(&old.dir);
+    let bench = hg_bench("hgold", &server);
+    let q = |m: &'static str, s: &str| (m, s.to_string());
+    let cases = [
         q("example.test/hgold", "list"),
         q("example.test/hgold", "latest"),
         q("example.test/hgold", "v1.0.0"),
