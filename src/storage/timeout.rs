@@ -206,11 +206,14 @@ impl Storage for TimeoutStorage {
 }
 
 /// A reader that fails with [`io::ErrorKind::TimedOut`] when its source
-/// makes no progress for `limit`.
+/// keeps a read waiting for `limit`. Only the time a read waits counts: a
+/// consumer that pauses between reads (a slow client) is no stall.
 struct StallBound {
     inner: ZipReader,
     limit: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Whether a read is waiting for the source (the timer runs for it).
+    waiting: bool,
 }
 
 impl StallBound {
@@ -219,6 +222,7 @@ impl StallBound {
             inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            waiting: false,
         }
     }
 }
@@ -230,22 +234,31 @@ impl AsyncRead for StallBound {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.waiting {
+            let deadline = Instant::now() + this.limit;
+            this.timer.as_mut().reset(deadline);
+        }
         match this.inner.as_mut().poll_read(cx, buf) {
             Poll::Ready(result) => {
-                let next = Instant::now() + this.limit;
-                this.timer.as_mut().reset(next);
+                this.waiting = false;
                 Poll::Ready(result)
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "storage sent nothing of the zip within Timeout ({})",
-                        humanize(this.limit)
-                    ),
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                this.waiting = true;
+                match this.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.waiting = false;
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "storage sent nothing of the zip within Timeout ({})",
+                                humanize(this.limit)
+                            ),
+                        )))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 }
@@ -391,6 +404,21 @@ mod tests {
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"zzzzzzzz");
+
+        // A consumer that pauses longer than the limit between reads (a
+        // slow client) does not count against the source.
+        let mut reader = StallBound::new(
+            Box::pin(Trickle {
+                left: 3,
+                wait: None,
+            }),
+            Duration::from_millis(300),
+        );
+        let mut byte = [0u8; 1];
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            reader.read_exact(&mut byte).await.unwrap();
+        }
     }
 
     /// Calls that answer in time pass through unchanged.
