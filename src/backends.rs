@@ -18,7 +18,8 @@ use crate::locks::redis::RedisLocks;
 use crate::locks::{DistributedLock, LockService, WaitPolicy};
 use crate::storage::object::services;
 use crate::storage::{
-    CachedStorage, DiskStorage, ExternalStorage, MemoryStorage, ObjectStorage, Storage,
+    CachedStorage, DiskStorage, ExternalStorage, MemoryStorage, ObjectStorage, ServiceFailure,
+    Storage, StorageError, TimeoutStorage,
 };
 
 /// The opened backends.
@@ -37,6 +38,25 @@ const AZURE_LEASE_TTL: Duration = Duration::from_secs(15);
 const ETCD_LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often a waiter on a storage lease or etcd lock tries again.
 const LEASE_RETRY: Duration = Duration::from_millis(250);
+
+/// A start-up check of the storage service, given `Timeout` to answer
+/// like every later storage call.
+async fn within_timeout(
+    config: &Config,
+    check: impl std::future::Future<Output = Result<(), StorageError>>,
+) -> Result<(), StorageError> {
+    let limit = config.timeout_duration();
+    tokio::time::timeout(limit, check)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StorageError::Service(Box::new(ServiceFailure {
+                service: config.storage_type.as_str(),
+                op: "checking",
+                key: "the service".into(),
+                message: format!("no answer within Timeout ({}s)", limit.as_secs()),
+            })))
+        })
+}
 
 /// The object store `StorageType` names, with the service name errors
 /// use; `None` for the other storage types.
@@ -66,9 +86,11 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
             let storage = Arc::new(
                 ObjectStorage::new(Arc::clone(store), service).with_stale_after(stale_age(config)),
             );
-            storage.check().await.with_context(|| {
-                format!("StorageType {:?}: the bucket cannot be used", kind.as_str())
-            })?;
+            within_timeout(config, storage.check())
+                .await
+                .with_context(|| {
+                    format!("StorageType {:?}: the bucket cannot be used", kind.as_str())
+                })?;
             let tidy = Arc::clone(&storage);
             tokio::spawn(async move {
                 match tidy.remove_stale_uploads().await {
@@ -103,8 +125,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
         (None, StorageType::External) => {
             let external = ExternalStorage::new(&config.storage.external.url)
                 .context("external storage (Storage.External.URL)")?;
-            external
-                .check()
+            within_timeout(config, external.check())
                 .await
                 .context("external storage (Storage.External.URL) does not answer")?;
             Arc::new(external)
@@ -115,10 +136,15 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
         ),
     };
     // Memory storage is memory already; every other backend pays a file
-    // or network read per request for the small, immutable version files.
+    // or network read per request for the small, immutable version files,
+    // each bounded by `Timeout` as Athens bounds its storage calls.
     let storage: Arc<dyn Storage> = match config.storage_type {
         StorageType::Memory => storage,
-        _ => Arc::new(CachedStorage::new(storage)),
+        kind => Arc::new(CachedStorage::new(Arc::new(TimeoutStorage::new(
+            storage,
+            config.timeout_duration(),
+            kind.as_str(),
+        )))),
     };
     let lock = open_lock(config, object_store).await?;
     Ok(Backends { storage, lock })

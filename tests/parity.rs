@@ -600,11 +600,12 @@ fn keys_without_effect_are_reported_at_start() {
     let dir = server._scratch.path();
     let log = std::fs::read_to_string(dir.join("athens.log")).unwrap_or_default()
         + &std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-    for key in ["GoBinary", "Storage.GCP.ProjectID"] {
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains(key)).collect();
-        assert_eq!(lines.len(), 1, "{key}:\n{log}");
-        assert!(lines[0].contains("WARN"), "{}", lines[0]);
-    }
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("GoBinary")).collect();
+    assert_eq!(lines.len(), 1, "GoBinary:\n{log}");
+    assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    // Used as Athens uses it (not at all for the bucket's objects), so
+    // nothing to warn about.
+    assert!(!log.contains("ProjectID"), "{log}");
 }
 
 /// `-version` in the forms Go's flag package accepts for a boolean:
@@ -644,4 +645,245 @@ fn version_flag_accepts_gos_boolean_forms() {
     let (code, _, stderr) = run(&["-version=maybe"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("-version"), "{stderr}");
+}
+
+/// What [`S3Front`] does with the requests it receives.
+const FRONT_PASS: u8 = 0;
+/// Holds every request from now on without an answer (connections stay
+/// open), as a store that accepts connections and never answers.
+const FRONT_STALL_ALL: u8 = 1;
+/// Holds the writes (`PUT`, `POST`) and passes the reads.
+const FRONT_STALL_WRITES: u8 = 2;
+
+/// A loopback TCP front for moto that records the request bytes it is
+/// sent and, when told, stops answering.
+struct S3Front {
+    addr: std::net::SocketAddr,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl S3Front {
+    fn start(upstream: std::net::SocketAddr) -> S3Front {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("front port");
+        let addr = listener.local_addr().expect("front address");
+        let mode = Arc::new(AtomicU8::new(FRONT_PASS));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s, halt) = (mode.clone(), seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let (mut client_out, mut server_in) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                // Answers go back as they come.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_in, &mut client_out);
+                });
+                let (m, s) = (m.clone(), s.clone());
+                std::thread::spawn(move || {
+                    let mut held = false;
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match client.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buf[..n];
+                        s.lock().unwrap().extend_from_slice(chunk);
+                        let write = chunk.starts_with(b"PUT ") || chunk.starts_with(b"POST ");
+                        held |= match m.load(Ordering::SeqCst) {
+                            FRONT_STALL_ALL => true,
+                            FRONT_STALL_WRITES => write,
+                            _ => false,
+                        };
+                        // A held connection keeps being read, never answered.
+                        if !held && server.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        S3Front {
+            addr,
+            mode,
+            seen,
+            stop,
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn seen_text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).to_string()
+    }
+}
+
+impl Drop for S3Front {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accepting thread so that it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// A loopback AWS credentials endpoint answering every request with one
+/// key pair, as the endpoint `Storage.S3.CredentialsEndpoint` names does;
+/// remembers the request lines it got.
+struct CredentialsEndpoint {
+    addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CredentialsEndpoint {
+    const KEY_ID: &'static str = "ASIAFROMTHEENDPOINT";
+
+    fn start() -> CredentialsEndpoint {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("endpoint port");
+        let addr = listener.local_addr().expect("endpoint address");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(head) = support::read_request_head(&mut stream) else {
+                    continue;
+                };
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                seen.lock().unwrap().push(line);
+                let body = format!(
+                    r#"{{"AccessKeyId":"{}","SecretAccessKey":"endpoint-secret","Token":"endpoint-session","Expiration":"2999-01-01T00:00:00Z"}}"#,
+                    Self::KEY_ID
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        CredentialsEndpoint { addr, requests }
+    }
+}
+
+/// S3 storage as Athens configures it with `Storage.S3.CredentialsEndpoint`
+/// and `Timeout`:
+/// - requests are signed with the key pair the credentials endpoint
+///   (`CredentialsEndpoint` + `AwsContainerCredentialsRelativeURI`) gives,
+///   not with the static `Key`, and the normal path works against moto;
+/// - once the store accepts connections and never answers, requests for
+///   a stored and for a missing version answer 500 (a storage failure
+///   the go command does not fall through on) naming `Timeout`, instead of
+///   hanging (the request below would hit its 60 s read limit);
+/// - a save whose writes never complete ends the same way and leaves no
+///   published version: once the store answers again the version is not
+///   there, and the next request stores and serves it.
+#[test]
+fn s3_takes_credentials_from_the_endpoint_and_storage_calls_end_at_timeout() {
+    let moto = fixtures::services::s3::Moto::start().expect("moto");
+    moto.create_bucket("parity-storage").expect("bucket");
+    let front = S3Front::start(moto.process.addr);
+    let credentials = CredentialsEndpoint::start();
+    let repo = build_repo("e2e-lib");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let served = scratch.path().join("served");
+    std::fs::create_dir_all(&served).expect("served dir");
+    bare_clone(&repo, &served, "e2e-lib");
+    let git = GitHttpServer::start(served);
+    let front_url = format!("http://{}", front.addr);
+    let endpoint_url = format!("http://{}", credentials.addr);
+    let server = server_behind(
+        &git,
+        scratch.path(),
+        &[
+            ("ATHENS_STORAGE_TYPE", "s3"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "static-key"),
+            ("AWS_SECRET_ACCESS_KEY", "static-secret"),
+            ("ATHENS_S3_BUCKET_NAME", "parity-storage"),
+            ("AWS_ENDPOINT", &front_url),
+            ("AWS_FORCE_PATH_STYLE", "true"),
+            ("AWS_CREDENTIALS_ENDPOINT", &endpoint_url),
+            (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/task-1",
+            ),
+            ("ATHENS_TIMEOUT", "5"),
+        ],
+    );
+    let get = |path: &str| {
+        let (status, body) = http_get(server.port(), path).expect("an answer");
+        (status, String::from_utf8_lossy(&body).to_string())
+    };
+
+    let (status, body) = get(&format!("/{LIB}/@v/v1.0.0.info"));
+    assert_eq!(status, 200, "{body}");
+    let requests = credentials.requests.lock().unwrap().clone();
+    assert!(
+        !requests.is_empty(),
+        "the credentials endpoint was not asked"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.starts_with("GET /v2/credentials/task-1 ")),
+        "{requests:?}"
+    );
+    let sent = front.seen_text();
+    let signed = format!("Credential={}/", CredentialsEndpoint::KEY_ID);
+    assert!(
+        sent.contains(&signed),
+        "no request signed with the endpoint's key"
+    );
+    assert!(sent.contains("x-amz-security-token: endpoint-session"));
+    assert!(!sent.contains("Credential=static-key/"));
+
+    front.set(FRONT_STALL_ALL);
+    for path in [
+        format!("/{LIB}/@v/v1.0.0.mod"),
+        format!("/{LIB}/@v/v1.1.0.info"),
+    ] {
+        let (status, body) = get(&path);
+        assert_eq!(status, 500, "{path}: {body}");
+        assert!(body.contains("within Timeout (5s)"), "{path}: {body}");
+    }
+
+    front.set(FRONT_STALL_WRITES);
+    let (status, body) = get(&format!("/{LIB}/@v/v1.1.0.info"));
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("within Timeout (5s)"), "{body}");
+    front.set(FRONT_PASS);
+    let (status, _) = fixtures::services::http_request(
+        moto.process.addr,
+        "GET",
+        &format!("/parity-storage/{LIB}/@v/v1.1.0.info"),
+        &[],
+        b"",
+    )
+    .expect("asking moto");
+    assert_eq!(status, 404, "the interrupted save published the version");
+    let (status, body) = get(&format!("/{LIB}/@v/v1.1.0.info"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"Version\":\"v1.1.0\""), "{body}");
 }

@@ -497,7 +497,7 @@ config_table! {
             "MaxModuleFiles", "ATHENS_MAX_MODULE_FILES";
         /// Seconds an outbound network call may take; also the overall deadline of
         /// a list, @latest or version query (.info of a branch or partial version)
-        /// request, answered 504 when missed.
+        /// request, answered 504 when missed, and of each storage call (500).
         timeout: u64 = 300, "Timeout", "ATHENS_TIMEOUT";
         /// Branches and tags a git origin may advertise; its ref advertisement may
         /// take 1 KiB per allowed ref (at least 1 MiB).
@@ -650,7 +650,7 @@ config_table! {
 config_table! {
     /// Google Cloud Storage settings.
     pub struct GcpConfig {
-        /// Google Cloud project.
+        /// Google Cloud project; as in Athens, not needed to reach the bucket.
         project_id: String = String::new(), "ProjectID", "GOOGLE_CLOUD_PROJECT";
         /// GCS bucket. Required for StorageType gcp.
         bucket: String = String::new(), "Bucket", "ATHENS_STORAGE_GCP_BUCKET";
@@ -712,10 +712,12 @@ config_table! {
             "UseDefaultConfiguration", "AWS_USE_DEFAULT_CONFIGURATION";
         /// Use path-style bucket URLs.
         force_path_style: bool = false, "ForcePathStyle", "AWS_FORCE_PATH_STYLE";
-        /// Endpoint that serves credentials.
+        /// Endpoint that serves S3 credentials, asked before Key/Secret/Token
+        /// unless UseDefaultConfiguration.
         credentials_endpoint: String = String::new(),
             "CredentialsEndpoint", "AWS_CREDENTIALS_ENDPOINT";
-        /// Container credentials path appended to CredentialsEndpoint.
+        /// Credentials path appended to CredentialsEndpoint (alone: asked at
+        /// ECS's 169.254.170.2).
         aws_container_credentials_relative_uri: String = String::new(),
             "AwsContainerCredentialsRelativeURI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
         /// Override of the S3 endpoint.
@@ -730,10 +732,10 @@ config_table! {
         account_name: String = String::new(), "AccountName", "ATHENS_AZURE_ACCOUNT_NAME";
         /// Azure storage account key.
         account_key: Secret = Secret::default(), "AccountKey", "ATHENS_AZURE_ACCOUNT_KEY";
-        /// Managed identity resource id.
+        /// Managed identity resource id; used before AccountKey when set.
         managed_identity_resource_id: String = String::new(),
             "ManagedIdentityResourceID", "ATHENS_AZURE_MANAGED_IDENTITY_RESOURCE_ID";
-        /// Credential scope.
+        /// Scope of the managed identity's token (empty: Azure Storage's).
         credential_scope: String = String::new(),
             "CredentialScope", "ATHENS_AZURE_CREDENTIAL_SCOPE";
         /// Blob container. Required for StorageType azureblob.

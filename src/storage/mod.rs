@@ -11,6 +11,7 @@ pub mod external;
 pub mod memory;
 pub mod object;
 pub mod side;
+pub mod timeout;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -30,6 +31,7 @@ pub use external::ExternalStorage;
 pub use memory::MemoryStorage;
 pub use object::ObjectStorage;
 pub use side::SideKey;
+pub use timeout::TimeoutStorage;
 
 /// A readable zip stream.
 pub type ZipReader = Pin<Box<dyn AsyncRead + Send>>;

@@ -918,6 +918,7 @@ impl Storage for ObjectStorage {
     }
 }
 
+pub(crate) mod credentials;
 pub mod services;
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential, S3CopyIfNotExists};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
+use super::credentials::{EndpointCredentials, IdentityEndpoint, ManagedIdentityCredentials};
 use crate::config::{AzureBlobConfig, GcpConfig, MinioConfig, S3Config};
 
 /// Why an object store could not be set up from the configuration.
@@ -49,39 +50,31 @@ impl CreateOnlyCopy for AmazonS3Builder {
 }
 
 /// Amazon S3 or any S3-compatible service. As with the AWS SDK Athens
-/// uses: `UseDefaultConfiguration` (or no key) takes credentials from the
-/// environment, web identity, the container endpoint or instance metadata;
-/// otherwise Key/Secret/Token are used. `Endpoint` overrides the service
+/// uses: `UseDefaultConfiguration` (or no key and no credentials
+/// endpoint) takes credentials from the environment, web identity, the
+/// container endpoint or instance metadata; otherwise, as Athens' chain,
+/// the credentials endpoint ([`credentials_endpoint_url`]) when set,
+/// falling back to Key/Secret/Token. `Endpoint` overrides the service
 /// address; without `ForcePathStyle` the bucket becomes part of the host
 /// name, as the SDK does.
 pub fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
     let mut builder = AmazonS3Builder::from_env()
         .with_region(&c.region)
         .with_bucket_name(&c.bucket);
-    if !c.use_default_configuration && !c.key.is_empty() {
-        builder = builder
-            .with_access_key_id(&c.key)
-            .with_secret_access_key(c.secret.expose());
-        if !c.token.is_empty() {
-            builder = builder.with_token(c.token.expose());
+    let static_keys = (!c.key.is_empty()).then(|| AwsCredential {
+        key_id: c.key.clone(),
+        secret_key: c.secret.expose().to_string(),
+        token: Some(c.token.expose().to_string()).filter(|t| !t.is_empty()),
+    });
+    if !c.use_default_configuration {
+        if let Some(url) = credentials_endpoint_url(c) {
+            // Athens' chain: the endpoint, then the static keys.
+            let provider =
+                EndpointCredentials::new(url, static_keys).map_err(|e| config_error("s3", e))?;
+            builder = builder.with_credentials(Arc::new(provider));
+        } else if let Some(keys) = static_keys {
+            builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(keys)));
         }
-    }
-    if !c.aws_container_credentials_relative_uri.is_empty() {
-        builder = if c.credentials_endpoint.is_empty() {
-            builder.with_config(
-                AmazonS3ConfigKey::ContainerCredentialsRelativeUri,
-                &c.aws_container_credentials_relative_uri,
-            )
-        } else {
-            builder.with_config(
-                AmazonS3ConfigKey::ContainerCredentialsFullUri,
-                format!(
-                    "{}{}",
-                    c.credentials_endpoint.trim_end_matches('/'),
-                    c.aws_container_credentials_relative_uri
-                ),
-            )
-        };
     }
     if !c.endpoint.is_empty() {
         let endpoint = c.endpoint.trim_end_matches('/');
@@ -105,6 +98,25 @@ pub fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> 
         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         .map_err(|e| config_error("s3", e))
 }
+
+/// Where Athens' S3 backend asks for credentials: `CredentialsEndpoint`
+/// followed by `AwsContainerCredentialsRelativeURI`, as Athens joins them.
+/// A relative URI alone is asked at ECS's address (169.254.170.2), as the
+/// AWS SDK's container provider asks it (Athens' own chain would ask the
+/// bare path and fail over to the static keys).
+pub(crate) fn credentials_endpoint_url(c: &S3Config) -> Option<String> {
+    match (
+        c.credentials_endpoint.as_str(),
+        c.aws_container_credentials_relative_uri.as_str(),
+    ) {
+        ("", "") => None,
+        ("", relative) => Some(format!("{ECS_CREDENTIALS_HOST}{relative}")),
+        (endpoint, relative) => Some(format!("{endpoint}{relative}")),
+    }
+}
+
+/// The address ECS serves task credentials at.
+const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
 
 /// MinIO and other S3-compatible services reached by `host:port`
 /// (DigitalOcean Spaces, Alibaba OSS): path-style requests, `EnableSSL`
@@ -137,9 +149,11 @@ pub fn minio(c: &MinioConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigE
         .map_err(|e| config_error("minio", e))
 }
 
-/// Azure Blob Storage: the account key when set, otherwise the managed
-/// identity (`ManagedIdentityResourceID`) or the environment's Azure
-/// credentials. The service address can be overridden with
+/// Azure Blob Storage: as in Athens, the managed identity
+/// `ManagedIdentityResourceID` when set, with a token for
+/// `CredentialScope` (Azure Storage's scope when empty) from the instance
+/// metadata service or App Service's `IDENTITY_ENDPOINT`; otherwise the
+/// account key; otherwise the environment's Azure credentials. The service address can be overridden with
 /// `AZURE_STORAGE_ENDPOINT` (for Azurite, say).
 pub fn azure_blob(c: &AzureBlobConfig) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
     azure_blob_at(c, std::env::var("AZURE_STORAGE_ENDPOINT").ok().as_deref())
@@ -151,16 +165,34 @@ pub(crate) fn azure_blob_at(
     c: &AzureBlobConfig,
     endpoint: Option<&str>,
 ) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
+    azure_blob_with_identity(c, endpoint, IdentityEndpoint::from_env())
+}
+
+/// The scope asked for when `CredentialScope` is empty: Azure Storage's.
+const AZURE_STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
+/// [`azure_blob_at`] with the managed identity endpoint given.
+pub(crate) fn azure_blob_with_identity(
+    c: &AzureBlobConfig,
+    endpoint: Option<&str>,
+    identity: IdentityEndpoint,
+) -> Result<Arc<dyn ObjectStore>, ObjectStoreConfigError> {
     let mut builder = MicrosoftAzureBuilder::from_env()
         .with_account(&c.account_name)
         .with_container_name(&c.container_name);
-    if !c.account_key.is_empty() {
+    // As in Athens, the managed identity wins over the account key.
+    if !c.managed_identity_resource_id.is_empty() {
+        let scope = if c.credential_scope.is_empty() {
+            AZURE_STORAGE_SCOPE
+        } else {
+            c.credential_scope.as_str()
+        };
+        let provider =
+            ManagedIdentityCredentials::new(identity, scope, &c.managed_identity_resource_id)
+                .map_err(|e| config_error("azureblob", e))?;
+        builder = builder.with_credentials(Arc::new(provider));
+    } else if !c.account_key.is_empty() {
         builder = builder.with_access_key(c.account_key.expose());
-    } else if !c.managed_identity_resource_id.is_empty() {
-        builder = builder.with_config(
-            object_store::azure::AzureConfigKey::MsiResourceId,
-            &c.managed_identity_resource_id,
-        );
     }
     if let Some(endpoint) = endpoint {
         builder = builder
