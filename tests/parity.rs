@@ -645,3 +645,79 @@ fn version_flag_accepts_gos_boolean_forms() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("-version"), "{stderr}");
 }
+
+/// Sends `commands` (RESP inline commands) to the Redis server at `addr`
+/// and returns everything it answers until the connection has been quiet
+/// for a moment after the last reply started.
+fn redis_exchange(addr: &str, commands: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to redis");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(commands.as_bytes()).expect("writing");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("reading");
+    answer
+}
+
+/// How many `SET` commands the password-protected Redis at `addr` has run.
+fn redis_set_calls(addr: &str, password: &str) -> u64 {
+    let answer = redis_exchange(addr, &format!("AUTH {password}\r\nINFO commandstats\r\n"));
+    assert!(answer.starts_with("+OK"), "{answer}");
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+        .map_or(0, |rest| {
+            rest.split(',')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        })
+}
+
+/// A Redis endpoint that is not a URL is, as in Athens, the `host:port` to
+/// dial with the separate Password: the binary starts against a Redis that
+/// requires it, and takes its single-flight leases there; without the
+/// password (or with a wrong one) it refuses to start.
+#[test]
+fn a_redis_endpoint_that_is_not_a_url_is_dialled_with_the_password() {
+    const PASSWORD: &str = "parity-redis-pw";
+    let redis = fixtures::services::redis::RedisServer::start_with_password(PASSWORD)
+        .expect("redis-server (installed by scripts/test.sh)");
+    let endpoint = redis.endpoint();
+    assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let env = |password: &str| {
+        vec![
+            ("ATHENS_DISK_STORAGE_ROOT", root.display().to_string()),
+            ("ATHENS_SINGLE_FLIGHT_TYPE", "redis".to_string()),
+            ("ATHENS_REDIS_ENDPOINT", endpoint.clone()),
+            ("ATHENS_REDIS_PASSWORD", password.to_string()),
+        ]
+    };
+    for wrong in ["", "not-the-password"] {
+        let refused = start_disk_server(scratch.path(), &env(wrong))
+            .err()
+            .unwrap_or_else(|| panic!("started with password {wrong:?}"));
+        assert!(refused.contains("SingleFlight"), "{refused}");
+    }
+
+    let server = start_disk_server(scratch.path(), &env(PASSWORD))
+        .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    let before = redis_set_calls(&endpoint, PASSWORD);
+    // A version not in storage is fetched under a lease (the fetch itself
+    // fails: GOPROXY=off).
+    let (status, _) =
+        http_get(server.port, "/example.test/leased/@v/v1.0.0.info").expect("request");
+    assert!((400..500).contains(&status), "{status}");
+    assert!(
+        redis_set_calls(&endpoint, PASSWORD) > before,
+        "no lease was taken on {endpoint}"
+    );
+}
