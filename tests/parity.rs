@@ -721,3 +721,145 @@ fn a_redis_endpoint_that_is_not_a_url_is_dialled_with_the_password() {
         "no lease was taken on {endpoint}"
     );
 }
+
+/// One HTTP/1.1 GET over `stream` (already through TLS or not), with
+/// `Connection: close`: the status and body, or `None` when what comes
+/// back is not an HTTP response.
+async fn get_over<S>(mut stream: S, path: &str) -> Option<(u16, Vec<u8>)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut raw),
+    )
+    .await;
+    // A TLS peer may end without close_notify; what arrived counts.
+    let _ = read.ok()?;
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    Some((status, raw[head_end + 4..].to_vec()))
+}
+
+/// With `UnixSocket` and `TLSCertFile`/`TLSKeyFile`, the socket speaks
+/// HTTPS, as Athens' ServeTLS on its listener does: a TLS client checking
+/// the certificate gets `/healthz` and the protocol's answers, and a
+/// plain-HTTP request on the socket is not answered as HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_served_on_a_unix_socket() {
+    use std::time::{Duration, Instant};
+    let scratch = tempfile::tempdir().expect("scratch");
+    let certs = scratch.path().join("certs");
+    std::fs::create_dir_all(&certs).expect("certs dir");
+    let (ca, cert, key) =
+        fixtures::services::localhost_certificates(&certs).expect("test certificates (openssl)");
+    // A version in disk storage, for a protocol route.
+    let root = scratch.path().join("root");
+    let tree = scratch.path().join("tree");
+    std::fs::create_dir_all(&tree).expect("tree");
+    std::fs::write(tree.join("go.mod"), "module example.test/overtls\n").expect("go.mod");
+    let pack = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .arg("pack")
+        .arg(&tree)
+        .args(["--module", "example.test/overtls", "--version", "v1.0.0"])
+        .args(["--layout", "athens", "--time", "2024-01-02T03:04:05Z"])
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .expect("athens pack");
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+
+    let socket = scratch.path().join("athens.sock");
+    let log = scratch.path().join("athens.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch.path())
+        .env("ATHENS_UNIX_SOCKET", &socket)
+        .env("ATHENS_TLSCERT_FILE", &cert)
+        .env("ATHENS_TLSKEY_FILE", &key)
+        .env("ATHENS_STORAGE_TYPE", "disk")
+        .env("ATHENS_DISK_STORAGE_ROOT", &root)
+        .env("ATHENS_GOGET_DIR", scratch.path().join("goget"))
+        .env("ATHENS_GO_BINARY_ENV_VARS", "GOPROXY=off")
+        .current_dir(scratch.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawning athens");
+    // On the socket only: no TCP port.
+    let mut server = ChildServer {
+        child,
+        port: 0,
+        _scratch: scratch,
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject;
+        let ca = rustls::pki_types::CertificateDer::from_pem_file(&ca).expect("CA certificate");
+        roots.add(ca).expect("CA accepted");
+    }
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tls_get = |path: &'static str| {
+        let connector = connector.clone();
+        let socket = socket.clone();
+        async move {
+            let unix = tokio::net::UnixStream::connect(&socket).await.ok()?;
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let tls = connector.connect(name, unix).await.ok()?;
+            get_over(tls, path).await
+        }
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        if let Some(answer) = tls_get("/healthz").await {
+            break answer;
+        }
+        if server.child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+            panic!(
+                "athens did not answer over TLS on {}:\n{}",
+                socket.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health.0, 200);
+    let (status, body) = tls_get("/example.test/overtls/@v/v1.0.0.mod")
+        .await
+        .expect(".mod over TLS");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"module example.test/overtls\n");
+    let (status, body) = tls_get("/example.test/overtls/@v/list")
+        .await
+        .expect("list over TLS");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"v1.0.0\n");
+
+    // Plain HTTP on the same socket: no HTTP answer.
+    let plain = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connecting without TLS");
+    assert_eq!(get_over(plain, "/healthz").await, None);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}

@@ -452,7 +452,8 @@ config_table! {
         github_token: Secret = Secret::default(), "GithubToken", "ATHENS_GITHUB_TOKEN";
         /// .hgrc file for Mercurial repositories.
         hgrc_path: String = String::new(), "HGRCPath", "ATHENS_HGRC_PATH";
-        /// TLS certificate; HTTPS is served when this and TLSKeyFile are set.
+        /// TLS certificate; HTTPS is served (on Port or UnixSocket) when this and
+        /// TLSKeyFile are set.
         tls_cert_file: String = String::new(), "TLSCertFile", "ATHENS_TLSCERT_FILE";
         /// TLS private key.
         tls_key_file: String = String::new(), "TLSKeyFile", "ATHENS_TLSKEY_FILE";

@@ -562,19 +562,6 @@ fn bind_dual_stack(port: u16) -> std::io::Result<tokio::net::TcpListener> {
 /// of `config`, and returns after a graceful shutdown on SIGTERM/Ctrl-C.
 pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     let limits = ConnectionLimits::from_config(config);
-    if !config.unix_socket.is_empty() {
-        #[cfg(unix)]
-        {
-            let listener = tokio::net::UnixListener::bind(&config.unix_socket)
-                .with_context(|| format!("listening on unix socket {}", config.unix_socket))?;
-            tracing::info!(socket = %config.unix_socket, "listening");
-            serve_listener_with(listener, app, shutdown_signal(), limits).await?;
-            return Ok(());
-        }
-        #[cfg(not(unix))]
-        anyhow::bail!("UnixSocket is only supported on Unix systems");
-    }
-    let addr = config.listen_addr();
     let acceptor = if config.tls_enabled() {
         Some(super::tls::load_acceptor(
             std::path::Path::new(&config.tls_cert_file),
@@ -583,6 +570,33 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     } else {
         None
     };
+    if !config.unix_socket.is_empty() {
+        #[cfg(unix)]
+        {
+            let listener = tokio::net::UnixListener::bind(&config.unix_socket)
+                .with_context(|| format!("listening on unix socket {}", config.unix_socket))?;
+            match acceptor {
+                // TLS on the socket too, as Athens' ServeTLS does.
+                Some(acceptor) => {
+                    tracing::info!(socket = %config.unix_socket, "listening (TLS)");
+                    let listener = super::tls::TlsListener::with_limit(
+                        listener,
+                        acceptor,
+                        limits.max_connections,
+                    )?;
+                    serve_listener_with(listener, app, shutdown_signal(), limits).await?;
+                }
+                None => {
+                    tracing::info!(socket = %config.unix_socket, "listening");
+                    serve_listener_with(listener, app, shutdown_signal(), limits).await?;
+                }
+            }
+            return Ok(());
+        }
+        #[cfg(not(unix))]
+        anyhow::bail!("UnixSocket is only supported on Unix systems");
+    }
+    let addr = config.listen_addr();
     let listener = bind_tcp(&config.port, &addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
