@@ -863,3 +863,74 @@ async fn tls_is_served_on_a_unix_socket() {
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+/// `CloudRuntime = "GCP"` logs Athens' JSON for Cloud Logging, whatever
+/// `LogFormat` says: every line an object whose first keys are
+/// `timestamp`, `severity` and `message`, with the line's fields after
+/// them at the top level.
+#[test]
+fn cloud_runtime_gcp_logs_cloud_logging_json() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let gitconfig = scratch.path().join("gitconfig");
+    std::fs::write(&gitconfig, "").expect("gitconfig");
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup.extra_env = [
+        ("ATHENS_CLOUD_RUNTIME", "GCP"),
+        ("ATHENS_LOG_FORMAT", "plain"),
+        // A warning at start.
+        ("ATHENS_GO_BINARY_PATH", "/opt/go/bin/go"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let server = Server::start(&setup);
+    let path = "/example.test/gcp-logged/@v/v1.0.0.bogus";
+    let (status, _) = http_get(server.port(), path).expect("request");
+    let log = server.log_text();
+
+    let mut lines = Vec::new();
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let fields = value.as_object().expect("an object");
+        // The key order Athens writes.
+        let order = fields.keys().collect::<Vec<_>>();
+        assert!(
+            line.starts_with("{\"timestamp\":\"") && order.len() >= 3,
+            "{line}"
+        );
+        let after_time = &line[line.find("\",\"").expect("second key")..];
+        assert!(
+            after_time.starts_with("\",\"severity\":\"") && after_time.contains("\",\"message\":"),
+            "{line}"
+        );
+        let timestamp = fields["timestamp"].as_str().expect("timestamp");
+        time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("timestamp {timestamp:?}: {e}"));
+        assert!(!timestamp.contains('.'), "whole seconds: {timestamp}");
+        let severity = fields["severity"].as_str().expect("severity");
+        assert!(
+            ["DEBUG", "INFO", "WARNING", "ERROR"].contains(&severity),
+            "{line}"
+        );
+        lines.push(value);
+    }
+    let request = lines
+        .iter()
+        .find(|l| l["path"] == path)
+        .unwrap_or_else(|| panic!("no line for {path}:\n{log}"));
+    assert_eq!(request["severity"], "INFO");
+    assert_eq!(request["message"], "request");
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["status"], status);
+    assert!(request["request_id"].is_string(), "{request}");
+    let warning = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("GoBinary"))
+        })
+        .unwrap_or_else(|| panic!("no GoBinary warning:\n{log}"));
+    assert_eq!(warning["severity"], "WARNING");
+}

@@ -390,8 +390,8 @@ config_table! {
         log_level: String = "debug".into(), "LogLevel", "ATHENS_LOG_LEVEL";
         /// Log format: plain or json.
         log_format: String = "plain".into(), "LogFormat", "ATHENS_LOG_FORMAT";
-        /// Cloud provider the proxy runs on: GCP or none. Required when LogFormat
-        /// is empty.
+        /// Cloud provider the proxy runs on: GCP or none. GCP logs Athens' JSON for
+        /// Cloud Logging, whatever LogFormat says. Required when LogFormat is empty.
         cloud_runtime: String = "none".into(), "CloudRuntime", "ATHENS_CLOUD_RUNTIME";
         /// Expose profiling endpoints. Meant for short debugging sessions only.
         enable_pprof: bool = false, "EnablePprof", "ATHENS_ENABLE_PPROF";

@@ -52,9 +52,6 @@ impl Config {
                 self.go_binary
             ));
         }
-        if self.cloud_runtime.eq_ignore_ascii_case("gcp") {
-            warnings.push("CloudRuntime \"GCP\" has no effect (logs follow LogFormat)".to_string());
-        }
         if !self.storage.gcp.project_id.is_empty() {
             warnings.push(
                 "Storage.GCP.ProjectID is ignored (the bucket alone locates the objects)"
@@ -138,7 +135,6 @@ mod tests {
     fn keys_without_effect_are_reported_when_set() {
         let mut config = Config {
             go_binary: "/usr/local/go/bin/go".into(),
-            cloud_runtime: "GCP".into(),
             ..Config::default()
         };
         config.storage.gcp.project_id = "my-project".into();
@@ -146,7 +142,6 @@ mod tests {
         let warnings = config.validate().unwrap();
         for key in [
             "GoBinary",
-            "CloudRuntime",
             "Storage.GCP.ProjectID",
             "Storage.AzureBlob.CredentialScope",
         ] {
@@ -156,8 +151,14 @@ mod tests {
                 "{key}: {warnings:?}"
             );
         }
-        // At their defaults they say nothing.
+        // At their defaults they say nothing; CloudRuntime GCP selects the
+        // log format, so it is not among them.
         assert!(Config::default().validate().unwrap().is_empty());
+        let gcp = Config {
+            cloud_runtime: "GCP".into(),
+            ..Config::default()
+        };
+        assert!(gcp.validate().unwrap().is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 mod error_body;
 mod features;
+mod gcp_log;
 mod home_template;
 pub mod log_sink;
 mod robots;

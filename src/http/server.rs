@@ -24,7 +24,8 @@ use tokio::time::{Instant, Sleep};
 use super::log_sink::{LogGuard, LogSink};
 use crate::config::Config;
 
-/// Installs the global tracing subscriber from `LogLevel` and `LogFormat`
+/// Installs the global tracing subscriber from `LogLevel` and `LogFormat`,
+/// or Athens' JSON for Cloud Logging when `CloudRuntime` is `GCP`
 /// (`RUST_LOG`, when set, overrides the level). Logs go to stderr through
 /// a [`LogSink`]: `info` and `debug` lines (one per request) are written by
 /// a background thread, so requests never wait for stderr; keep the
@@ -48,7 +49,10 @@ pub fn init_logging(config: &Config) -> anyhow::Result<LogGuard> {
         .with_env_filter(filter)
         .with_writer(sink)
         .with_ansi(ansi);
-    let installed = if config.log_format == "json" {
+    let installed = if config.cloud_runtime == super::gcp_log::GCP_RUNTIME {
+        // Athens' GCP format, whatever LogFormat says.
+        builder.event_format(super::gcp_log::GcpFormat).try_init()
+    } else if config.log_format == "json" {
         builder.json().try_init()
     } else {
         builder.try_init()
