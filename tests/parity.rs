@@ -609,8 +609,9 @@ fn keys_without_effect_are_reported_at_start() {
 
 /// `-version` in the forms Go's flag package accepts for a boolean:
 /// `-version`, `--version`, `-version=true` (and ParseBool's other
-/// spellings) print the version; `-version=false` does not; anything else
-/// is a usage error.
+/// spellings) print the build details as Athens lays them out;
+/// `-version=false` does not; anything else is a usage error. `/version`
+/// answers the same details as Athens' JSON.
 #[test]
 fn version_flag_accepts_gos_boolean_forms() {
     let run = |args: &[&str]| {
@@ -625,7 +626,8 @@ fn version_flag_accepts_gos_boolean_forms() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
-    let version_line = format!("athens {}\n", env!("CARGO_PKG_VERSION"));
+    let (_, version_line, _) = run(&["-version"]);
+    let (version, date) = build_details_of(&version_line);
     for args in [
         &["-version"][..],
         &["--version"],
@@ -644,11 +646,81 @@ fn version_flag_accepts_gos_boolean_forms() {
     let (code, _, stderr) = run(&["-version=maybe"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("-version"), "{stderr}");
+
+    // `/version` answers the same details as Athens' JSON.
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let server = start_disk_server(
+        scratch.path(),
+        &[("ATHENS_DISK_STORAGE_ROOT", root.display().to_string())],
+    )
+    .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    let (status, body) = http_get(server.port, "/version").expect("/version");
+    assert_eq!(status, 200);
+    // Athens' field order; an empty date is left out.
+    let quoted = |s: &str| serde_json::to_string(s).expect("JSON string");
+    let want = if date.is_empty() {
+        format!("{{\"version\":{}}}\n", quoted(&version))
+    } else {
+        format!(
+            "{{\"version\":{},\"date\":{}}}\n",
+            quoted(&version),
+            quoted(&date)
+        )
+    };
+    assert_eq!(String::from_utf8_lossy(&body), want);
+}
+
+/// The version and date of `-version`'s output, which must be laid out as
+/// Athens' `build.String()` and name this build: `v` and the package
+/// version (with `+` and the checked-out commit when built from git), and
+/// the commit's time as `YYYY-MM-DD-HH:MM:SS-UTC`, unless the build was
+/// given other values.
+fn build_details_of(output: &str) -> (String, String) {
+    let rest = output
+        .strip_prefix("Build Details:\n\tVersion:\t")
+        .unwrap_or_else(|| panic!("not Athens' layout: {output:?}"));
+    let (version, rest) = rest.split_once("\n\tDate:\t\t").expect("a Date line");
+    let date = rest.strip_suffix('\n').expect("one final newline");
+    assert!(!date.contains('\n'), "{output:?}");
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(manifest)
+            .args(args)
+            .env("TZ", "UTC")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let toplevel = git(&["rev-parse", "--show-toplevel"])
+        .filter(|top| std::fs::canonicalize(top).ok() == std::fs::canonicalize(manifest).ok());
+    let package = concat!("v", env!("CARGO_PKG_VERSION"));
+    if option_env!("ATHENS_BUILD_VERSION").is_none() {
+        match toplevel.as_ref().and_then(|_| git(&["rev-parse", "HEAD"])) {
+            Some(head) => assert_eq!(version, format!("{package}+{}", &head[..12])),
+            None => assert_eq!(version, package),
+        }
+    }
+    if option_env!("ATHENS_BUILD_DATE").is_none() && option_env!("SOURCE_DATE_EPOCH").is_none() {
+        let committed = toplevel.as_ref().and_then(|_| {
+            git(&[
+                "log",
+                "-1",
+                "--date=format-local:%Y-%m-%d-%H:%M:%S-UTC",
+                "--format=%cd",
+            ])
+        });
+        assert_eq!(date, committed.unwrap_or_default());
+    }
+    (version.to_string(), date.to_string())
 }
 
 /// Sends `commands` (RESP inline commands) to the Redis server at `addr`
-/// and returns everything it answers until the connection has been quiet
-/// for a moment after the last reply started.
+/// and returns everything it answers before closing the connection.
 fn redis_exchange(addr: &str, commands: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connecting to redis");
