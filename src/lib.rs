@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod backends;
+pub mod build_info;
 pub mod config;
 pub mod download_mode;
 pub mod fetch;

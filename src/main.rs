@@ -54,7 +54,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(ServerArgs::Version) => {
-            println!("athens {}", env!("CARGO_PKG_VERSION"));
+            // Athens' build details, laid out as its `-version` prints them.
+            println!("{}", athens::build_info::DETAILS.console_text());
             ExitCode::SUCCESS
         }
         Ok(ServerArgs::Serve(config_file)) => match run_server(config_file) {

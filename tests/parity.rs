@@ -610,8 +610,9 @@ fn keys_without_effect_are_reported_at_start() {
 
 /// `-version` in the forms Go's flag package accepts for a boolean:
 /// `-version`, `--version`, `-version=true` (and ParseBool's other
-/// spellings) print the version; `-version=false` does not; anything else
-/// is a usage error.
+/// spellings) print the build details as Athens lays them out;
+/// `-version=false` does not; anything else is a usage error. `/version`
+/// answers the same details as Athens' JSON.
 #[test]
 fn version_flag_accepts_gos_boolean_forms() {
     let run = |args: &[&str]| {
@@ -626,7 +627,8 @@ fn version_flag_accepts_gos_boolean_forms() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
-    let version_line = format!("athens {}\n", env!("CARGO_PKG_VERSION"));
+    let (_, version_line, _) = run(&["-version"]);
+    let (version, date) = build_details_of(&version_line);
     for args in [
         &["-version"][..],
         &["--version"],
@@ -645,6 +647,365 @@ fn version_flag_accepts_gos_boolean_forms() {
     let (code, _, stderr) = run(&["-version=maybe"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("-version"), "{stderr}");
+
+    // `/version` answers the same details as Athens' JSON.
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let server = start_disk_server(
+        scratch.path(),
+        &[("ATHENS_DISK_STORAGE_ROOT", root.display().to_string())],
+    )
+    .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    let (status, body) = http_get(server.port, "/version").expect("/version");
+    assert_eq!(status, 200);
+    // Athens' field order; an empty date is left out.
+    let quoted = |s: &str| serde_json::to_string(s).expect("JSON string");
+    let want = if date.is_empty() {
+        format!("{{\"version\":{}}}\n", quoted(&version))
+    } else {
+        format!(
+            "{{\"version\":{},\"date\":{}}}\n",
+            quoted(&version),
+            quoted(&date)
+        )
+    };
+    assert_eq!(String::from_utf8_lossy(&body), want);
+}
+
+/// The version and date of `-version`'s output, which must be laid out as
+/// Athens' `build.String()` and name this build: `v` and the package
+/// version (with `+` and the checked-out commit when built from git), and
+/// the commit's time as `YYYY-MM-DD-HH:MM:SS-UTC`, unless the build was
+/// given other values.
+fn build_details_of(output: &str) -> (String, String) {
+    let rest = output
+        .strip_prefix("Build Details:\n\tVersion:\t")
+        .unwrap_or_else(|| panic!("not Athens' layout: {output:?}"));
+    let (version, rest) = rest.split_once("\n\tDate:\t\t").expect("a Date line");
+    let date = rest.strip_suffix('\n').expect("one final newline");
+    assert!(!date.contains('\n'), "{output:?}");
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(manifest)
+            .args(args)
+            .env("TZ", "UTC")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let toplevel = git(&["rev-parse", "--show-toplevel"])
+        .filter(|top| std::fs::canonicalize(top).ok() == std::fs::canonicalize(manifest).ok());
+    let package = concat!("v", env!("CARGO_PKG_VERSION"));
+    if option_env!("ATHENS_BUILD_VERSION").is_none() {
+        match toplevel.as_ref().and_then(|_| git(&["rev-parse", "HEAD"])) {
+            Some(head) => assert_eq!(version, format!("{package}+{}", &head[..12])),
+            None => assert_eq!(version, package),
+        }
+    }
+    if option_env!("ATHENS_BUILD_DATE").is_none() && option_env!("SOURCE_DATE_EPOCH").is_none() {
+        let committed = toplevel.as_ref().and_then(|_| {
+            git(&[
+                "log",
+                "-1",
+                "--date=format-local:%Y-%m-%d-%H:%M:%S-UTC",
+                "--format=%cd",
+            ])
+        });
+        assert_eq!(date, committed.unwrap_or_default());
+    }
+    (version.to_string(), date.to_string())
+}
+
+/// Sends `commands` (RESP inline commands) to the Redis server at `addr`
+/// and returns everything it answers before closing the connection.
+fn redis_exchange(addr: &str, commands: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to redis");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(commands.as_bytes()).expect("writing");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("reading");
+    answer
+}
+
+/// How many `SET` commands the password-protected Redis at `addr` has run.
+fn redis_set_calls(addr: &str, password: &str) -> u64 {
+    let answer = redis_exchange(addr, &format!("AUTH {password}\r\nINFO commandstats\r\n"));
+    assert!(answer.starts_with("+OK"), "{answer}");
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+        .map_or(0, |rest| {
+            rest.split(',')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        })
+}
+
+/// A Redis endpoint that is not a URL is, as in Athens, the `host:port` to
+/// dial with the separate Password: the binary starts against a Redis that
+/// requires it, and takes its single-flight leases there; without the
+/// password (or with a wrong one) it refuses to start.
+#[test]
+fn a_redis_endpoint_that_is_not_a_url_is_dialled_with_the_password() {
+    const PASSWORD: &str = "parity-redis-pw";
+    let redis = fixtures::services::redis::RedisServer::start_with_password(PASSWORD)
+        .expect("redis-server (installed by scripts/test.sh)");
+    let endpoint = redis.endpoint();
+    assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let env = |password: &str| {
+        vec![
+            ("ATHENS_DISK_STORAGE_ROOT", root.display().to_string()),
+            ("ATHENS_SINGLE_FLIGHT_TYPE", "redis".to_string()),
+            ("ATHENS_REDIS_ENDPOINT", endpoint.clone()),
+            ("ATHENS_REDIS_PASSWORD", password.to_string()),
+        ]
+    };
+    for wrong in ["", "not-the-password"] {
+        let refused = start_disk_server(scratch.path(), &env(wrong))
+            .err()
+            .unwrap_or_else(|| panic!("started with password {wrong:?}"));
+        assert!(refused.contains("SingleFlight"), "{refused}");
+    }
+
+    let server = start_disk_server(scratch.path(), &env(PASSWORD))
+        .unwrap_or_else(|log| panic!("athens refused to start:\n{log}"));
+    let before = redis_set_calls(&endpoint, PASSWORD);
+    // A version not in storage is fetched under a lease (the fetch itself
+    // fails: GOPROXY=off).
+    let (status, _) =
+        http_get(server.port, "/example.test/leased/@v/v1.0.0.info").expect("request");
+    assert!((400..500).contains(&status), "{status}");
+    assert!(
+        redis_set_calls(&endpoint, PASSWORD) > before,
+        "no lease was taken on {endpoint}"
+    );
+}
+
+/// One HTTP/1.1 GET over `stream` (already through TLS or not), with
+/// `Connection: close`: the status and body, or `None` when what comes
+/// back is not an HTTP response.
+async fn get_over<S>(mut stream: S, path: &str) -> Option<(u16, Vec<u8>)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut raw),
+    )
+    .await;
+    // A TLS peer may end without close_notify; what arrived counts.
+    let _ = read.ok()?;
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    Some((status, raw[head_end + 4..].to_vec()))
+}
+
+/// With `UnixSocket` and `TLSCertFile`/`TLSKeyFile`, the socket speaks
+/// HTTPS, as Athens' ServeTLS on its listener does: a TLS client checking
+/// the certificate gets `/healthz` and the protocol's answers, and a
+/// plain-HTTP request on the socket is not answered as HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_served_on_a_unix_socket() {
+    use std::time::{Duration, Instant};
+    let scratch = tempfile::tempdir().expect("scratch");
+    let certs = scratch.path().join("certs");
+    std::fs::create_dir_all(&certs).expect("certs dir");
+    let (ca, cert, key) =
+        fixtures::services::localhost_certificates(&certs).expect("test certificates (openssl)");
+    // A version in disk storage, for a protocol route.
+    let root = scratch.path().join("root");
+    let tree = scratch.path().join("tree");
+    std::fs::create_dir_all(&tree).expect("tree");
+    std::fs::write(tree.join("go.mod"), "module example.test/overtls\n").expect("go.mod");
+    let pack = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .arg("pack")
+        .arg(&tree)
+        .args(["--module", "example.test/overtls", "--version", "v1.0.0"])
+        .args(["--layout", "athens", "--time", "2024-01-02T03:04:05Z"])
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .expect("athens pack");
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+
+    let socket = scratch.path().join("athens.sock");
+    let log = scratch.path().join("athens.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_athens"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch.path())
+        .env("ATHENS_UNIX_SOCKET", &socket)
+        .env("ATHENS_TLSCERT_FILE", &cert)
+        .env("ATHENS_TLSKEY_FILE", &key)
+        .env("ATHENS_STORAGE_TYPE", "disk")
+        .env("ATHENS_DISK_STORAGE_ROOT", &root)
+        .env("ATHENS_GOGET_DIR", scratch.path().join("goget"))
+        .env("ATHENS_GO_BINARY_ENV_VARS", "GOPROXY=off")
+        .current_dir(scratch.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawning athens");
+    // On the socket only: no TCP port.
+    let mut server = ChildServer {
+        child,
+        port: 0,
+        _scratch: scratch,
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject;
+        let ca = rustls::pki_types::CertificateDer::from_pem_file(&ca).expect("CA certificate");
+        roots.add(ca).expect("CA accepted");
+    }
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tls_get = |path: &'static str| {
+        let connector = connector.clone();
+        let socket = socket.clone();
+        async move {
+            let unix = tokio::net::UnixStream::connect(&socket).await.ok()?;
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let tls = connector.connect(name, unix).await.ok()?;
+            get_over(tls, path).await
+        }
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        if let Some(answer) = tls_get("/healthz").await {
+            break answer;
+        }
+        if server.child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+            panic!(
+                "athens did not answer over TLS on {}:\n{}",
+                socket.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health.0, 200);
+    let (status, body) = tls_get("/example.test/overtls/@v/v1.0.0.mod")
+        .await
+        .expect(".mod over TLS");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"module example.test/overtls\n");
+    let (status, body) = tls_get("/example.test/overtls/@v/list")
+        .await
+        .expect("list over TLS");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, b"v1.0.0\n");
+
+    // Plain HTTP on the same socket: no HTTP answer.
+    let plain = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connecting without TLS");
+    assert_eq!(get_over(plain, "/healthz").await, None);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
+
+/// `CloudRuntime = "GCP"` logs Athens' JSON for Cloud Logging, whatever
+/// `LogFormat` says: every line an object whose first keys are
+/// `timestamp`, `severity` and `message`, with the line's fields after
+/// them at the top level.
+#[test]
+fn cloud_runtime_gcp_logs_cloud_logging_json() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let gitconfig = scratch.path().join("gitconfig");
+    std::fs::write(&gitconfig, "").expect("gitconfig");
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup.extra_env = [
+        ("ATHENS_CLOUD_RUNTIME", "GCP"),
+        ("ATHENS_LOG_FORMAT", "plain"),
+        // A warning at start.
+        ("ATHENS_GO_BINARY_PATH", "/opt/go/bin/go"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let server = Server::start(&setup);
+    let path = "/example.test/gcp-logged/@v/v1.0.0.bogus";
+    let (status, _) = http_get(server.port(), path).expect("request");
+    let log = server.log_text();
+
+    let mut lines = Vec::new();
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let fields = value.as_object().expect("an object");
+        // The key order Athens writes.
+        let order = fields.keys().collect::<Vec<_>>();
+        assert!(
+            line.starts_with("{\"timestamp\":\"") && order.len() >= 3,
+            "{line}"
+        );
+        let after_time = &line[line.find("\",\"").expect("second key")..];
+        assert!(
+            after_time.starts_with("\",\"severity\":\"") && after_time.contains("\",\"message\":"),
+            "{line}"
+        );
+        let timestamp = fields["timestamp"].as_str().expect("timestamp");
+        time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("timestamp {timestamp:?}: {e}"));
+        assert!(!timestamp.contains('.'), "whole seconds: {timestamp}");
+        let severity = fields["severity"].as_str().expect("severity");
+        assert!(
+            ["DEBUG", "INFO", "WARNING", "ERROR"].contains(&severity),
+            "{line}"
+        );
+        lines.push(value);
+    }
+    let request = lines
+        .iter()
+        .find(|l| l["path"] == path)
+        .unwrap_or_else(|| panic!("no line for {path}:\n{log}"));
+    assert_eq!(request["severity"], "INFO");
+    assert_eq!(request["message"], "request");
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["status"], status);
+    assert!(request["request_id"].is_string(), "{request}");
+    let warning = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("GoBinary"))
+        })
+        .unwrap_or_else(|| panic!("no GoBinary warning:\n{log}"));
+    assert_eq!(warning["severity"], "WARNING");
 }
 
 /// What [`S3Front`] does with the requests it receives.

@@ -390,8 +390,8 @@ config_table! {
         log_level: String = "debug".into(), "LogLevel", "ATHENS_LOG_LEVEL";
         /// Log format: plain or json.
         log_format: String = "plain".into(), "LogFormat", "ATHENS_LOG_FORMAT";
-        /// Cloud provider the proxy runs on: GCP or none. Required when LogFormat
-        /// is empty.
+        /// Cloud provider the proxy runs on: GCP or none. GCP logs Athens' JSON for
+        /// Cloud Logging, whatever LogFormat says. Required when LogFormat is empty.
         cloud_runtime: String = "none".into(), "CloudRuntime", "ATHENS_CLOUD_RUNTIME";
         /// Expose profiling endpoints. Meant for short debugging sessions only.
         enable_pprof: bool = false, "EnablePprof", "ATHENS_ENABLE_PPROF";
@@ -452,7 +452,8 @@ config_table! {
         github_token: Secret = Secret::default(), "GithubToken", "ATHENS_GITHUB_TOKEN";
         /// .hgrc file for Mercurial repositories.
         hgrc_path: String = String::new(), "HGRCPath", "ATHENS_HGRC_PATH";
-        /// TLS certificate; HTTPS is served when this and TLSKeyFile are set.
+        /// TLS certificate; HTTPS is served (on Port or UnixSocket) when this and
+        /// TLSKeyFile are set.
         tls_cert_file: String = String::new(), "TLSCertFile", "ATHENS_TLSCERT_FILE";
         /// TLS private key.
         tls_key_file: String = String::new(), "TLSKeyFile", "ATHENS_TLSKEY_FILE";

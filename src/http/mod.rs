@@ -15,6 +15,7 @@
 
 mod error_body;
 mod features;
+mod gcp_log;
 mod home_template;
 pub mod log_sink;
 mod robots;
@@ -295,8 +296,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Athens' `/version`: the build details as JSON.
 async fn version() -> Response {
-    let body = serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }).to_string();
+    let body = crate::build_info::DETAILS.json_line();
     (
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         body,

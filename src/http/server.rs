@@ -24,7 +24,8 @@ use tokio::time::{Instant, Sleep};
 use super::log_sink::{LogGuard, LogSink};
 use crate::config::Config;
 
-/// Installs the global tracing subscriber from `LogLevel` and `LogFormat`
+/// Installs the global tracing subscriber from `LogLevel` and `LogFormat`,
+/// or Athens' JSON for Cloud Logging when `CloudRuntime` is `GCP`
 /// (`RUST_LOG`, when set, overrides the level). Logs go to stderr through
 /// a [`LogSink`]: `info` and `debug` lines (one per request) are written by
 /// a background thread, so requests never wait for stderr; keep the
@@ -48,7 +49,10 @@ pub fn init_logging(config: &Config) -> anyhow::Result<LogGuard> {
         .with_env_filter(filter)
         .with_writer(sink)
         .with_ansi(ansi);
-    let installed = if config.log_format == "json" {
+    let installed = if config.cloud_runtime == super::gcp_log::GCP_RUNTIME {
+        // Athens' GCP format, whatever LogFormat says.
+        builder.event_format(super::gcp_log::GcpFormat).try_init()
+    } else if config.log_format == "json" {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -562,19 +566,6 @@ fn bind_dual_stack(port: u16) -> std::io::Result<tokio::net::TcpListener> {
 /// of `config`, and returns after a graceful shutdown on SIGTERM/Ctrl-C.
 pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     let limits = ConnectionLimits::from_config(config);
-    if !config.unix_socket.is_empty() {
-        #[cfg(unix)]
-        {
-            let listener = tokio::net::UnixListener::bind(&config.unix_socket)
-                .with_context(|| format!("listening on unix socket {}", config.unix_socket))?;
-            tracing::info!(socket = %config.unix_socket, "listening");
-            serve_listener_with(listener, app, shutdown_signal(), limits).await?;
-            return Ok(());
-        }
-        #[cfg(not(unix))]
-        anyhow::bail!("UnixSocket is only supported on Unix systems");
-    }
-    let addr = config.listen_addr();
     let acceptor = if config.tls_enabled() {
         Some(super::tls::load_acceptor(
             std::path::Path::new(&config.tls_cert_file),
@@ -583,6 +574,33 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     } else {
         None
     };
+    if !config.unix_socket.is_empty() {
+        #[cfg(unix)]
+        {
+            let listener = tokio::net::UnixListener::bind(&config.unix_socket)
+                .with_context(|| format!("listening on unix socket {}", config.unix_socket))?;
+            match acceptor {
+                // TLS on the socket too, as Athens' ServeTLS does.
+                Some(acceptor) => {
+                    tracing::info!(socket = %config.unix_socket, "listening (TLS)");
+                    let listener = super::tls::TlsListener::with_limit(
+                        listener,
+                        acceptor,
+                        limits.max_connections,
+                    )?;
+                    serve_listener_with(listener, app, shutdown_signal(), limits).await?;
+                }
+                None => {
+                    tracing::info!(socket = %config.unix_socket, "listening");
+                    serve_listener_with(listener, app, shutdown_signal(), limits).await?;
+                }
+            }
+            return Ok(());
+        }
+        #[cfg(not(unix))]
+        anyhow::bail!("UnixSocket is only supported on Unix systems");
+    }
+    let addr = config.listen_addr();
     let listener = bind_tcp(&config.port, &addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;

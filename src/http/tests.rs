@@ -395,8 +395,9 @@ async fn health_readiness_version_and_catalog() {
     );
     let (status, body) = get(&app, "/version").await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, crate::build_info::DETAILS.json_line());
     let version: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(version["version"], crate::build_info::DETAILS.version);
 
     for v in ["v1.0.0", "v1.1.0", "v1.2.0"] {
         assert_eq!(

@@ -1,8 +1,9 @@
 //! Serving HTTPS (`TLSCertFile`/`TLSKeyFile`) with rustls: a listener
 //! whose connections are already through the TLS handshake, so the plain
-//! server loop (graceful shutdown included) serves them unchanged.
+//! server loop (graceful shutdown included) serves them unchanged. As in
+//! Athens, on `Port` and on `UnixSocket` alike.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -47,19 +49,67 @@ pub fn load_acceptor(cert_file: &Path, key_file: &Path) -> anyhow::Result<TlsAcc
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A TCP listener that hands out connections after their TLS handshake.
+/// A bound socket whose connections [`TlsListener`] accepts: TCP, or a
+/// Unix domain socket.
+pub trait RawListener: Send + 'static {
+    /// One accepted connection, before the handshake.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The peer's address, as handlers see it.
+    type Addr: Clone + Send + Sync + std::fmt::Debug + 'static;
+
+    /// The next connection, or the error accepting it.
+    fn accept_raw(
+        &self,
+    ) -> impl Future<Output = std::io::Result<(Self::Stream, Self::Addr)>> + Send;
+
+    /// The address the socket is bound to.
+    fn bound_addr(&self) -> std::io::Result<Self::Addr>;
+}
+
+impl RawListener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    fn accept_raw(
+        &self,
+    ) -> impl Future<Output = std::io::Result<(Self::Stream, Self::Addr)>> + Send {
+        self.accept()
+    }
+
+    fn bound_addr(&self) -> std::io::Result<Self::Addr> {
+        self.local_addr()
+    }
+}
+
+#[cfg(unix)]
+impl RawListener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    fn accept_raw(
+        &self,
+    ) -> impl Future<Output = std::io::Result<(Self::Stream, Self::Addr)>> + Send {
+        self.accept()
+    }
+
+    fn bound_addr(&self) -> std::io::Result<Self::Addr> {
+        self.local_addr()
+    }
+}
+
+/// A listener that hands out connections after their TLS handshake.
 /// Handshakes run concurrently in their own tasks, so a slow client does
 /// not hold up others.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
+pub struct TlsListener<L: RawListener = TcpListener> {
+    ready: mpsc::Receiver<(TlsStream<L::Stream>, L::Addr)>,
+    local_addr: L::Addr,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
-impl TlsListener {
+impl<L: RawListener> TlsListener<L> {
     /// Wraps a bound `listener`, terminating TLS with `acceptor`, with at
     /// most [`DEFAULT_MAX_HANDSHAKES`] handshakes at once.
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+    pub fn new(listener: L, acceptor: TlsAcceptor) -> std::io::Result<Self> {
         Self::with_limit(listener, acceptor, DEFAULT_MAX_HANDSHAKES)
     }
 
@@ -68,11 +118,11 @@ impl TlsListener {
     /// in the ready queue), so a flood of connections that never finish
     /// their handshake holds a bounded number of sockets.
     pub fn with_limit(
-        listener: TcpListener,
+        listener: L,
         acceptor: TlsAcceptor,
         max_handshakes: usize,
     ) -> std::io::Result<Self> {
-        let local_addr = listener.local_addr()?;
+        let local_addr = listener.bound_addr()?;
         let (tx, ready) = mpsc::channel(READY_QUEUE);
         let handshakes = Arc::new(Semaphore::new(max_handshakes.max(1)));
         let accept_task = tokio::spawn(async move {
@@ -81,7 +131,7 @@ impl TlsListener {
                 let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
                     return;
                 };
-                let (tcp, peer) = match listener.accept().await {
+                let (stream, peer) = match listener.accept_raw().await {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Usually too many open files: back off briefly.
@@ -94,12 +144,12 @@ impl TlsListener {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((stream, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        Ok(Err(e)) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -112,15 +162,15 @@ impl TlsListener {
     }
 }
 
-impl Drop for TlsListener {
+impl<L: RawListener> Drop for TlsListener<L> {
     fn drop(&mut self) {
         self.accept_task.abort();
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+impl<L: RawListener> axum::serve::Listener for TlsListener<L> {
+    type Io = TlsStream<L::Stream>;
+    type Addr = L::Addr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
@@ -132,7 +182,7 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
+        Ok(self.local_addr.clone())
     }
 }
 

@@ -157,8 +157,9 @@ impl RedisLocks {
     /// Leases on the Redis server at `endpoint`, for `SingleFlightType`
     /// `redis`.
     ///
-    /// `endpoint` is `host:port` or a URL
-    /// (`redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS).
+    /// `endpoint` is a URL (`redis://[user[:password]@]host[:port][/db]`,
+    /// `rediss://` for TLS, `unix://`) or, as Athens falls back to for
+    /// anything that is not a redis URL, the `host:port` address to dial.
     /// `password` (may be empty) is used for a `host:port` endpoint and for
     /// a URL without a password; a URL carrying a different password is
     /// refused, so the two settings cannot silently disagree.
@@ -259,7 +260,7 @@ impl RedisLocks {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            if !raw.contains("://") {
+            let EndpointForm::Url(url) = classify_endpoint(raw) else {
                 seeds.push(parse_host_port(raw).ok_or_else(|| {
                     config_error(
                         SERVICE,
@@ -267,8 +268,8 @@ impl RedisLocks {
                     )
                 })?);
                 continue;
-            }
-            let info = raw.into_connection_info().map_err(|e| {
+            };
+            let info = url.as_str().into_connection_info().map_err(|e| {
                 config_error(
                     SERVICE,
                     &format!("cluster node {} is not a redis URL: {e}", redact_url(raw)),
@@ -390,11 +391,67 @@ fn config_error(service: &'static str, message: &str) -> LockError {
     }
 }
 
+/// How Athens reads a configured endpoint: go-redis' `ParseURL` first,
+/// and when that fails the endpoint itself as the `host:port` to dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EndpointForm {
+    /// A redis URL, in the form the redis crate parses.
+    Url(String),
+    /// Anything else: an address, dialled as Go dials it.
+    Address,
+}
+
+/// Classifies `endpoint` as go-redis does. It is a URL when Go's URL
+/// parser finds the scheme `redis`, `rediss` or `unix` (in any case) and
+/// a path after it; every other string is an address (Athens' fallback,
+/// which is also how `127.0.0.1:6379` with the separate Password is
+/// meant). A `redis:/N` URL without `//` names no host: go-redis' default
+/// `localhost:6379` applies.
+///
+/// One deliberate difference: `redis:6379` (no `/` after the colon) is
+/// the host `redis`, the name of a Redis service in Compose and
+/// Kubernetes. go-redis reads it as an opaque URL without a host and dials
+/// `localhost:6379` instead, which is never what such a setting means.
+fn classify_endpoint(endpoint: &str) -> EndpointForm {
+    let Some((scheme, rest)) = go_url_scheme(endpoint) else {
+        return EndpointForm::Address;
+    };
+    if !rest.starts_with('/') {
+        return EndpointForm::Address;
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "redis" | "rediss" if !rest.starts_with("//") => {
+            EndpointForm::Url(format!("{scheme}://localhost:6379{rest}"))
+        }
+        "redis" | "rediss" | "unix" => EndpointForm::Url(format!("{scheme}:{rest}")),
+        _ => EndpointForm::Address,
+    }
+}
+
+/// The scheme of `s` and what follows its colon, as Go's `url.Parse`
+/// finds it: letters first, then letters, digits, `+`, `-` or `.`, up to
+/// the first `:`. `None` when there is none.
+fn go_url_scheme(s: &str) -> Option<(&str, &str)> {
+    for (i, c) in s.char_indices() {
+        match c {
+            'a'..='z' | 'A'..='Z' => {}
+            '0'..='9' | '+' | '-' | '.' if i > 0 => {}
+            ':' if i > 0 => return Some((&s[..i], &s[i + 1..])),
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Turns a configured endpoint into connection settings and a form safe
 /// to show in messages.
 fn parse_endpoint(endpoint: &str, password: &str) -> Result<(ConnectionInfo, String), LockError> {
-    if endpoint.contains("://") {
-        let info = endpoint.into_connection_info().map_err(|e| {
+    if let EndpointForm::Url(url) = classify_endpoint(endpoint) {
+        // go-redis would fall back to dialling a URL it cannot parse as an
+        // address, which cannot succeed; the start fails either way, here
+        // with the reason.
+        let info = url.as_str().into_connection_info().map_err(|e| {
             config_error(
                 "redis",
                 &format!("endpoint {} is not a redis URL: {e}", redact_url(endpoint)),
@@ -417,7 +474,13 @@ fn parse_endpoint(endpoint: &str, password: &str) -> Result<(ConnectionInfo, Str
         };
         return Ok((info.set_redis_settings(settings), shown));
     }
-    let (host, port) = parse_host_port(endpoint).ok_or_else(|| {
+    // go-redis dials `localhost:6379` when the address is empty.
+    let address = if endpoint.is_empty() {
+        "localhost:6379"
+    } else {
+        endpoint
+    };
+    let (host, port) = parse_host_port(address).ok_or_else(|| {
         config_error(
             "redis",
             &format!("endpoint {endpoint:?} is neither host:port nor a redis:// URL"),
@@ -435,7 +498,8 @@ fn parse_endpoint(endpoint: &str, password: &str) -> Result<(ConnectionInfo, Str
     Ok((info, shown))
 }
 
-/// `host:port` or `[v6]:port`; the host without brackets.
+/// `host:port` or `[v6]:port`; the host without brackets. As Go dials an
+/// address, an empty host (`:6379`) is this machine.
 fn parse_host_port(s: &str) -> Option<(String, u16)> {
     let (host, port) = s.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
@@ -444,9 +508,10 @@ fn parse_host_port(s: &str) -> Option<(String, u16)> {
         None if host.contains(':') => return None,
         None => host,
     };
-    if host.is_empty() || port == 0 {
+    if port == 0 {
         return None;
     }
+    let host = if host.is_empty() { "localhost" } else { host };
     Some((host.to_string(), port))
 }
 
@@ -869,9 +934,10 @@ mod tests {
             parse_host_port("redis.internal:1"),
             Some(("redis.internal".into(), 1))
         );
+        // An empty host is this machine, as Go dials it.
+        assert_eq!(parse_host_port(":6379"), Some(("localhost".into(), 6379)));
         for bad in [
             "localhost",
-            ":6379",
             "host:",
             "host:port",
             "::1:6379",
@@ -891,6 +957,41 @@ mod tests {
             "redis://***@host:1/2?x#y"
         );
         assert_eq!(redact_url("redis://host:1"), "redis://host:1");
+    }
+
+    /// go-redis' `ParseURL` decides what is a URL; the rest is an address.
+    #[test]
+    fn endpoints_are_urls_as_go_redis_reads_them() {
+        let url = |s: &str| EndpointForm::Url(s.to_string());
+        for (endpoint, form) in [
+            ("127.0.0.1:6379", EndpointForm::Address),
+            ("cache.internal:6379", EndpointForm::Address),
+            ("[::1]:6379", EndpointForm::Address),
+            ("localhost", EndpointForm::Address),
+            ("", EndpointForm::Address),
+            ("http://host:1", EndpointForm::Address),
+            ("1redis://host:1", EndpointForm::Address),
+            ("redis://:pw@host:1/2", url("redis://:pw@host:1/2")),
+            ("REDISS://host", url("rediss://host")),
+            ("unix:///run/redis.sock", url("unix:///run/redis.sock")),
+            // Without `//` there is no host: go-redis' defaults.
+            ("redis:/4", url("redis://localhost:6379/4")),
+            (
+                "rediss:/?protocol=3",
+                url("rediss://localhost:6379/?protocol=3"),
+            ),
+            // The host `redis` (go-redis: an opaque URL, localhost).
+            ("redis:6379", EndpointForm::Address),
+        ] {
+            assert_eq!(classify_endpoint(endpoint), form, "{endpoint:?}");
+        }
+        let shown = |endpoint: &str| parse_endpoint(endpoint, "").unwrap().1;
+        assert_eq!(shown(""), "localhost:6379");
+        assert_eq!(shown(":7000"), "localhost:7000");
+        assert_eq!(shown("redis:6379"), "redis:6379");
+        let (info, _) = parse_endpoint("redis:/4", "pw").unwrap();
+        assert_eq!(info.redis_settings().db(), 4);
+        assert_eq!(info.redis_settings().password(), Some("pw"));
     }
 
     #[test]
@@ -1172,7 +1273,8 @@ mod tests {
             ("", "", "no cluster nodes"),
             (" , ", "", "no cluster nodes"),
             ("nohost", "", "neither host:port"),
-            ("h:1,http://h:2", "", "not a redis URL"),
+            ("h:1,http://h:2", "", "neither host:port"),
+            ("h:1,redis://h:bad", "", "not a redis URL"),
             ("redis://h:1/3", "", "only database 0"),
             ("redis://:pw-alpha@h:1", "pw-beta", "differs"),
             ("h:1,redis://:pw-alpha@h:2", "pw-beta", "differs"),
