@@ -111,4 +111,21 @@ cargo clippy --workspace --all-targets -- -D warnings \
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps \
     || fail "cargo doc reported warnings or errors"
 
-cargo test --workspace --no-fail-fast "$@"
+if [ "$#" -gt 0 ]; then
+    cargo test --workspace --no-fail-fast "$@"
+    exit
+fi
+
+# tests/image.rs builds a static binary of its own, a second compilation of
+# every dependency. Build it now, beside the other tests (which mostly wait
+# on servers and child processes), and run the image test last: its own
+# build then finds everything current.
+cargo test --workspace --no-run || fail "building the tests failed"
+static_log="$root/target/static-image-test.log"
+ATHENS_STATIC_PROFILE=image-test bash scripts/static.sh >"$static_log" 2>&1 &
+static_pid=$!
+status=0
+cargo test --workspace --no-fail-fast -- --skip image_runs_in_an_empty_root || status=$?
+wait "$static_pid" || echo "scripts/test.sh: the static build failed (see $static_log); the image test repeats it" >&2
+cargo test -p athens --test image || status=$?
+exit "$status"
