@@ -13,7 +13,8 @@
 //!
 //! The list is parsed by `vcs::goenv` (the go environment's
 //! [`ProxyList`](vcs::goenv::ProxyList)), as are the GONOPROXY fallback and
-//! the netrc location.
+//! GOAUTH (whose credentials https proxies get as the go command sends
+//! them: see `vcs::goauth`).
 //!
 //! `http://`, `https://` and `file://` proxy URLs are supported.
 //!
@@ -40,7 +41,7 @@ use tokio::io::AsyncWriteExt;
 use modzip::zip::{MAX_GO_MOD, MAX_ZIP_FILE};
 
 use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
-use vcs::discovery::Netrc;
+use vcs::goauth::{CredentialHeaders, FailedResponse, GoAuth};
 use vcs::goenv::{Fallback, GoEnv, ProxyEntry, ProxyTarget};
 
 /// Largest `.info`, `.mod` or list body accepted: the go.mod cap of the
@@ -91,8 +92,8 @@ pub struct UpstreamProxyFetcher {
     direct: Option<Arc<dyn Fetcher>>,
     options: UpstreamOptions,
     client: reqwest::Client,
-    /// Credentials for https proxies, from the go environment's netrc.
-    netrc: Netrc,
+    /// Credentials for https proxies: the go environment's GOAUTH store.
+    auth: Option<Arc<GoAuth>>,
     /// Largest zip accepted: the module zip limit (tests lower it).
     max_zip_size: u64,
     /// The fetchers of the module proxies go-import `mod` tags have named,
@@ -190,7 +191,7 @@ impl UpstreamProxyFetcher {
     /// The GOPROXY chain of the go environment `go_env`: its GOPROXY list
     /// and GONOPROXY (defaulting to GOPRIVATE); requests go through the
     /// HTTP(S)_PROXY the go command would use, with the credentials of its
-    /// netrc, and https proxies are trusted by its SSL_CERT_FILE when set.
+    /// GOAUTH, and https proxies are trusted by its SSL_CERT_FILE when set.
     /// Each request may take `timeout`; zips are staged in `temp_dir` (the
     /// system temporary directory when `None`).
     pub fn from_go_env(
@@ -242,43 +243,47 @@ impl UpstreamProxyFetcher {
         let client = builder
             .build()
             .map_err(|e| format!("creating HTTP client: {e}"))?;
-        let netrc = match options.go_env.as_ref().and_then(GoEnv::netrc_path) {
-            // A missing or unreadable netrc means no credentials, as for
-            // the go command.
-            Some(path) => Netrc::load(&path).unwrap_or_default(),
-            None => Netrc::default(),
-        };
+        let auth = options
+            .go_env
+            .as_ref()
+            .map(|env| Arc::clone(env.goauth_credentials()));
         Ok(UpstreamProxyFetcher {
             entries,
             direct,
             options,
             client,
-            netrc,
+            auth,
             max_zip_size: MAX_ZIP_FILE,
             module_proxies: Mutex::default(),
         })
     }
 
-    /// A GET of `url`, with the netrc credentials the go command would send
-    /// (https only, and not when the URL carries its own). On a redirect to
-    /// another host or port the client drops them ([`go_redirect_rule`]
-    /// refuses the only same-host change that would expose them: https to
-    /// http).
-    fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        let request = self.client.get(url);
-        if self.netrc.entries().is_empty() {
-            return request;
+    /// A GET of `url` with `credentials`. On a redirect to another host or
+    /// port the client drops an `Authorization` header
+    /// ([`go_redirect_rule`] refuses the only same-host change that would
+    /// expose it: https to http).
+    fn get(&self, url: &str, credentials: &Option<CredentialHeaders>) -> reqwest::RequestBuilder {
+        let mut request = self.client.get(url);
+        for (name, value) in credentials.iter().flatten() {
+            request = request.header(name, value);
         }
-        let Ok(parsed) = Url::parse(url) else {
-            return request;
+        request
+    }
+
+    /// The GOAUTH credentials the go command would send first to `url`
+    /// (https only, and none when the URL carries its own).
+    async fn initial_credentials(&self, url: &str) -> (Option<Url>, Option<CredentialHeaders>) {
+        let Some(auth) = &self.auth else {
+            return (None, None);
         };
-        if !parsed.username().is_empty() {
-            return request;
+        let Ok(parsed) = Url::parse(url) else {
+            return (None, None);
+        };
+        if parsed.scheme() != "https" || !parsed.username().is_empty() {
+            return (None, None);
         }
-        match self.netrc.credentials_for(&parsed) {
-            Some((login, password)) => request.basic_auth(login, Some(password)),
-            None => request,
-        }
+        let credentials = auth.initial(&parsed, self.options.timeout).await;
+        (Some(parsed), credentials)
     }
 
     /// The parsed proxy list (GONOPROXY's implicit entry first when it is
@@ -516,11 +521,33 @@ impl UpstreamProxyFetcher {
         module: &str,
         version: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let response = self
-            .get(url)
+        let (authed, credentials) = self.initial_credentials(url).await;
+        let mut response = self
+            .get(url, &credentials)
             .send()
             .await
             .map_err(|e| self.transport_error(url, module, version, e))?;
+        // As the go command: after any 4xx from an https URL, GOAUTH runs
+        // again with that URL and the request is repeated (here only when
+        // the credentials changed: the same request would get the same
+        // answer).
+        if let (Some(parsed), Some(auth)) = (&authed, &self.auth) {
+            if response.status().is_client_error() {
+                let failed = FailedResponse::of(&response);
+                let renewed = auth
+                    .after_failure(parsed, &failed, self.options.timeout)
+                    .await;
+                if renewed.as_ref().unwrap_or(&Vec::new())
+                    != credentials.as_ref().unwrap_or(&Vec::new())
+                {
+                    response = self
+                        .get(url, &renewed)
+                        .send()
+                        .await
+                        .map_err(|e| self.transport_error(url, module, version, e))?;
+                }
+            }
+        }
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -27,6 +27,7 @@ use reqwest::Url;
 use sumdb::note::{self, Verifiers};
 use sumdb::record;
 use sumdb::tlog::{self, HashReader, Tile, TileHashReader, TileReader, TlogError, Tree};
+use vcs::goauth::{CredentialHeaders, FailedResponse, GoAuth};
 use vcs::goenv::{Fallback, GoEnv, ProxyTarget};
 
 use super::gosumdb::Database;
@@ -121,6 +122,11 @@ pub struct SumdbClient {
     db: Database,
     verifiers: Verifiers,
     http: reqwest::Client,
+    /// The go environment's GOAUTH store: the go command sends its
+    /// credentials to checksum databases and their proxies too.
+    auth: Arc<GoAuth>,
+    /// How long one request (and a GOAUTH command for it) may take.
+    timeout: Duration,
     proxies: Vec<(ProxyTarget, Fallback)>,
     /// Found once; a failure is not kept (the go command keeps it for its
     /// one run, a server would keep it forever).
@@ -163,6 +169,8 @@ impl SumdbClient {
             verifiers: Verifiers::new([db.verifier.clone()]),
             db,
             http,
+            auth: Arc::clone(env.goauth_credentials()),
+            timeout,
             proxies,
             base: tokio::sync::OnceCell::new(),
             init: tokio::sync::OnceCell::new(),
@@ -650,12 +658,32 @@ impl SumdbClient {
             not_exist: false,
             message,
         };
-        let mut response = self
-            .http
-            .get(url.clone())
-            .send()
+        let send = |credentials: Option<CredentialHeaders>| {
+            let mut request = self.http.get(url.clone());
+            for (name, value) in credentials.into_iter().flatten() {
+                request = request.header(name, value);
+            }
+            request.send()
+        };
+        let credentials = self.auth.initial(url, self.timeout).await;
+        let mut response = send(credentials.clone())
             .await
             .map_err(|e| failed(format!("reading {shown}: {}", without_url(e))))?;
+        // As the go command: GOAUTH again after a 4xx from https, and the
+        // request repeated when that changed the credentials.
+        if url.scheme() == "https" && response.status().is_client_error() {
+            let renewed = self
+                .auth
+                .after_failure(url, &FailedResponse::of(&response), self.timeout)
+                .await;
+            if renewed.as_ref().unwrap_or(&Vec::new())
+                != credentials.as_ref().unwrap_or(&Vec::new())
+            {
+                response = send(renewed)
+                    .await
+                    .map_err(|e| failed(format!("reading {shown}: {}", without_url(e))))?;
+            }
+        }
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response
