@@ -92,6 +92,11 @@ pub struct UpstreamProxyFetcher {
     direct: Option<Arc<dyn Fetcher>>,
     options: UpstreamOptions,
     client: reqwest::Client,
+    /// The client for requests carrying GOAUTH credentials: it stops at a
+    /// redirect off the origin asked for, which is then followed by
+    /// `client` without them (reqwest itself would forward every header
+    /// but `Authorization`, and an authenticator may print any header).
+    credentialed_client: reqwest::Client,
     /// Credentials for https proxies: the go environment's GOAUTH store.
     auth: Option<Arc<GoAuth>>,
     /// Largest zip accepted: the module zip limit (tests lower it).
@@ -215,34 +220,46 @@ impl UpstreamProxyFetcher {
         direct: Option<Arc<dyn Fetcher>>,
         options: UpstreamOptions,
     ) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::custom(go_redirect_rule));
-        if let Some(path) = &options.ssl_cert_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("reading SSL_CERT_FILE {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "SSL_CERT_FILE {}: no certificates in it",
-                    path.display()
-                ));
+        let roots = match &options.ssl_cert_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("reading SSL_CERT_FILE {}: {e}", path.display()))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "SSL_CERT_FILE {}: no certificates in it",
+                        path.display()
+                    ));
+                }
+                Some(certs)
             }
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+            None => None,
+        };
+        let make_client = |policy: reqwest::redirect::Policy| {
+            let mut builder = reqwest::Client::builder()
+                .timeout(options.timeout)
+                .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
+                .redirect(policy);
+            if let Some(certs) = &roots {
+                builder = builder.tls_built_in_root_certs(false);
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert.clone());
+                }
             }
-        }
-        if let Some(env) = options.go_env.clone() {
-            builder = builder
-                .no_proxy()
-                .proxy(reqwest::Proxy::custom(move |url| env.http_proxy_for(url)));
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("creating HTTP client: {e}"))?;
+            if let Some(env) = options.go_env.clone() {
+                builder = builder
+                    .no_proxy()
+                    .proxy(reqwest::Proxy::custom(move |url| env.http_proxy_for(url)));
+            }
+            builder
+                .build()
+                .map_err(|e| format!("creating HTTP client: {e}"))
+        };
+        let client = make_client(reqwest::redirect::Policy::custom(go_redirect_rule))?;
+        let credentialed_client = make_client(reqwest::redirect::Policy::custom(
+            credentialed_redirect_rule,
+        ))?;
         let auth = options
             .go_env
             .as_ref()
@@ -252,6 +269,7 @@ impl UpstreamProxyFetcher {
             direct,
             options,
             client,
+            credentialed_client,
             auth,
             max_zip_size: MAX_ZIP_FILE,
             module_proxies: Mutex::default(),
@@ -263,11 +281,57 @@ impl UpstreamProxyFetcher {
     /// ([`go_redirect_rule`] refuses the only same-host change that would
     /// expose it: https to http).
     fn get(&self, url: &str, credentials: &Option<CredentialHeaders>) -> reqwest::RequestBuilder {
-        let mut request = self.client.get(url);
-        for (name, value) in credentials.iter().flatten() {
+        let Some(headers) = credentials.as_ref().filter(|h| !h.is_empty()) else {
+            return self.client.get(url);
+        };
+        let mut request = self.credentialed_client.get(url);
+        for (name, value) in headers {
             request = request.header(name, value);
         }
         request
+    }
+
+    /// Sends a GET of `url` with `credentials`; a redirect off the origin
+    /// of `url` is followed without them, under the go command's rules.
+    async fn get_following(
+        &self,
+        url: &str,
+        credentials: &Option<CredentialHeaders>,
+        module: &str,
+        version: &str,
+    ) -> Result<reqwest::Response, FetchError> {
+        let failed = |e| self.transport_error(url, module, version, e);
+        let response = self.get(url, credentials).send().await.map_err(failed)?;
+        if credentials.as_ref().is_none_or(|h| h.is_empty())
+            || !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308)
+        {
+            return Ok(response);
+        }
+        let next = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| response.url().join(l).ok());
+        let Some(next) = next else {
+            return Ok(response);
+        };
+        // The credentialed client stopped here because `next` leaves the
+        // origin; it is asked for as a fresh request, https never giving
+        // way to http.
+        if url.starts_with("https:") && next.scheme() != "https" {
+            return Err(FetchError::Upstream {
+                module: module.to_string(),
+                version: version.to_string(),
+                upstream: redact(url),
+                status: None,
+                message: format!(
+                    "redirected from secure URL {} to insecure URL {}",
+                    redact(response.url().as_str()),
+                    redact(next.as_str())
+                ),
+            });
+        }
+        self.client.get(next).send().await.map_err(failed)
     }
 
     /// The GOAUTH credentials the go command would send first to `url`
@@ -523,10 +587,8 @@ impl UpstreamProxyFetcher {
     ) -> Result<reqwest::Response, FetchError> {
         let (authed, credentials) = self.initial_credentials(url).await;
         let mut response = self
-            .get(url, &credentials)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(url, module, version, e))?;
+            .get_following(url, &credentials, module, version)
+            .await?;
         // As the go command: after any 4xx from an https URL, GOAUTH runs
         // again with that URL and the request is repeated (here only when
         // the credentials changed: the same request would get the same
@@ -540,11 +602,7 @@ impl UpstreamProxyFetcher {
                 if renewed.as_ref().unwrap_or(&Vec::new())
                     != credentials.as_ref().unwrap_or(&Vec::new())
                 {
-                    response = self
-                        .get(url, &renewed)
-                        .send()
-                        .await
-                        .map_err(|e| self.transport_error(url, module, version, e))?;
+                    response = self.get_following(url, &renewed, module, version).await?;
                 }
             }
         }
@@ -778,6 +836,24 @@ fn go_redirect_rule(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirec
         ));
     }
     attempt.follow()
+}
+
+/// [`go_redirect_rule`] for requests carrying credentials, stopping (to
+/// hand the redirect back) where a hop would leave the scheme, host and
+/// port first asked for.
+fn credentialed_redirect_rule(
+    attempt: reqwest::redirect::Attempt<'_>,
+) -> reqwest::redirect::Action {
+    let off_origin = attempt.previous().first().is_some_and(|first| {
+        let next = attempt.url();
+        first.scheme() != next.scheme()
+            || first.host_str() != next.host_str()
+            || first.port_or_known_default() != next.port_or_known_default()
+    });
+    if off_origin {
+        return attempt.stop();
+    }
+    go_redirect_rule(attempt)
 }
 
 async fn read_file_url(
