@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fixtures::oracle::GoOracle;
@@ -33,30 +33,44 @@ const BASIC: &str = "Basic cm9ib3Q6cGE1NS1XMHJk";
 /// else gets 401 with a `WWW-Authenticate` challenge.
 struct ProtectedProxy {
     port: u16,
+    /// Where authorized zip requests are redirected, when set.
+    zip_redirect: Arc<Mutex<Option<String>>>,
+    /// The request heads received.
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl ProtectedProxy {
+    /// With no `accepted` value, every request is served.
     fn start(tls: Arc<rustls::ServerConfig>, accepted: &[&str]) -> ProtectedProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let allowed: Vec<String> = accepted.iter().map(|s| s.to_string()).collect();
+        let zip_redirect: Arc<Mutex<Option<String>>> = Arc::default();
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (redirect, seen) = (zip_redirect.clone(), heads.clone());
         // The thread ends with the test process; it holds no child process.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (tls, allowed) = (tls.clone(), allowed.clone());
+                let (redirect, seen) = (redirect.clone(), seen.clone());
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
                     let Ok(conn) = rustls::ServerConnection::new(tls) else {
                         return;
                     };
                     let mut tls_stream = rustls::StreamOwned::new(conn, stream);
-                    answer(&mut tls_stream, &allowed);
+                    let redirect = redirect.lock().unwrap().clone();
+                    answer(&mut tls_stream, &allowed, redirect.as_deref(), &seen);
                     tls_stream.conn.send_close_notify();
                     let _ = tls_stream.flush();
                 });
             }
         });
-        ProtectedProxy { port }
+        ProtectedProxy {
+            port,
+            zip_redirect,
+            heads,
+        }
     }
 
     fn url(&self) -> String {
@@ -64,41 +78,55 @@ impl ProtectedProxy {
     }
 }
 
-fn answer(stream: &mut (impl Read + Write), accepted: &[String]) {
+fn answer(
+    stream: &mut (impl Read + Write),
+    accepted: &[String],
+    zip_redirect: Option<&str>,
+    heads: &Mutex<Vec<String>>,
+) {
     let Some(head) = support::read_request_head(stream) else {
         return;
     };
     let head = String::from_utf8_lossy(&head).to_string();
+    heads.lock().unwrap().push(head.clone());
     let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
     let auth = head.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
         name.eq_ignore_ascii_case("authorization")
             .then(|| value.trim().to_string())
     });
-    let (status, extra, body) = if !auth.is_some_and(|a| accepted.contains(&a)) {
-        (
-            "401 Unauthorized",
-            "WWW-Authenticate: Basic realm=\"modules\"\r\n",
-            b"credentials wanted".to_vec(),
-        )
-    } else if path == format!("/{MODULE}/@v/{VERSION}.info") {
-        let info = format!(r#"{{"Version":"{VERSION}","Time":"2024-01-02T03:04:05Z"}}"#);
-        ("200 OK", "", info.into_bytes())
-    } else if path == format!("/{MODULE}/@v/{VERSION}.mod") {
-        ("200 OK", "", GO_MOD.to_vec())
-    } else if path == format!("/{MODULE}/@v/{VERSION}.zip") {
-        let names = [
-            format!("{MODULE}@{VERSION}/go.mod"),
-            format!("{MODULE}@{VERSION}/p.go"),
-        ];
-        let zip = fixtures::rawzip::stored_zip(&[
-            (names[0].as_str(), GO_MOD),
-            (names[1].as_str(), b"package private\n"),
-        ]);
-        ("200 OK", "", zip)
-    } else {
-        ("404 Not Found", "", b"not found".to_vec())
-    };
+    let zip_path = format!("/{MODULE}/@v/{VERSION}.zip");
+    let (status, extra, body) =
+        if !accepted.is_empty() && !auth.is_some_and(|a| accepted.contains(&a)) {
+            (
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"modules\"\r\n".to_string(),
+                b"credentials wanted".to_vec(),
+            )
+        } else if let Some(base) = zip_redirect.filter(|_| path == zip_path) {
+            (
+                "302 Found",
+                format!("Location: {base}{path}\r\n"),
+                Vec::new(),
+            )
+        } else if path == format!("/{MODULE}/@v/{VERSION}.info") {
+            let info = format!(r#"{{"Version":"{VERSION}","Time":"2024-01-02T03:04:05Z"}}"#);
+            ("200 OK", String::new(), info.into_bytes())
+        } else if path == format!("/{MODULE}/@v/{VERSION}.mod") {
+            ("200 OK", String::new(), GO_MOD.to_vec())
+        } else if path == format!("/{MODULE}/@v/{VERSION}.zip") {
+            let names = [
+                format!("{MODULE}@{VERSION}/go.mod"),
+                format!("{MODULE}@{VERSION}/p.go"),
+            ];
+            let zip = fixtures::rawzip::stored_zip(&[
+                (names[0].as_str(), GO_MOD),
+                (names[1].as_str(), b"package private\n"),
+            ]);
+            ("200 OK", String::new(), zip)
+        } else {
+            ("404 Not Found", String::new(), b"not found".to_vec())
+        };
     let out = format!(
         "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
@@ -155,6 +183,7 @@ struct World {
     dir: tempfile::TempDir,
     cert: PathBuf,
     proxy: ProtectedProxy,
+    tls: Arc<rustls::ServerConfig>,
 }
 
 impl World {
@@ -164,8 +193,13 @@ impl World {
             .tempdir()
             .expect("tempdir");
         let (cert, tls) = self_signed(dir.path());
-        let proxy = ProtectedProxy::start(tls, &[TOKEN, BASIC]);
-        World { dir, cert, proxy }
+        let proxy = ProtectedProxy::start(tls.clone(), &[TOKEN, BASIC]);
+        World {
+            dir,
+            cert,
+            proxy,
+            tls,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -372,5 +406,35 @@ fn the_first_method_listed_wins_and_off_gives_nothing() {
             "athens with GOAUTH={goauth}:\n{}",
             server.log_text()
         );
+    }
+}
+
+/// The credentials an authenticator prints, whatever the header, stay with
+/// the origin they were printed for: a redirect of the zip to another host
+/// (port) gets none of them there, and the download still succeeds, as it
+/// does for the go command. (The go command itself would forward headers
+/// other than `Authorization`; the server does not.)
+#[test]
+fn credentials_do_not_follow_a_redirect_elsewhere() {
+    let w = World::new();
+    let elsewhere = ProtectedProxy::start(w.tls.clone(), &[]);
+    *w.proxy.zip_redirect.lock().unwrap() = Some(elsewhere.url());
+    let auth = w.authenticator(
+        "auth",
+        &format!("Authorization: {TOKEN}\\nX-Token: tok-Gr4nted"),
+        &w.path("runs"),
+    );
+    let goauth = auth.display().to_string();
+    assert!(w.go_downloads(&goauth));
+    elsewhere.heads.lock().unwrap().clear();
+    let server = w.athens(&goauth);
+    assert!(w.athens_serves(&server), "{}", server.log_text());
+    let heads = elsewhere.heads.lock().unwrap().clone();
+    assert!(
+        heads.iter().any(|h| h.contains(".zip")),
+        "the zip was not fetched from the redirect target: {heads:?}"
+    );
+    for head in &heads {
+        assert_no_secret("a request after the redirect", head);
     }
 }
