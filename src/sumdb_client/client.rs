@@ -122,6 +122,9 @@ pub struct SumdbClient {
     db: Database,
     verifiers: Verifiers,
     http: reqwest::Client,
+    /// `http` for requests carrying credentials: it stops at a redirect
+    /// off the origin asked for.
+    credentialed_http: reqwest::Client,
     /// The go environment's GOAUTH store: the go command sends its
     /// credentials to checksum databases and their proxies too.
     auth: Arc<GoAuth>,
@@ -149,16 +152,35 @@ impl SumdbClient {
         store: Arc<dyn SumdbStore>,
         timeout: Duration,
     ) -> Result<SumdbClient, String> {
-        let proxy_env = env.clone();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
-            .no_proxy()
-            .proxy(reqwest::Proxy::custom(move |url| {
-                proxy_env.http_proxy_for(url)
-            }))
-            .build()
-            .map_err(|e| format!("creating HTTP client: {e}"))?;
+        let make_client = |policy: reqwest::redirect::Policy| {
+            let proxy_env = env.clone();
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
+                .redirect(policy)
+                .no_proxy()
+                .proxy(reqwest::Proxy::custom(move |url| {
+                    proxy_env.http_proxy_for(url)
+                }))
+                .build()
+                .map_err(|e| format!("creating HTTP client: {e}"))
+        };
+        let http = make_client(reqwest::redirect::Policy::default())?;
+        let credentialed_http = make_client(reqwest::redirect::Policy::custom(|attempt| {
+            let off_origin = attempt.previous().first().is_some_and(|first| {
+                let next = attempt.url();
+                first.scheme() != next.scheme()
+                    || first.host_str() != next.host_str()
+                    || first.port_or_known_default() != next.port_or_known_default()
+            });
+            if attempt.previous().len() > 10 {
+                attempt.error("too many redirects")
+            } else if off_origin {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))?;
         let proxies = env
             .proxy_list()
             .entries()
@@ -169,6 +191,7 @@ impl SumdbClient {
             verifiers: Verifiers::new([db.verifier.clone()]),
             db,
             http,
+            credentialed_http,
             auth: Arc::clone(env.goauth_credentials()),
             timeout,
             proxies,
@@ -658,12 +681,28 @@ impl SumdbClient {
             not_exist: false,
             message,
         };
-        let send = |credentials: Option<CredentialHeaders>| {
-            let mut request = self.http.get(url.clone());
-            for (name, value) in credentials.into_iter().flatten() {
+        // With credentials, a redirect off the URL's origin is followed
+        // without them (reqwest would forward every header but
+        // `Authorization`).
+        let send = |credentials: Option<CredentialHeaders>| async move {
+            let Some(headers) = credentials.filter(|h| !h.is_empty()) else {
+                return self.http.get(url.clone()).send().await;
+            };
+            let mut request = self.credentialed_http.get(url.clone());
+            for (name, value) in headers {
                 request = request.header(name, value);
             }
-            request.send()
+            let response = request.send().await?;
+            let next = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| response.url().join(l).ok())
+                .filter(|_| response.status().is_redirection());
+            match next {
+                Some(next) => self.http.get(next).send().await,
+                None => Ok(response),
+            }
         };
         let credentials = self.auth.initial(url, self.timeout).await;
         let mut response = send(credentials.clone())
