@@ -276,10 +276,9 @@ impl UpstreamProxyFetcher {
         })
     }
 
-    /// A GET of `url` with `credentials`. On a redirect to another host or
-    /// port the client drops an `Authorization` header
-    /// ([`go_redirect_rule`] refuses the only same-host change that would
-    /// expose it: https to http).
+    /// A GET of `url` with `credentials`, through the client that stops at
+    /// a redirect off the origin of `url` when there are any (see
+    /// [`UpstreamProxyFetcher::get_following`]).
     fn get(&self, url: &str, credentials: &Option<CredentialHeaders>) -> reqwest::RequestBuilder {
         let Some(headers) = credentials.as_ref().filter(|h| !h.is_empty()) else {
             return self.client.get(url);

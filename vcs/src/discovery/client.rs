@@ -19,6 +19,7 @@
 //!   environment, so Athens-style overrides apply.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::redirect;
@@ -27,7 +28,6 @@ use url::Url;
 use super::netrc::{same_origin, Netrc};
 use crate::goauth::{CredentialHeaders, FailedResponse, GoAuth};
 use crate::goenv::GoEnv;
-use std::sync::Arc;
 
 /// The go command's user agent; some hosts only serve go-import tags to it.
 pub const GO_USER_AGENT: &str = "GoCommand/1 (+https://go.dev/cmd/go)";
@@ -271,7 +271,9 @@ impl DiscoveryClient {
         verified: bool,
         url: &Url,
     ) -> Result<Page, FetchError> {
-        let credentials = self.auth.initial(url, budget).await;
+        // GOAUTH commands get the full request timeout, also before the
+        // short unverified attempts at GOINSECURE hosts.
+        let credentials = self.auth.initial(url, self.timeout).await;
         let mut resp = self
             .send(
                 client,
@@ -288,7 +290,7 @@ impl DiscoveryClient {
         // same credentials would only ask the same question twice.
         if url.scheme() == "https" && resp.status().is_client_error() {
             let failed = FailedResponse::of(&resp);
-            let renewed = self.auth.after_failure(url, &failed, budget).await;
+            let renewed = self.auth.after_failure(url, &failed, self.timeout).await;
             if !same_credentials(&renewed, &credentials) {
                 resp = self
                     .send(
