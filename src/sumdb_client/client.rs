@@ -152,16 +152,38 @@ impl SumdbClient {
         store: Arc<dyn SumdbStore>,
         timeout: Duration,
     ) -> Result<SumdbClient, String> {
+        // SSL_CERT_FILE replaces the bundled roots, as it replaces the
+        // system's for the go command.
+        let roots = match env.ssl_cert_file() {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("reading SSL_CERT_FILE {path}: {e}"))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("SSL_CERT_FILE {path}: {e}"))?;
+                if certs.is_empty() {
+                    return Err(format!("SSL_CERT_FILE {path}: no certificates in it"));
+                }
+                Some(certs)
+            }
+            None => None,
+        };
         let make_client = |policy: reqwest::redirect::Policy| {
             let proxy_env = env.clone();
-            reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .timeout(timeout)
                 .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
                 .redirect(policy)
                 .no_proxy()
                 .proxy(reqwest::Proxy::custom(move |url| {
                     proxy_env.http_proxy_for(url)
-                }))
+                }));
+            if let Some(certs) = &roots {
+                builder = builder.tls_built_in_root_certs(false);
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert.clone());
+                }
+            }
+            builder
                 .build()
                 .map_err(|e| format!("creating HTTP client: {e}"))
         };

@@ -532,7 +532,8 @@ impl GoEnv {
 
     /// SSL_CERT_FILE, if set: a PEM bundle of the certificate authorities
     /// the go command trusts for https instead of the system's. The module
-    /// proxy client reads it; go-import discovery and git keep their roots.
+    /// proxy and checksum database clients read it; go-import discovery and
+    /// git keep their roots.
     pub fn ssl_cert_file(&self) -> Option<&str> {
         self.get("SSL_CERT_FILE")
     }
