@@ -364,7 +364,11 @@ impl GoAuth {
         }
         {
             let mut state = self.runs.lock().await;
-            state.primed = true;
+            // As the go command: the pass without a URL always comes first.
+            if !state.primed {
+                state.primed = true;
+                self.run_methods(&mut state, None, None, limit).await;
+            }
             self.run_methods(&mut state, Some(url), Some(failed), limit)
                 .await;
         }
