@@ -130,3 +130,22 @@ fn home_template_is_served_as_html_template_renders_it() {
         format!("<title>http://127.0.0.1:{port}</title>\n1 &lt; 2 GONOSUMDB=corp.example/&#43;x\n")
     );
 }
+
+/// A GOAUTH the go command would refuse (here `git` with a relative
+/// directory) stops the server at start, naming the problem and not the
+/// rest of the value.
+#[test]
+fn a_goauth_the_go_command_refuses_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = refused_start(
+        dir.path(),
+        &[(
+            "ATHENS_GO_BINARY_ENV_VARS",
+            "GOPROXY=direct; GOAUTH=git relative/dir-s3cret",
+        )],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid GOAUTH"), "{stderr}");
+    assert!(stderr.contains("not absolute"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

@@ -57,26 +57,8 @@ pub fn from_config(config: &Config, go_get_dir: &Path) -> Result<GoEnv, String> 
     if let Some(netrc) = netrc_file(config, go_get_dir)? {
         vars.push(("NETRC".to_string(), netrc.display().to_string()));
     }
-    let env = GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))?;
-    warn_unsupported_goauth(env.goauth());
-    Ok(env)
-}
-
-/// Says which GOAUTH methods are not used here (only `netrc` and `off`
-/// are), naming each by its first word only: a command's arguments may
-/// hold a secret.
-fn warn_unsupported_goauth(goauth: &str) {
-    for method in goauth.split(';') {
-        let Some(first) = method.split_whitespace().next() else {
-            continue;
-        };
-        if first != "netrc" && first != "off" {
-            tracing::warn!(
-                method = first,
-                "GOAUTH method not supported by the native fetcher (only netrc and off are); it is ignored"
-            );
-        }
-    }
+    // A GOAUTH the go command would refuse stops the server here.
+    GoEnv::from_vars(vars).map_err(|e| format!("GoBinaryEnvVars: {e}"))
 }
 
 /// Athens gives its go command a netrc from `NETRCPath` and, for
@@ -147,5 +129,40 @@ mod tests {
         config.go_binary_env_vars = EnvList(vec!["GOPROXY=ftp://nope".into()]);
         let err = from_config(&config, dir.path()).unwrap_err();
         assert!(err.starts_with("GoBinaryEnvVars: "), "{err}");
+    }
+
+    #[test]
+    fn a_goauth_the_go_command_refuses_stops_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        for (goauth, problem) in [
+            ("netrc;;/bin/auth", "empty command"),
+            ("off; netrc", "cannot be combined"),
+            ("git relative/dir", "not absolute"),
+            ("/bin/auth 'the-secret", "unterminated"),
+        ] {
+            let config = Config {
+                go_binary_env_vars: EnvList(vec![format!("GOAUTH={goauth}")]),
+                ..Config::default()
+            };
+            let err = from_config(&config, dir.path()).unwrap_err();
+            assert!(
+                err.starts_with("GoBinaryEnvVars: invalid GOAUTH: "),
+                "{err}"
+            );
+            assert!(err.contains(problem), "{err}");
+            assert!(!err.contains("the-secret"), "{err}");
+        }
+        let config = Config {
+            go_binary_env_vars: EnvList(vec![format!(
+                "GOAUTH=netrc; git {}; /bin/auth --token=x",
+                dir.path().display()
+            )]),
+            ..Config::default()
+        };
+        let env = from_config(&config, dir.path()).unwrap();
+        assert_eq!(
+            env.goauth_credentials().method_names(),
+            ["netrc", "git", "/bin/auth"]
+        );
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! The list is parsed by `vcs::goenv` (the go environment's
 //! [`ProxyList`](vcs::goenv::ProxyList)), as are the GONOPROXY fallback and
-//! the netrc location.
+//! GOAUTH (whose credentials https proxies get as the go command sends
+//! them: see `vcs::goauth`).
 //!
 //! `http://`, `https://` and `file://` proxy URLs are supported.
 //!
@@ -40,7 +41,7 @@ use tokio::io::AsyncWriteExt;
 use modzip::zip::{MAX_GO_MOD, MAX_ZIP_FILE};
 
 use super::{FetchError, FetchedModule, FetchedZip, Fetcher, RevInfo};
-use vcs::discovery::Netrc;
+use vcs::goauth::{CredentialHeaders, FailedResponse, GoAuth};
 use vcs::goenv::{Fallback, GoEnv, ProxyEntry, ProxyTarget};
 
 /// Largest `.info`, `.mod` or list body accepted: the go.mod cap of the
@@ -91,8 +92,13 @@ pub struct UpstreamProxyFetcher {
     direct: Option<Arc<dyn Fetcher>>,
     options: UpstreamOptions,
     client: reqwest::Client,
-    /// Credentials for https proxies, from the go environment's netrc.
-    netrc: Netrc,
+    /// The client for requests carrying GOAUTH credentials: it stops at a
+    /// redirect off the origin asked for, which is then followed by
+    /// `client` without them (reqwest itself would forward every header
+    /// but `Authorization`, and an authenticator may print any header).
+    credentialed_client: reqwest::Client,
+    /// Credentials for https proxies: the go environment's GOAUTH store.
+    auth: Option<Arc<GoAuth>>,
     /// Largest zip accepted: the module zip limit (tests lower it).
     max_zip_size: u64,
     /// The fetchers of the module proxies go-import `mod` tags have named,
@@ -190,7 +196,7 @@ impl UpstreamProxyFetcher {
     /// The GOPROXY chain of the go environment `go_env`: its GOPROXY list
     /// and GONOPROXY (defaulting to GOPRIVATE); requests go through the
     /// HTTP(S)_PROXY the go command would use, with the credentials of its
-    /// netrc, and https proxies are trusted by its SSL_CERT_FILE when set.
+    /// GOAUTH, and https proxies are trusted by its SSL_CERT_FILE when set.
     /// Each request may take `timeout`; zips are staged in `temp_dir` (the
     /// system temporary directory when `None`).
     pub fn from_go_env(
@@ -214,71 +220,133 @@ impl UpstreamProxyFetcher {
         direct: Option<Arc<dyn Fetcher>>,
         options: UpstreamOptions,
     ) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::custom(go_redirect_rule));
-        if let Some(path) = &options.ssl_cert_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("reading SSL_CERT_FILE {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "SSL_CERT_FILE {}: no certificates in it",
-                    path.display()
-                ));
+        let roots = match &options.ssl_cert_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("reading SSL_CERT_FILE {}: {e}", path.display()))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "SSL_CERT_FILE {}: no certificates in it",
+                        path.display()
+                    ));
+                }
+                Some(certs)
             }
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let Some(env) = options.go_env.clone() {
-            builder = builder
-                .no_proxy()
-                .proxy(reqwest::Proxy::custom(move |url| env.http_proxy_for(url)));
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("creating HTTP client: {e}"))?;
-        let netrc = match options.go_env.as_ref().and_then(GoEnv::netrc_path) {
-            // A missing or unreadable netrc means no credentials, as for
-            // the go command.
-            Some(path) => Netrc::load(&path).unwrap_or_default(),
-            None => Netrc::default(),
+            None => None,
         };
+        let make_client = |policy: reqwest::redirect::Policy| {
+            let mut builder = reqwest::Client::builder()
+                .timeout(options.timeout)
+                .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
+                .redirect(policy);
+            if let Some(certs) = &roots {
+                builder = builder.tls_built_in_root_certs(false);
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert.clone());
+                }
+            }
+            if let Some(env) = options.go_env.clone() {
+                builder = builder
+                    .no_proxy()
+                    .proxy(reqwest::Proxy::custom(move |url| env.http_proxy_for(url)));
+            }
+            builder
+                .build()
+                .map_err(|e| format!("creating HTTP client: {e}"))
+        };
+        let client = make_client(reqwest::redirect::Policy::custom(go_redirect_rule))?;
+        let credentialed_client = make_client(reqwest::redirect::Policy::custom(
+            credentialed_redirect_rule,
+        ))?;
+        let auth = options
+            .go_env
+            .as_ref()
+            .map(|env| Arc::clone(env.goauth_credentials()));
         Ok(UpstreamProxyFetcher {
             entries,
             direct,
             options,
             client,
-            netrc,
+            credentialed_client,
+            auth,
             max_zip_size: MAX_ZIP_FILE,
             module_proxies: Mutex::default(),
         })
     }
 
-    /// A GET of `url`, with the netrc credentials the go command would send
-    /// (https only, and not when the URL carries its own). On a redirect to
-    /// another host or port the client drops them ([`go_redirect_rule`]
-    /// refuses the only same-host change that would expose them: https to
-    /// http).
-    fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        let request = self.client.get(url);
-        if self.netrc.entries().is_empty() {
-            return request;
-        }
-        let Ok(parsed) = Url::parse(url) else {
-            return request;
+    /// A GET of `url` with `credentials`, through the client that stops at
+    /// a redirect off the origin of `url` when there are any (see
+    /// [`UpstreamProxyFetcher::get_following`]).
+    fn get(&self, url: &str, credentials: &Option<CredentialHeaders>) -> reqwest::RequestBuilder {
+        let Some(headers) = credentials.as_ref().filter(|h| !h.is_empty()) else {
+            return self.client.get(url);
         };
-        if !parsed.username().is_empty() {
-            return request;
+        let mut request = self.credentialed_client.get(url);
+        for (name, value) in headers {
+            request = request.header(name, value);
         }
-        match self.netrc.credentials_for(&parsed) {
-            Some((login, password)) => request.basic_auth(login, Some(password)),
-            None => request,
+        request
+    }
+
+    /// Sends a GET of `url` with `credentials`; a redirect off the origin
+    /// of `url` is followed without them, under the go command's rules.
+    async fn get_following(
+        &self,
+        url: &str,
+        credentials: &Option<CredentialHeaders>,
+        module: &str,
+        version: &str,
+    ) -> Result<reqwest::Response, FetchError> {
+        let failed = |e| self.transport_error(url, module, version, e);
+        let response = self.get(url, credentials).send().await.map_err(failed)?;
+        if credentials.as_ref().is_none_or(|h| h.is_empty())
+            || !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308)
+        {
+            return Ok(response);
         }
+        let next = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| response.url().join(l).ok());
+        let Some(next) = next else {
+            return Ok(response);
+        };
+        // The credentialed client stopped here because `next` leaves the
+        // origin; it is asked for as a fresh request, https never giving
+        // way to http.
+        if url.starts_with("https:") && next.scheme() != "https" {
+            return Err(FetchError::Upstream {
+                module: module.to_string(),
+                version: version.to_string(),
+                upstream: redact(url),
+                status: None,
+                message: format!(
+                    "redirected from secure URL {} to insecure URL {}",
+                    redact(response.url().as_str()),
+                    redact(next.as_str())
+                ),
+            });
+        }
+        self.client.get(next).send().await.map_err(failed)
+    }
+
+    /// The GOAUTH credentials the go command would send first to `url`
+    /// (https only, and none when the URL carries its own).
+    async fn initial_credentials(&self, url: &str) -> (Option<Url>, Option<CredentialHeaders>) {
+        let Some(auth) = &self.auth else {
+            return (None, None);
+        };
+        let Ok(parsed) = Url::parse(url) else {
+            return (None, None);
+        };
+        if parsed.scheme() != "https" || !parsed.username().is_empty() {
+            return (None, None);
+        }
+        let credentials = auth.initial(&parsed, self.options.timeout).await;
+        (Some(parsed), credentials)
     }
 
     /// The parsed proxy list (GONOPROXY's implicit entry first when it is
@@ -516,11 +584,27 @@ impl UpstreamProxyFetcher {
         module: &str,
         version: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let response = self
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(url, module, version, e))?;
+        let (authed, credentials) = self.initial_credentials(url).await;
+        let mut response = self
+            .get_following(url, &credentials, module, version)
+            .await?;
+        // As the go command: after any 4xx from an https URL, GOAUTH runs
+        // again with that URL and the request is repeated (here only when
+        // the credentials changed: the same request would get the same
+        // answer).
+        if let (Some(parsed), Some(auth)) = (&authed, &self.auth) {
+            if response.status().is_client_error() {
+                let failed = FailedResponse::of(&response);
+                let renewed = auth
+                    .after_failure(parsed, &failed, self.options.timeout)
+                    .await;
+                if renewed.as_ref().unwrap_or(&Vec::new())
+                    != credentials.as_ref().unwrap_or(&Vec::new())
+                {
+                    response = self.get_following(url, &renewed, module, version).await?;
+                }
+            }
+        }
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -751,6 +835,24 @@ fn go_redirect_rule(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirec
         ));
     }
     attempt.follow()
+}
+
+/// [`go_redirect_rule`] for requests carrying credentials, stopping (to
+/// hand the redirect back) where a hop would leave the scheme, host and
+/// port first asked for.
+fn credentialed_redirect_rule(
+    attempt: reqwest::redirect::Attempt<'_>,
+) -> reqwest::redirect::Action {
+    let off_origin = attempt.previous().first().is_some_and(|first| {
+        let next = attempt.url();
+        first.scheme() != next.scheme()
+            || first.host_str() != next.host_str()
+            || first.port_or_known_default() != next.port_or_known_default()
+    });
+    if off_origin {
+        return attempt.stop();
+    }
+    go_redirect_rule(attempt)
 }
 
 async fn read_file_url(

@@ -27,6 +27,7 @@ use reqwest::Url;
 use sumdb::note::{self, Verifiers};
 use sumdb::record;
 use sumdb::tlog::{self, HashReader, Tile, TileHashReader, TileReader, TlogError, Tree};
+use vcs::goauth::{CredentialHeaders, FailedResponse, GoAuth};
 use vcs::goenv::{Fallback, GoEnv, ProxyTarget};
 
 use super::gosumdb::Database;
@@ -121,6 +122,14 @@ pub struct SumdbClient {
     db: Database,
     verifiers: Verifiers,
     http: reqwest::Client,
+    /// `http` for requests carrying credentials: it stops at a redirect
+    /// off the origin asked for.
+    credentialed_http: reqwest::Client,
+    /// The go environment's GOAUTH store: the go command sends its
+    /// credentials to checksum databases and their proxies too.
+    auth: Arc<GoAuth>,
+    /// How long one request (and a GOAUTH command for it) may take.
+    timeout: Duration,
     proxies: Vec<(ProxyTarget, Fallback)>,
     /// Found once; a failure is not kept (the go command keeps it for its
     /// one run, a server would keep it forever).
@@ -143,16 +152,57 @@ impl SumdbClient {
         store: Arc<dyn SumdbStore>,
         timeout: Duration,
     ) -> Result<SumdbClient, String> {
-        let proxy_env = env.clone();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
-            .no_proxy()
-            .proxy(reqwest::Proxy::custom(move |url| {
-                proxy_env.http_proxy_for(url)
-            }))
-            .build()
-            .map_err(|e| format!("creating HTTP client: {e}"))?;
+        // SSL_CERT_FILE replaces the bundled roots, as it replaces the
+        // system's for the go command.
+        let roots = match env.ssl_cert_file() {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("reading SSL_CERT_FILE {path}: {e}"))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("SSL_CERT_FILE {path}: {e}"))?;
+                if certs.is_empty() {
+                    return Err(format!("SSL_CERT_FILE {path}: no certificates in it"));
+                }
+                Some(certs)
+            }
+            None => None,
+        };
+        let make_client = |policy: reqwest::redirect::Policy| {
+            let proxy_env = env.clone();
+            let mut builder = reqwest::Client::builder()
+                .timeout(timeout)
+                .user_agent(concat!("athens-rs/", env!("CARGO_PKG_VERSION")))
+                .redirect(policy)
+                .no_proxy()
+                .proxy(reqwest::Proxy::custom(move |url| {
+                    proxy_env.http_proxy_for(url)
+                }));
+            if let Some(certs) = &roots {
+                builder = builder.tls_built_in_root_certs(false);
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert.clone());
+                }
+            }
+            builder
+                .build()
+                .map_err(|e| format!("creating HTTP client: {e}"))
+        };
+        let http = make_client(reqwest::redirect::Policy::default())?;
+        let credentialed_http = make_client(reqwest::redirect::Policy::custom(|attempt| {
+            let off_origin = attempt.previous().first().is_some_and(|first| {
+                let next = attempt.url();
+                first.scheme() != next.scheme()
+                    || first.host_str() != next.host_str()
+                    || first.port_or_known_default() != next.port_or_known_default()
+            });
+            if attempt.previous().len() > 10 {
+                attempt.error("too many redirects")
+            } else if off_origin {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))?;
         let proxies = env
             .proxy_list()
             .entries()
@@ -163,6 +213,9 @@ impl SumdbClient {
             verifiers: Verifiers::new([db.verifier.clone()]),
             db,
             http,
+            credentialed_http,
+            auth: Arc::clone(env.goauth_credentials()),
+            timeout,
             proxies,
             base: tokio::sync::OnceCell::new(),
             init: tokio::sync::OnceCell::new(),
@@ -650,12 +703,48 @@ impl SumdbClient {
             not_exist: false,
             message,
         };
-        let mut response = self
-            .http
-            .get(url.clone())
-            .send()
+        // With credentials, a redirect off the URL's origin is followed
+        // without them (reqwest would forward every header but
+        // `Authorization`).
+        let send = |credentials: Option<CredentialHeaders>| async move {
+            let Some(headers) = credentials.filter(|h| !h.is_empty()) else {
+                return self.http.get(url.clone()).send().await;
+            };
+            let mut request = self.credentialed_http.get(url.clone());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let response = request.send().await?;
+            let next = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| response.url().join(l).ok())
+                .filter(|_| response.status().is_redirection());
+            match next {
+                Some(next) => self.http.get(next).send().await,
+                None => Ok(response),
+            }
+        };
+        let credentials = self.auth.initial(url, self.timeout).await;
+        let mut response = send(credentials.clone())
             .await
             .map_err(|e| failed(format!("reading {shown}: {}", without_url(e))))?;
+        // As the go command: GOAUTH again after a 4xx from https, and the
+        // request repeated when that changed the credentials.
+        if url.scheme() == "https" && response.status().is_client_error() {
+            let renewed = self
+                .auth
+                .after_failure(url, &FailedResponse::of(&response), self.timeout)
+                .await;
+            if renewed.as_ref().unwrap_or(&Vec::new())
+                != credentials.as_ref().unwrap_or(&Vec::new())
+            {
+                response = send(renewed)
+                    .await
+                    .map_err(|e| failed(format!("reading {shown}: {}", without_url(e))))?;
+            }
+        }
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response

@@ -355,3 +355,122 @@ async fn skipped_modules_are_not_looked_up() {
     )
     .is_err());
 }
+
+/// An https front for `db` on 127.0.0.1 (certificate made with openssl,
+/// written to `dir/cert.pem`) that answers 401 to requests without
+/// `Authorization: Bearer sum-tok` and passes the others on.
+async fn protected_front(db: &SumdbServer, dir: &std::path::Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("running openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    let backend = db.addr;
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut stream) = acceptor.accept(conn).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if !text.contains("\r\nauthorization: bearer sum-tok\r\n") {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                // The database answers one request per connection and
+                // closes it.
+                let _ = upstream.write_all(&head).await;
+                let mut answer = Vec::new();
+                let _ = upstream.read_to_end(&mut answer).await;
+                let _ = stream.write_all(&answer).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+/// The go command sends GOAUTH credentials to the checksum database as to
+/// any https server: a database that wants a token is read with the one an
+/// authenticator prints after the 401, and not read without it.
+#[tokio::test]
+async fn goauth_credentials_reach_the_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = SumdbServer::start("sumdb.test");
+    db.add("example.com/m", "v1.0.0", ZIP, GOMOD);
+    let base = protected_front(&db, dir.path()).await;
+    let script = dir.path().join("auth");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n[ $# -eq 0 ] && exit 0\nprintf '{base}\\n\\nAuthorization: Bearer sum-tok\\n\\n'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gosumdb = format!("{} {base}", db.vkey);
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let script = script.display().to_string();
+    for (goauth, works) in [(script.as_str(), true), ("off", false)] {
+        let c = checker_with(
+            &[
+                ("GOSUMDB", &gosumdb),
+                ("GOPROXY", "direct"),
+                ("SSL_CERT_FILE", &cert),
+                ("GOAUTH", goauth),
+            ],
+            Arc::new(MemoryStore::default()),
+        );
+        let checked = c.check("example.com/m", "v1.0.0", ZIP, GOMOD).await;
+        assert_eq!(checked.is_ok(), works, "GOAUTH={goauth}: {checked:?}");
+    }
+}

@@ -55,6 +55,8 @@ pub struct ServerSetup {
     pub gitconfig: PathBuf,
     /// More `ATHENS_*` variables.
     pub extra_env: Vec<(String, String)>,
+    /// Command-line arguments (such as `-config_file=PATH`).
+    pub args: Vec<String>,
 }
 
 impl ServerSetup {
@@ -64,6 +66,7 @@ impl ServerSetup {
             disk_root: Some(root.to_path_buf()),
             gitconfig: gitconfig.to_path_buf(),
             extra_env: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -73,6 +76,7 @@ impl ServerSetup {
             disk_root: None,
             gitconfig: gitconfig.to_path_buf(),
             extra_env: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -125,7 +129,8 @@ impl Server {
             setup.gitconfig.display()
         );
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_athens"));
-        cmd.env_clear()
+        cmd.args(&setup.args)
+            .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &home)
             .env("ATHENS_PORT", format!("127.0.0.1:{port}"))

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::goauth::GoAuth;
+
 /// The go command's built-in GOPROXY when the variable is unset or empty.
 pub const DEFAULT_GOPROXY: &str = "https://proxy.golang.org,direct";
 /// The go command's built-in GOSUMDB when the variable is unset or empty.
@@ -69,6 +71,9 @@ pub enum GoEnvError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// GOAUTH names a method the go command would refuse.
+    #[error("invalid GOAUTH: {0}")]
+    Goauth(#[from] crate::goauth::GoAuthError),
     /// GOPROXY could not be parsed.
     #[error("invalid GOPROXY entry {entry:?}: {problem}")]
     Goproxy {
@@ -352,6 +357,9 @@ struct Settings {
     vars: BTreeMap<String, String>,
     govcs_rules: Vec<GovcsRule>,
     proxy_list: ProxyList,
+    /// GOAUTH's methods and the credentials they produced, shared by every
+    /// client of this environment as the go command shares them.
+    goauth: Arc<GoAuth>,
 }
 
 impl std::fmt::Debug for GoEnv {
@@ -413,6 +421,10 @@ impl GoEnv {
     }
 
     fn from_map(mut vars: BTreeMap<String, String>) -> Result<GoEnv, GoEnvError> {
+        // GOAUTH commands run with the whole environment the go command
+        // would have had, not only the variables read here.
+        let command_env: Vec<(String, String)> =
+            vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         vars.retain(|k, _| KNOWN_KEYS.contains(&k.as_str()));
         // The variables alone first: the rules are parsed from their
         // effective (defaulted) values.
@@ -423,11 +435,17 @@ impl GoEnv {
                 proxy_list: ProxyList {
                     entries: Vec::new(),
                 },
+                goauth: Arc::new(GoAuth::from_netrc(crate::discovery::Netrc::default())),
             }),
         };
         let mut govcs_rules = parse_govcs(unparsed.govcs())?;
         govcs_rules.extend(default_govcs_rules());
         let proxy_list = ProxyList::parse(unparsed.goproxy(), unparsed.gonoproxy())?;
+        let goauth = Arc::new(GoAuth::new(
+            unparsed.goauth(),
+            unparsed.netrc_path(),
+            command_env,
+        )?);
         let vars = match Arc::try_unwrap(unparsed.shared) {
             Ok(settings) => settings.vars,
             Err(shared) => shared.vars.clone(),
@@ -437,6 +455,7 @@ impl GoEnv {
                 vars,
                 govcs_rules,
                 proxy_list,
+                goauth,
             }),
         })
     }
@@ -513,7 +532,8 @@ impl GoEnv {
 
     /// SSL_CERT_FILE, if set: a PEM bundle of the certificate authorities
     /// the go command trusts for https instead of the system's. The module
-    /// proxy client reads it; go-import discovery and git keep their roots.
+    /// proxy and checksum database clients read it; go-import discovery and
+    /// git keep their roots.
     pub fn ssl_cert_file(&self) -> Option<&str> {
         self.get("SSL_CERT_FILE")
     }
@@ -573,6 +593,12 @@ impl GoEnv {
     /// The parsed GOPROXY list (with the implicit GONOPROXY entry first).
     pub fn proxy_list(&self) -> &ProxyList {
         &self.shared.proxy_list
+    }
+
+    /// GOAUTH's methods and the credentials they have given so far: one
+    /// store for every clone of this environment.
+    pub fn goauth_credentials(&self) -> &Arc<GoAuth> {
+        &self.shared.goauth
     }
 
     /// Whether GOAUTH asks for .netrc credentials.
@@ -924,7 +950,7 @@ mod tests {
         assert_eq!(e.netrc_path(), Some(PathBuf::from("/etc/n")));
         let e = env(&[("HOME", "/home/u"), ("GOAUTH", "off")]);
         assert_eq!(e.netrc_path(), None);
-        let e = env(&[("HOME", "/home/u"), ("GOAUTH", "git /x; netrc")]);
+        let e = env(&[("HOME", "/home/u"), ("GOAUTH", "git /; netrc")]);
         assert!(e.netrc_enabled());
         assert_eq!(env(&[]).netrc_path(), None);
     }

@@ -101,6 +101,7 @@ pub mod codehost;
 pub mod discovery;
 pub mod fetcher;
 pub mod git;
+pub mod goauth;
 pub mod goenv;
 pub mod interrupt;
 pub mod resolve;

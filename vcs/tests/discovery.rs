@@ -42,6 +42,8 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
+    /// The Authorization value required; 401 without it.
+    needs: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,7 @@ fn ok(tags: &[&str]) -> Reply {
         status: 200,
         headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
         body: meta_page(tags),
+        needs: None,
     }
 }
 
@@ -93,6 +96,7 @@ fn status(code: u16, body: &str) -> Reply {
         status: code,
         headers: vec![("Content-Type".into(), "text/html".into())],
         body: body.into(),
+        needs: None,
     }
 }
 
@@ -101,6 +105,7 @@ fn redirect(location: &str) -> Reply {
         status: 302,
         headers: vec![("Location".into(), location.into())],
         body: String::new(),
+        needs: None,
     }
 }
 
@@ -151,7 +156,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
         method: method.to_string(),
         host: host.clone(),
         target: target.to_string(),
-        authorization,
+        authorization: authorization.clone(),
     });
     let reply = routes
         .get(&(host, target.to_string()))
@@ -160,7 +165,17 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
             status: 404,
             headers: vec![("Content-Type".into(), "text/plain".into())],
             body: "not found\n".into(),
+            needs: None,
         });
+    let reply = match reply.needs {
+        Some(needed) if authorization.as_deref() != Some(needed) => Reply {
+            status: 401,
+            headers: vec![("WWW-Authenticate".into(), "Bearer realm=\"test\"".into())],
+            body: "unauthorized\n".into(),
+            needs: None,
+        },
+        _ => reply,
+    };
     let mut out = format!(
         "HTTP/1.1 {} Test\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply.status,
@@ -868,4 +883,73 @@ async fn credentials_never_follow_a_redirect_off_their_origin() {
         .collect();
     assert_eq!(plain_hits.len(), 1, "{plain_hits:?}");
     assert_eq!(plain_hits[0].authorization, None);
+}
+
+/// GOAUTH's authenticator form on a go-import page that wants a token: the
+/// command runs once without a URL, then with the page's URL (query
+/// included) and the 401 on its input, and the page is fetched again with
+/// what it printed; a 4xx whose credentials do not change is not asked
+/// twice.
+#[tokio::test]
+async fn goauth_command_credentials_after_a_401() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("runs");
+    let script = dir.path().join("auth");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfirst=$(head -n 1)\necho \"$#|$1|$first\" >> '{}'\n[ $# -eq 0 ] && exit 0\nprintf 'https://private.test/auth\\n\\nAuthorization: Bearer t0k\\n\\n'\n",
+            log.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let main = start(HashMap::from([route(
+        "private.test",
+        "/auth/mod?go-get=1",
+        Reply {
+            needs: Some("Bearer t0k"),
+            ..ok(&["private.test/auth/mod git https://private.test/auth/mod.git"])
+        },
+    )]))
+    .await;
+    let env = env(&[
+        ("GOPRIVATE", "private.test"),
+        ("GOAUTH", &script.display().to_string()),
+    ]);
+    let c = DiscoveryClient::builder(&env)
+        .pin_host("private.test", main.tls)
+        .add_root_certificate_pem(CERT_PEM.as_bytes())
+        .build()
+        .expect("client");
+
+    let found = resolve_repo("private.test/auth/mod", &env, &c)
+        .await
+        .expect("resolved with the token");
+    assert_eq!(found.repo_url, "https://private.test/auth/mod.git");
+    let auths: Vec<Option<String>> = main
+        .seen_for("private.test")
+        .into_iter()
+        .map(|s| s.authorization)
+        .collect();
+    assert_eq!(auths, [None, Some("Bearer t0k".to_string())]);
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("runs"),
+        "0||\n1|https://private.test/auth/mod?go-get=1|HTTP/1.1 401 Unauthorized\n"
+    );
+
+    // A 404 elsewhere: the command runs with that URL, but nothing new
+    // applies there, so the page is not asked for again.
+    let missing = resolve_repo("private.test/none", &env, &c).await;
+    assert!(missing.is_err());
+    let none_seen = main
+        .seen_for("private.test")
+        .into_iter()
+        .filter(|s| s.target == "/none?go-get=1")
+        .count();
+    assert_eq!(none_seen, 1);
+    assert!(std::fs::read_to_string(&log)
+        .expect("runs")
+        .ends_with("1|https://private.test/none?go-get=1|HTTP/1.1 404 Not Found\n"));
 }

@@ -447,6 +447,29 @@ fn default_govcs_refuses_public_svn() {
     assert_eq!(ours.kind(), FailureKind::Forbidden, "{ours}");
 }
 
+/// Bazaar is gone from the go command (1.27 knows no `bzr`): a go-import
+/// tag naming it fails there, even where GOVCS allows every tool, and here
+/// it is "not found" (a 404, so a go client may fall through).
+#[test]
+fn bazaar_is_unknown_as_in_the_go_command() {
+    let bench = Bench::new(
+        &[("/bzrmod", "example.test/bzrmod bzr http://127.0.0.1:9/bzr")],
+        &[("GOVCS", "*:all")],
+    );
+    let go = bench
+        .oracle
+        .download("example.test/bzrmod", "latest")
+        .unwrap();
+    assert!(!go.is_ok());
+    assert!(go.error.contains("unknown vcs \"bzr\""), "{}", go.error);
+    let ours = bench
+        .rt
+        .block_on(bench.fetcher.latest("example.test/bzrmod"))
+        .unwrap_err();
+    assert_eq!(ours.kind(), FailureKind::NotFound, "{ours}");
+    assert!(bench.meta.hits() > 0, "the meta server was never asked");
+}
+
 /// A free loopback port (bound, then released for the server to take; a
 /// collision makes the server fail to start and the caller retry).
 fn free_port() -> u16 {

@@ -7,22 +7,26 @@
 //!   HTTPS is also tried without certificate checks and with a short timeout.
 //! - At most 10 redirects; a redirect from HTTPS to anything else is refused
 //!   unless the path is GOINSECURE.
-//! - .netrc credentials are chosen for the URL first asked for, and only
-//!   when it is HTTPS (see [`Netrc::credentials_for`]). Redirects are
-//!   followed here rather than inside reqwest so that every hop is judged:
-//!   the credentials go along only while each hop has the scheme, host and
+//! - GOAUTH credentials (see [`crate::goauth`]) are chosen for the URL
+//!   first asked for, and only when it is HTTPS; after a 4xx answer to an
+//!   HTTPS page fetch, GOAUTH runs again with the URL and the fetch is
+//!   repeated when that changed its credentials. Redirects are followed
+//!   here rather than inside reqwest so that every hop is judged: the
+//!   credentials go along only while each hop has the scheme, host and
 //!   port of the first URL, and never again once a hop has left it.
 //! - Any status is accepted, since go-import tags may be served on a 404 page.
 //! - HTTP(S)_PROXY / NO_PROXY come from the [`GoEnv`], not from the process
 //!   environment, so Athens-style overrides apply.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::redirect;
 use url::Url;
 
 use super::netrc::{same_origin, Netrc};
+use crate::goauth::{CredentialHeaders, FailedResponse, GoAuth};
 use crate::goenv::GoEnv;
 
 /// The go command's user agent; some hosts only serve go-import tags to it.
@@ -92,8 +96,8 @@ impl DiscoveryClientBuilder {
         self
     }
 
-    /// Uses these credentials instead of reading the netrc file named by
-    /// the environment.
+    /// Uses these credentials (as GOAUTH=netrc) instead of the GOAUTH
+    /// methods of the environment.
     pub fn netrc(mut self, netrc: Netrc) -> Self {
         self.netrc = Some(netrc);
         self
@@ -113,7 +117,8 @@ impl DiscoveryClientBuilder {
     }
 
     /// Builds the client. An unreadable netrc file is treated as empty, as
-    /// the go command does.
+    /// the go command does; GOAUTH credentials are the environment's
+    /// shared store unless [`DiscoveryClientBuilder::netrc`] replaced them.
     pub fn build(self) -> Result<DiscoveryClient, ClientBuildError> {
         let mut certs = Vec::new();
         for pem in &self.root_certs_pem {
@@ -135,22 +140,16 @@ impl DiscoveryClientBuilder {
             .danger_accept_invalid_certs(true)
             .build()
             .map_err(|e| ClientBuildError::Http(e.to_string()))?;
-        let netrc = match self.netrc {
-            Some(n) => n,
-            None => match self.env.netrc_path() {
-                Some(path) => Netrc::load(&path).unwrap_or_else(|e| {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read netrc file; continuing without credentials");
-                    Netrc::default()
-                }),
-                None => Netrc::default(),
-            },
+        let auth = match self.netrc {
+            Some(n) => Arc::new(GoAuth::from_netrc(n)),
+            None => Arc::clone(self.env.goauth_credentials()),
         };
         Ok(DiscoveryClient {
             secure,
             insecure,
             timeout: self.timeout,
             insecure_timeout: self.insecure_timeout,
-            netrc,
+            auth,
             max_page_bytes: self.max_page_bytes,
         })
     }
@@ -182,14 +181,15 @@ pub struct DiscoveryClient {
     /// Budget of a whole request through all its redirects, per client.
     timeout: Duration,
     insecure_timeout: Duration,
-    netrc: Netrc,
+    /// GOAUTH's methods and stored credentials.
+    auth: Arc<GoAuth>,
     max_page_bytes: usize,
 }
 
 impl std::fmt::Debug for DiscoveryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiscoveryClient")
-            .field("netrc_machines", &self.netrc.entries().len())
+            .field("goauth", &self.auth)
             .field("max_page_bytes", &self.max_page_bytes)
             .finish_non_exhaustive()
     }
@@ -271,9 +271,39 @@ impl DiscoveryClient {
         verified: bool,
         url: &Url,
     ) -> Result<Page, FetchError> {
-        let resp = self
-            .send(client, budget, verified, reqwest::Method::GET, url)
+        // GOAUTH commands get the full request timeout, also before the
+        // short unverified attempts at GOINSECURE hosts.
+        let credentials = self.auth.initial(url, self.timeout).await;
+        let mut resp = self
+            .send(
+                client,
+                budget,
+                verified,
+                reqwest::Method::GET,
+                url,
+                &credentials,
+            )
             .await?;
+        // The go command asks GOAUTH again after any 4xx to an https URL
+        // (even one whose page might still carry a go-import tag) and
+        // repeats the request with what it then has; repeating it with the
+        // same credentials would only ask the same question twice.
+        if url.scheme() == "https" && resp.status().is_client_error() {
+            let failed = FailedResponse::of(&resp);
+            let renewed = self.auth.after_failure(url, &failed, self.timeout).await;
+            if !same_credentials(&renewed, &credentials) {
+                resp = self
+                    .send(
+                        client,
+                        budget,
+                        verified,
+                        reqwest::Method::GET,
+                        url,
+                        &renewed,
+                    )
+                    .await?;
+            }
+        }
         let status = resp.status().as_u16();
         let (body, read_error) = read_limited(resp, self.max_page_bytes).await;
         Ok(Page {
@@ -285,7 +315,7 @@ impl DiscoveryClient {
     }
 
     /// Sends `method url` and follows redirects by hand (at most
-    /// [`MAX_REDIRECTS`] requests in all, within `budget`). The netrc credentials of
+    /// [`MAX_REDIRECTS`] requests in all, within `budget`). The `credentials` of
     /// `url` go with each hop that is still on the origin of `url`, and no
     /// longer once a hop has left it: a server must not be able to forward
     /// them to another host, port or scheme by redirecting. When `verified`
@@ -297,6 +327,7 @@ impl DiscoveryClient {
         verified: bool,
         method: reqwest::Method,
         url: &Url,
+        credentials: &Option<CredentialHeaders>,
     ) -> Result<reqwest::Response, FetchError> {
         let shown = redact(url);
         let fail = |detail: String| FetchError {
@@ -305,7 +336,6 @@ impl DiscoveryClient {
             no_such_host: false,
         };
         let deadline = Instant::now() + budget;
-        let credentials = self.netrc.credentials_for(url);
         let mut on_origin = true;
         let mut method = method;
         let mut current = url.clone();
@@ -322,8 +352,10 @@ impl DiscoveryClient {
             let mut req = client
                 .request(method.clone(), current.clone())
                 .timeout(remaining);
-            if let (true, Some((login, password))) = (on_origin, credentials) {
-                req = req.basic_auth(login, Some(password));
+            if let (true, Some(headers)) = (on_origin, credentials) {
+                for (name, value) in headers {
+                    req = req.header(name, value);
+                }
             }
             let resp = req.send().await.map_err(|e| transport_error(&shown, &e))?;
             let Some(next) = redirect_target(&resp, &current).map_err(fail)? else {
@@ -369,8 +401,9 @@ impl DiscoveryClient {
         let Ok(url) = Url::parse(&target) else {
             return false;
         };
+        let credentials = self.auth.initial(&url, self.timeout).await;
         match self
-            .send(&self.secure, self.timeout, true, method, &url)
+            .send(&self.secure, self.timeout, true, method, &url, &credentials)
             .await
         {
             Ok(resp) => resp.status().is_success(),
@@ -380,6 +413,12 @@ impl DiscoveryClient {
             }
         }
     }
+}
+
+/// Whether two credential sets would send the same headers.
+fn same_credentials(a: &Option<CredentialHeaders>, b: &Option<CredentialHeaders>) -> bool {
+    let empty = Vec::new();
+    a.as_ref().unwrap_or(&empty) == b.as_ref().unwrap_or(&empty)
 }
 
 /// Where a redirect response points, resolved against `current`; `None`
