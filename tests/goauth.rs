@@ -136,49 +136,6 @@ fn answer(
     let _ = stream.flush();
 }
 
-/// A certificate and key for 127.0.0.1, made with the openssl command,
-/// trusted as itself through SSL_CERT_FILE by both clients.
-fn self_signed(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
-    use rustls::pki_types::pem::PemObject;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        // webpki refuses a CA certificate as a server's own.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("running openssl (needed for the TLS module proxy)");
-    assert!(
-        made.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("cert pem");
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    (cert, Arc::new(config))
-}
-
 struct World {
     dir: tempfile::TempDir,
     cert: PathBuf,
@@ -192,7 +149,7 @@ impl World {
             .prefix("athens-goauth-")
             .tempdir()
             .expect("tempdir");
-        let (cert, tls) = self_signed(dir.path());
+        let (cert, tls) = fixtures::services::loopback_tls(dir.path()).expect("loopback TLS");
         let proxy = ProtectedProxy::start(tls.clone(), &[TOKEN, BASIC]);
         World {
             dir,

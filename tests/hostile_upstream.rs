@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -430,55 +429,12 @@ fn a_hostile_proxy_named_by_a_mod_tag_is_refused_too() {
     assert!(upstream.seen().iter().any(|(p, _)| p.ends_with(".zip")));
 }
 
-/// A certificate and key for 127.0.0.1, made with the openssl command.
-fn self_signed(dir: &Path) -> (PathBuf, Arc<rustls::ServerConfig>) {
-    use rustls::pki_types::pem::PemObject;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        // Trusted as itself, so it must not claim to be a CA (webpki
-        // refuses a CA certificate as a server's own).
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("running openssl (needed for the TLS upstream)");
-    assert!(
-        made.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("cert pem");
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    (cert, Arc::new(config))
-}
-
 #[test]
 fn credentials_stay_with_their_host_and_https_is_not_downgraded() {
     let scratch = tempfile::tempdir().expect("scratch");
     let root = scratch.path().join("storage");
     std::fs::create_dir_all(&root).expect("root");
-    let (cert, tls) = self_signed(scratch.path());
+    let (cert, tls) = fixtures::services::loopback_tls(scratch.path()).expect("loopback TLS");
     let first = HostileProxy::start(Some(tls.clone()));
     let second = HostileProxy::start(Some(tls));
     let plain = HostileProxy::start(None);

@@ -138,7 +138,10 @@ mod tests {
             "{warnings:?}"
         );
         assert_eq!(
-            warnings.iter().filter(|w| w.starts_with("GoBinary")).count(),
+            warnings
+                .iter()
+                .filter(|w| w.starts_with("GoBinary"))
+                .count(),
             1,
             "{warnings:?}"
         );
