@@ -188,7 +188,11 @@ fn take_cpu_profile(length: Duration) -> Result<Vec<u8>, pprof::Error> {
         .frequency(FREQUENCY)
         .build()?;
     std::thread::sleep(length);
-    let profile = guard.report().build()?.pprof()?;
+    let profile = guard
+        .report()
+        .frames_post_processor(drop_profiler_frames)
+        .build()?
+        .pprof()?;
     drop(guard);
     let mut encoded = Vec::with_capacity(profile.encoded_len());
     profile
@@ -197,9 +201,56 @@ fn take_cpu_profile(length: Duration) -> Result<Vec<u8>, pprof::Error> {
     Ok(encoded)
 }
 
+/// Removes the frames of the sampling itself (the signal handler, the
+/// unwinder, the kernel's signal trampoline) from the leaf end of a
+/// sample, so that a sample is charged to the code that was interrupted.
+fn drop_profiler_frames(frames: &mut pprof::Frames) {
+    let own = frames
+        .frames
+        .iter()
+        .take_while(|frame| frame.iter().any(|symbol| is_profiler_frame(&symbol.name())))
+        .count();
+    // A sample made only of such frames is kept as it is.
+    if own < frames.frames.len() {
+        frames.frames.drain(..own);
+    }
+}
+
+fn is_profiler_frame(name: &str) -> bool {
+    name.starts_with("backtrace::")
+        || name.starts_with("pprof::")
+        || name.starts_with("<pprof::")
+        || name == "__restore_rt"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_are_charged_to_the_interrupted_code() {
+        let symbol = |name: &str| pprof::Symbol {
+            name: Some(name.as_bytes().to_vec()),
+            addr: None,
+            lineno: None,
+            filename: None,
+        };
+        let mut frames = pprof::Frames {
+            frames: vec![
+                vec![symbol("backtrace::backtrace::trace_unsynchronized")],
+                vec![symbol("pprof::profiler::perf_signal_handler")],
+                vec![symbol("__restore_rt")],
+                vec![symbol("athens::protocol::Protocol::info")],
+                vec![symbol("main")],
+            ],
+            thread_name: "worker".into(),
+            thread_id: 1,
+            sample_timestamp: std::time::SystemTime::now(),
+        };
+        drop_profiler_frames(&mut frames);
+        let names: Vec<String> = frames.frames.iter().map(|f| f[0].name()).collect();
+        assert_eq!(names, ["athens::protocol::Protocol::info", "main"]);
+    }
 
     #[test]
     fn profile_length_follows_go_and_is_bounded() {

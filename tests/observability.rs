@@ -1,8 +1,13 @@
-//! Traces of the real binary over OTLP/gRPC (`TraceExporter = "otlp"`),
-//! received by a fake collector made of the OTLP protobuf service: the
-//! spans of known requests with their attributes and parent/child links,
-//! nothing at `TraceSamplingFraction = 0`, and a collector that hangs or
-//! refuses slowing neither requests nor shutdown.
+//! Traces and profiles of the real binary.
+//!
+//! Traces over OTLP/gRPC (`TraceExporter = "otlp"`) are received by a fake
+//! collector made of the OTLP protobuf service: the spans of known
+//! requests with their attributes and parent/child links, nothing at
+//! `TraceSamplingFraction = 0`, and a collector that hangs or refuses
+//! slowing neither requests nor shutdown.
+//!
+//! Profiles (`EnablePprof`): a CPU profile taken under load, read by
+//! `go tool pprof` (the oracle); the heap path's 501.
 
 // Only some helpers are used here.
 #[allow(dead_code, unused_imports)]
@@ -408,4 +413,97 @@ fn a_collector_that_hangs_or_refuses_slows_nothing() {
             "{what}: shutdown took {took:?}"
         );
     }
+}
+
+/// A CPU profile from `PprofPort` while requests keep the server busy,
+/// read by `go tool pprof -top`; the heap profile is refused with 501,
+/// and the proxy's own port has no profiling endpoints.
+#[test]
+fn a_cpu_profile_taken_under_load_is_read_by_go_tool_pprof() {
+    let go = fixtures::locate_go().expect("the go command (GO)");
+    let scratch = tempfile::tempdir().unwrap();
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[]);
+    let mut server = None;
+    let mut pprof_port = 0;
+    // The profiling port is chosen before the server binds it; a port
+    // taken meanwhile stops the start (see pprof::start), then another
+    // is tried.
+    for _ in 0..3 {
+        pprof_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut setup = ServerSetup::memory(&gitconfig);
+        setup.extra_env = vec![
+            ("ATHENS_ENABLE_PPROF".into(), "true".into()),
+            (
+                "ATHENS_PPROF_PORT".into(),
+                format!("127.0.0.1:{pprof_port}"),
+            ),
+        ];
+        let started = std::panic::catch_unwind(|| Server::start(&setup));
+        if let Ok(started) = started {
+            server = Some(started);
+            break;
+        }
+    }
+    let server = server.expect("athens with EnablePprof started");
+    let port = server.port();
+    assert_eq!(get(port, "/debug/pprof/profile?seconds=1"), 404);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    get(port, "/github.com/acme/nothing/@v/list");
+                    get(port, "/healthz");
+                }
+            })
+        })
+        .collect();
+    let profile = support::http_get(pprof_port, "/debug/pprof/profile?seconds=2");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for thread in load {
+        thread.join().unwrap();
+    }
+    let (status, body) = profile.expect("profile request");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let file = scratch.path().join("cpu.pb");
+    std::fs::write(&file, &body).unwrap();
+    let output = std::process::Command::new(&go)
+        .args(["tool", "pprof", "-top"])
+        .arg(&file)
+        // The tool is built once into the usual GOCACHE (scripts/test.sh
+        // does it before the tests); a private HOME would build it anew.
+        .env("PPROF_TMPDIR", scratch.path())
+        .output()
+        .expect("running go tool pprof");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // The header of the listing, then a row per function with samples.
+    assert!(stdout.contains("Type: cpu"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("flat  flat%"), "{stdout}\n{stderr}");
+    let rows = stdout
+        .lines()
+        .skip_while(|l| !l.contains("flat  flat%"))
+        .skip(1)
+        .filter(|l| l.contains('%'))
+        .count();
+    assert!(rows > 0, "no samples:\n{stdout}\n{stderr}");
+    // Samples are charged to the server's code (symbolized), not to the
+    // profiler's own signal handler.
+    assert!(
+        stdout.contains("tokio::") || stdout.contains("hyper::"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("perf_signal_handler"), "{stdout}");
+
+    let (status, body) = support::http_get(pprof_port, "/debug/pprof/heap").unwrap();
+    assert_eq!(status, 501);
+    assert!(String::from_utf8_lossy(&body).contains("heap profiles are not available"));
 }
