@@ -396,15 +396,17 @@ fn a_collector_that_hangs_or_refuses_slows_nothing() {
             );
         }
         let started = Instant::now();
-        for _ in 0..100 {
+        for _ in 0..50 {
             assert_eq!(get(server.port(), "/healthz"), 200);
         }
         let took = started.elapsed();
-        // Normally milliseconds; the bound only catches requests that wait
-        // for the collector (its export timeout is 10 s).
+        // Normally well under a second; the bound is loose enough for a
+        // loaded machine and only catches requests that wait for the
+        // collector (50 of them waiting out its 10 s export timeout would
+        // take minutes).
         assert!(
-            took < Duration::from_secs(20),
-            "{what}: 100 requests took {took:?}"
+            took < Duration::from_secs(60),
+            "{what}: 50 requests took {took:?}"
         );
         let took = terminate(&mut server);
         // Shutdown gives the last export 5 s at most.
