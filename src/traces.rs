@@ -27,6 +27,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -43,9 +44,11 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
+    SpanExporter,
 };
 use opentelemetry_sdk::Resource;
 use tokio::io::AsyncRead;
@@ -141,6 +144,10 @@ impl Traces {
         let batching = BatchConfigBuilder::default()
             .with_max_queue_size(QUEUE_SIZE)
             .build();
+        let exporter = ReportingExporter {
+            inner: exporter,
+            failing: AtomicBool::new(false),
+        };
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(batching)
             .build();
@@ -219,6 +226,48 @@ impl Tracer {
         outcome(&result, &span);
         span.end();
         result
+    }
+}
+
+/// The OTLP exporter, logging when exports start failing and when they
+/// work again (one line per change, not one per batch), so an operator
+/// learns of a collector that is down without a line every few seconds.
+#[derive(Debug)]
+struct ReportingExporter<E> {
+    inner: E,
+    failing: AtomicBool,
+}
+
+impl<E: SpanExporter> SpanExporter for ReportingExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let result = self.inner.export(batch).await;
+        match &result {
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!("exporting traces works again");
+            }
+            Err(e) if !self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(
+                    error = %e,
+                    spans,
+                    "exporting traces failed; spans are dropped until the collector answers"
+                );
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
     }
 }
 

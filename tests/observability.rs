@@ -408,7 +408,19 @@ fn a_collector_that_hangs_or_refuses_slows_nothing() {
             took < Duration::from_secs(60),
             "{what}: 50 requests took {took:?}"
         );
+        if what == "refusing" {
+            // The operator is told, once.
+            wait_until(Duration::from_secs(60), "the export failure logged", || {
+                server.raw_log_text().contains("exporting traces failed")
+            });
+        }
         let took = terminate(&mut server);
+        // One line for the failing collector, not one per batch.
+        let lines = server
+            .raw_log_text()
+            .matches("exporting traces failed")
+            .count();
+        assert!(lines <= 1, "{what}: {lines} lines");
         // Shutdown gives the last export 5 s at most.
         assert!(
             took < Duration::from_secs(30),
