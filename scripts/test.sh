@@ -104,6 +104,9 @@ export ATHENS_TEST_NODE_BIN="$tools/npm/node_modules/.bin"
 export GO="$venv/bin/go"
 [ -x "$GO" ] || fail "$GO is missing after installing $go_package"
 "$GO" version | grep -q "go$go_version " || fail "$GO is not go$go_version: $("$GO" version)"
+# `go tool pprof` reads the server's CPU profiles (tests/observability.rs);
+# the toolchain builds it on first use, so once here (cached afterwards).
+"$GO" tool -n pprof >/dev/null || fail "building go tool pprof failed"
 
 # Lints and documentation come first: a warning from either fails the run.
 cargo clippy --workspace --all-targets -- -D warnings \

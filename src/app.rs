@@ -16,7 +16,9 @@
 //! 6. the router with the optional layers ([`Features`]);
 //! 7. the metrics ([`crate::metrics`], unless `StatsExporter` is empty):
 //!    wrappers around the storage and the fetcher given to steps 4 and 5,
-//!    `/metrics` beside the other routes and a layer around the router.
+//!    `/metrics` beside the other routes and a layer around the router;
+//! 8. the traces ([`crate::traces`], when `TraceExporter = "otlp"`): the
+//!    same kind of wrappers, making spans, and the outermost layer.
 //!
 //! [`router`] is steps 4 to 6 alone, over a storage and a fetcher the caller
 //! opened; [`stashing`] is steps 1 to 4 alone, for `athens prefill`. The
@@ -37,6 +39,7 @@ use crate::metrics::{MeteredFetcher, MeteredStorage, Metrics, MetricsLayer};
 use crate::protocol::{Limits, Protocol};
 use crate::stash::{BaseStasher, CoalescingStasher, DistributedStasher, PooledStasher, Stasher};
 use crate::storage::Storage;
+use crate::traces::{TraceLayer, TracedFetcher, TracedStorage, Tracer, Traces};
 
 /// The proxy assembled from its configuration.
 pub struct App {
@@ -51,6 +54,9 @@ pub struct App {
     pub storage: Arc<dyn Storage>,
     /// The HTTP application: protocol, health endpoints, optional layers.
     pub router: Router,
+    /// The trace exporter, when traces are on: shut it down after the
+    /// server has stopped, so the last spans are sent.
+    pub traces: Option<Traces>,
 }
 
 /// Builds the whole proxy `config` describes (see the module docs). Fails
@@ -69,6 +75,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     } = upstream(config).await?;
     let metrics =
         crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(Some(git_cache)));
+    let traces = Traces::start(config)?;
     let router = router_with_metrics(
         config,
         &go_env,
@@ -76,7 +83,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         verified,
         lock,
         index,
-        metrics,
+        Observers {
+            metrics,
+            tracer: traces.as_ref().map(Traces::tracer),
+        },
     )?;
     Ok(App {
         go_env,
@@ -84,6 +94,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         fetcher,
         storage,
         router,
+        traces,
     })
 }
 
@@ -207,13 +218,24 @@ pub fn router(
     index: Arc<dyn Indexer>,
 ) -> anyhow::Result<Router> {
     let metrics = crate::metrics::enabled(&config.stats_exporter).then(|| Metrics::new(None));
-    router_with_metrics(config, go_env, storage, fetcher, lock, index, metrics)
+    let observers = Observers {
+        metrics,
+        tracer: None,
+    };
+    router_with_metrics(config, go_env, storage, fetcher, lock, index, observers)
+}
+
+/// What watches the router: the metrics and the tracer, each optional.
+struct Observers {
+    metrics: Option<Arc<Metrics>>,
+    tracer: Option<Tracer>,
 }
 
 /// [`router`], measured into `metrics` when given: the storage and the
 /// fetcher wrapped to count reads and fetches, the stash stack's
 /// single-flight sampled, `/metrics` served, and every request counted
-/// by the outermost layer.
+/// by the outermost layer; and traced by `tracer` when given: the same
+/// parts wrapped to make spans, and a span per request.
 fn router_with_metrics(
     config: &Config,
     go_env: &GoEnv,
@@ -221,8 +243,15 @@ fn router_with_metrics(
     fetcher: Arc<dyn Fetcher>,
     lock: Option<DistributedLock>,
     index: Arc<dyn Indexer>,
-    metrics: Option<Arc<Metrics>>,
+    Observers { metrics, tracer }: Observers,
 ) -> anyhow::Result<Router> {
+    let (storage, fetcher) = match &tracer {
+        Some(t) => (
+            Arc::new(TracedStorage::new(storage, t.clone())) as Arc<dyn Storage>,
+            Arc::new(TracedFetcher::new(fetcher, t.clone())) as Arc<dyn Fetcher>,
+        ),
+        None => (storage, fetcher),
+    };
     let (storage, fetcher) = match &metrics {
         Some(m) => (
             Arc::new(MeteredStorage::new(storage, Arc::clone(m))) as Arc<dyn Storage>,
@@ -263,8 +292,12 @@ fn router_with_metrics(
         features,
         extra_routes,
     );
-    Ok(match metrics {
+    let router = match metrics {
         Some(m) => router.layer(MetricsLayer::new(m, &config.path_prefix)),
+        None => router,
+    };
+    Ok(match tracer {
+        Some(t) => router.layer(TraceLayer::new(t, &config.path_prefix)),
         None => router,
     })
 }

@@ -207,7 +207,14 @@ fn run_server(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         .build()?;
     let result = runtime.block_on(async {
         let app = athens::app::build(&config).await?;
-        athens::http::serve(&config, app.router).await
+        athens::pprof::start(&config).await?;
+        let served = athens::http::serve(&config, app.router).await;
+        // The last spans, bounded in time: a hung collector cannot hold
+        // the process.
+        if let Some(traces) = app.traces {
+            traces.shutdown().await;
+        }
+        served
     });
     // `serve` returns once in-flight requests are done or ShutdownTimeout
     // has passed. Stashes nobody waits for and blocking fetch threads may

@@ -274,8 +274,11 @@ impl Protocol {
                     self.lookups.max_queued
                 )));
             };
-            // The request's route class goes along, for the metrics.
-            let work = crate::metrics::with_current_route(work);
+            // The request's route class goes along, for the metrics, and
+            // its trace context, for the spans.
+            let work = opentelemetry::context::FutureExt::with_current_context(
+                crate::metrics::with_current_route(work),
+            );
             let task = tokio::spawn(async move {
                 let _permit = permit;
                 work.await

@@ -393,20 +393,22 @@ config_table! {
         /// Cloud provider the proxy runs on: GCP or none. GCP logs Athens' JSON for
         /// Cloud Logging, whatever LogFormat says. Required when LogFormat is empty.
         cloud_runtime: String = "none".into(), "CloudRuntime", "ATHENS_CLOUD_RUNTIME";
-        /// Expose profiling endpoints. Meant for short debugging sessions only.
+        /// Serve CPU profiles in pprof format on PprofPort (/debug/pprof/profile).
+        /// Meant for short debugging sessions only.
         enable_pprof: bool = false, "EnablePprof", "ATHENS_ENABLE_PPROF";
-        /// Listen address of the profiling endpoints.
+        /// Listen address of the profiling endpoints (keep it private).
         pprof_port: String = ":3001".into(), "PprofPort", "ATHENS_PPROF_PORT";
         /// File of include/exclude/direct rules for module paths; empty disables
         /// filtering.
         filter_file: String = String::new(), "FilterFile", "ATHENS_FILTER_FILE";
-        /// OTLP collector endpoint for traces.
+        /// OTLP/gRPC collector endpoint for traces (http:// or https://); empty
+        /// means the OTEL_EXPORTER_OTLP_ENDPOINT variables.
         trace_exporter_url: String = "http://localhost:4317".into(),
             "TraceExporterURL", "ATHENS_TRACE_EXPORTER_URL";
-        /// Trace exporter: otlp, or empty for no tracing. Accepted for
-        /// compatibility: no traces are exported yet, and a value is warned about.
+        /// Trace exporter: otlp (OpenTelemetry over gRPC), or empty for no tracing.
         trace_exporter: String = String::new(), "TraceExporter", "ATHENS_TRACE_EXPORTER";
-        /// Fraction of root traces sampled, from 0.0 to 1.0.
+        /// Fraction of root traces sampled, from 0.0 to 1.0; every trace when GoEnv
+        /// is development, as in Athens.
         trace_sampling_fraction: f64 = 1.0,
             "TraceSamplingFraction", "ATHENS_TRACE_SAMPLING_FRACTION";
         /// Metrics exporter: prometheus, or empty for none.

@@ -24,17 +24,21 @@ impl Config {
         if self.storage_type == StorageType::Mongo {
             fail("StorageType", MONGO_REFUSED.into());
         }
+        if crate::traces::enabled(&self.trace_exporter) {
+            if let Err(reason) = crate::traces::check_url(&self.trace_exporter_url) {
+                fail("TraceExporterURL", reason);
+            }
+        }
     }
 
     /// Warnings for the settings that are ignored.
     pub(super) fn ignored_settings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.enable_pprof {
-            warnings.push("EnablePprof is ignored".into());
-        }
-        if !self.trace_exporter.is_empty() {
+        if !self.trace_exporter.is_empty() && !crate::traces::enabled(&self.trace_exporter) {
+            // Athens also only logs this and runs without traces.
             warnings.push(format!(
-                "TraceExporter {:?} is ignored (no traces are exported)",
+                "TraceExporter {:?} is not supported: traces are exported over OTLP only \
+                 (TraceExporter = \"otlp\"); no traces are exported",
                 self.trace_exporter
             ));
         }
@@ -94,6 +98,36 @@ mod tests {
     }
 
     #[test]
+    fn trace_settings_are_checked_only_when_traces_are_on() {
+        let traced = |url: &str, fraction: f64| Config {
+            trace_exporter: "otlp".into(),
+            trace_exporter_url: url.into(),
+            trace_sampling_fraction: fraction,
+            ..Config::default()
+        };
+        for url in ["http://localhost:4317", "https://otel.example:443", ""] {
+            assert!(traced(url, 1.0).validate().is_ok(), "{url}");
+        }
+        for (url, key) in [
+            ("localhost:4317", "TraceExporterURL"),
+            ("grpc://collector:4317", "TraceExporterURL"),
+            ("http://", "TraceExporterURL"),
+        ] {
+            let keys: Vec<String> = refused(&traced(url, 1.0))
+                .into_iter()
+                .map(|s| s.key)
+                .collect();
+            assert_eq!(keys, vec![key.to_string()], "{url}");
+        }
+        // Off: the URL is not used, so not judged.
+        let off = Config {
+            trace_exporter_url: "localhost:4317".into(),
+            ..Config::default()
+        };
+        assert!(off.validate().is_ok());
+    }
+
+    #[test]
     fn ignored_settings_are_warnings() {
         let warnings = Config {
             index_type: "memory".into(),
@@ -103,22 +137,32 @@ mod tests {
         .unwrap();
         // The index is kept (src/index), so IndexType is not ignored.
         assert!(warnings.is_empty(), "{warnings:?}");
+        // Profiles are served (src/pprof.rs).
         let warnings = Config {
             enable_pprof: true,
             ..Config::default()
         }
         .validate()
         .unwrap();
-        assert_eq!(warnings, vec!["EnablePprof is ignored".to_string()]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // OTLP is exported (src/traces.rs); Athens' former exporters are not.
         let warnings = Config {
             trace_exporter: "otlp".into(),
             ..Config::default()
         }
         .validate()
         .unwrap();
-        assert_eq!(
-            warnings,
-            vec!["TraceExporter \"otlp\" is ignored (no traces are exported)".to_string()]
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let warnings = Config {
+            trace_exporter: "jaeger".into(),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("TraceExporter \"jaeger\" is not supported"),
+            "{warnings:?}"
         );
     }
 

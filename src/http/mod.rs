@@ -46,7 +46,8 @@ use crate::protocol::{Protocol, ProtocolError};
 pub(crate) use features::private_patterns;
 pub use features::Features;
 pub use server::{
-    init_logging, serve, serve_listener, serve_listener_with, shutdown_signal, ConnectionLimits,
+    bind_port, init_logging, serve, serve_listener, serve_listener_with, shutdown_signal,
+    ConnectionLimits,
 };
 
 /// Header carrying the request id in and out, as Athens names it.

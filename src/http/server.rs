@@ -530,6 +530,16 @@ async fn bind_tcp(port: &str, addr: &str) -> std::io::Result<tokio::net::TcpList
     tokio::net::TcpListener::bind(addr).await
 }
 
+/// Listens on an address in Athens' port notation (`:3001`, `3001` or
+/// `HOST:PORT`) the way `Port` is listened on.
+pub async fn bind_port(port: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = match all_interfaces_port(port) {
+        Some(number) => format!("0.0.0.0:{number}"),
+        None => port.to_string(),
+    };
+    bind_tcp(port, &addr).await
+}
+
 /// Whether creating or binding an IPv6 socket failed because the machine
 /// has no IPv6.
 fn is_missing_ipv6(e: &std::io::Error) -> bool {

@@ -42,7 +42,7 @@ pub fn with_current_route<F: std::future::Future>(
 }
 
 /// The class of `path` (without the path prefix).
-pub(super) fn classify(path: &str) -> Route {
+pub fn classify(path: &str) -> Route {
     match path {
         "/healthz" | "/readyz" => return Route::Health,
         "/metrics" => return Route::Metrics,

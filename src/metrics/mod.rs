@@ -42,7 +42,7 @@ use prometheus_client::registry::Registry;
 use crate::stash::CoalescingStasher;
 
 pub use fetch::MeteredFetcher;
-pub use http::{routes, with_current_route, MetricsFuture, MetricsLayer, MetricsService};
+pub use http::{classify, routes, with_current_route, MetricsFuture, MetricsLayer, MetricsService};
 pub use storage::MeteredStorage;
 
 /// The `Content-Type` of the Prometheus text format, version 0.0.4.

@@ -480,11 +480,14 @@ impl CoalescingStasher {
         let (m, v) = (module.to_string(), version.to_string());
         // The task's own removal takes the registry lock, which the caller
         // holds until the entry is inserted, so it cannot run first.
+        // The fetch is traced as part of the request that started it.
+        let trace = opentelemetry::Context::current();
         let handle = tokio::spawn(async move {
             let registry = Arc::clone(&ticket.registry);
             let own = Arc::clone(&ticket.interest);
             let key = Arc::clone(&ticket.key);
-            let result = QUEUED.scope(ticket, inner.stash(&m, &v)).await;
+            let stash = opentelemetry::context::FutureExt::with_context(inner.stash(&m, &v), trace);
+            let result = QUEUED.scope(ticket, stash).await;
             let mut map = lock_registry(&registry);
             // An abandoned stash was already withdrawn, and a newer one
             // for the same version may have taken its place.

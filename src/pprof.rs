@@ -1,0 +1,280 @@
+//! Profiling endpoints on `PprofPort` when `EnablePprof` is set, where
+//! Athens serves Go's `net/http/pprof`: a separate listener, so the
+//! endpoints are never reachable through the proxy's own port.
+//!
+//! - `/debug/pprof/profile?seconds=N`: a CPU profile of the whole process
+//!   over N seconds (30 by default, as Go's), sampled 100 times a second
+//!   by `SIGPROF`, in pprof's protobuf format (`go tool pprof` reads it).
+//! - `/debug/pprof/heap` (and `allocs`): 501 Not Implemented. Heap
+//!   profiles need an allocator that records allocation sites (jemalloc
+//!   with profiling); the server keeps the system allocator, because
+//!   switching it would change the cost of every allocation of every
+//!   request and bring a C library into the static build, for a debugging
+//!   aid that is off by default.
+//! - `/debug/pprof/`: what is available.
+//!
+//! Only one CPU profile runs at a time (the profiling timer is
+//! process-wide); another request meanwhile is answered 409 Conflict.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::Config;
+
+/// Samples per second of a CPU profile (Go's rate).
+pub const FREQUENCY: i32 = 100;
+
+/// Length of a CPU profile when the request names none (Go's default).
+pub const DEFAULT_SECONDS: u64 = 30;
+
+/// The longest CPU profile served: longer ones are refused rather than
+/// holding the profiler for hours.
+pub const MAX_SECONDS: u64 = 3600;
+
+/// Why `/debug/pprof/heap` answers 501.
+pub const HEAP_UNAVAILABLE: &str = "heap profiles are not available: this server uses the \
+    system allocator, which does not record allocation sites (see EnablePprof in README.md); \
+    CPU profiles are at /debug/pprof/profile\n";
+
+/// Whether a CPU profile is being taken.
+#[derive(Default)]
+struct Profiling {
+    busy: AtomicBool,
+}
+
+/// Clears [`Profiling::busy`] however the profile ends.
+struct Busy(Arc<Profiling>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+/// The profiling routes, to be served on their own listener.
+pub fn router() -> Router {
+    Router::new()
+        .route("/debug/pprof/", get(index))
+        .route("/debug/pprof", get(index))
+        .route("/debug/pprof/profile", get(cpu_profile))
+        .route("/debug/pprof/heap", get(heap))
+        .route("/debug/pprof/allocs", get(heap))
+        .with_state(Arc::new(Profiling::default()))
+}
+
+/// Binds `PprofPort` and serves [`router`] there in the background until
+/// the process ends, when `EnablePprof` is set. Fails when the address
+/// cannot be listened on, so a port that is taken stops the start.
+pub async fn start(config: &Config) -> anyhow::Result<()> {
+    if !config.enable_pprof {
+        return Ok(());
+    }
+    let port = config.pprof_port.as_str();
+    let listener = crate::http::bind_port(port)
+        .await
+        .with_context(|| format!("PprofPort: listening on {port:?}"))?;
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| port.to_string(), |a| a.to_string());
+    tracing::warn!(
+        address = %addr,
+        "serving CPU profiles at /debug/pprof/profile (EnablePprof); keep this port private"
+    );
+    tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        let served =
+            crate::http::serve_listener(listener, router(), never, Duration::from_secs(1)).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the profiling server stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn index() -> &'static str {
+    "Profiles of this server (EnablePprof):\n\n\
+     /debug/pprof/profile?seconds=N  CPU profile over N seconds (default 30), pprof format\n\
+     /debug/pprof/heap               not available (501): the system allocator keeps no allocation sites\n"
+}
+
+async fn heap() -> Response {
+    (StatusCode::NOT_IMPLEMENTED, HEAP_UNAVAILABLE).into_response()
+}
+
+/// The query of `/debug/pprof/profile`.
+#[derive(serde::Deserialize)]
+struct ProfileQuery {
+    seconds: Option<String>,
+}
+
+/// The length of the profile `seconds` asks for: Go's default when it is
+/// missing, not a number or not positive; `Err` beyond [`MAX_SECONDS`].
+fn profile_seconds(seconds: Option<&str>) -> Result<u64, String> {
+    let asked = seconds.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    if asked <= 0 {
+        return Ok(DEFAULT_SECONDS);
+    }
+    let asked = asked as u64;
+    if asked > MAX_SECONDS {
+        return Err(format!(
+            "seconds={asked} is longer than the longest profile served ({MAX_SECONDS})\n"
+        ));
+    }
+    Ok(asked)
+}
+
+async fn cpu_profile(
+    State(state): State<Arc<Profiling>>,
+    Query(query): Query<ProfileQuery>,
+) -> Response {
+    let seconds = match profile_seconds(query.seconds.as_deref()) {
+        Ok(seconds) => seconds,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    if state.busy.swap(true, Ordering::AcqRel) {
+        return (
+            StatusCode::CONFLICT,
+            "a CPU profile is already being taken; try again when it is done\n",
+        )
+            .into_response();
+    }
+    let busy = Busy(state);
+    let profiled = tokio::task::spawn_blocking(move || {
+        let _busy = busy;
+        take_cpu_profile(Duration::from_secs(seconds))
+    })
+    .await;
+    match profiled {
+        Ok(Ok(profile)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"profile\"",
+                ),
+            ],
+            profile,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "CPU profile failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("CPU profile failed: {e}\n"),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("CPU profile failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Profiles the whole process for `length` and returns the profile in
+/// pprof's protobuf encoding. Blocks the calling thread meanwhile.
+fn take_cpu_profile(length: Duration) -> Result<Vec<u8>, pprof::Error> {
+    use pprof::protos::Message as _;
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(FREQUENCY)
+        .build()?;
+    std::thread::sleep(length);
+    let profile = guard
+        .report()
+        .frames_post_processor(drop_profiler_frames)
+        .build()?
+        .pprof()?;
+    drop(guard);
+    let mut encoded = Vec::with_capacity(profile.encoded_len());
+    profile
+        .encode(&mut encoded)
+        .map_err(|e| pprof::Error::IoError(std::io::Error::other(e)))?;
+    Ok(encoded)
+}
+
+/// Removes the frames of the sampling itself (the signal handler, the
+/// unwinder, the kernel's signal trampoline) from the leaf end of a
+/// sample, so that a sample is charged to the code that was interrupted.
+fn drop_profiler_frames(frames: &mut pprof::Frames) {
+    let own = frames
+        .frames
+        .iter()
+        .take_while(|frame| frame.iter().any(|symbol| is_profiler_frame(&symbol.name())))
+        .count();
+    // A sample made only of such frames is kept as it is.
+    if own < frames.frames.len() {
+        frames.frames.drain(..own);
+    }
+}
+
+fn is_profiler_frame(name: &str) -> bool {
+    name.starts_with("backtrace::")
+        || name.starts_with("pprof::")
+        || name.starts_with("<pprof::")
+        || name == "__restore_rt"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_charged_to_the_interrupted_code() {
+        let symbol = |name: &str| pprof::Symbol {
+            name: Some(name.as_bytes().to_vec()),
+            addr: None,
+            lineno: None,
+            filename: None,
+        };
+        let mut frames = pprof::Frames {
+            frames: vec![
+                vec![symbol("backtrace::backtrace::trace_unsynchronized")],
+                vec![symbol("pprof::profiler::perf_signal_handler")],
+                vec![symbol("__restore_rt")],
+                vec![symbol("athens::protocol::Protocol::info")],
+                vec![symbol("main")],
+            ],
+            thread_name: "worker".into(),
+            thread_id: 1,
+            sample_timestamp: std::time::SystemTime::now(),
+        };
+        drop_profiler_frames(&mut frames);
+        let names: Vec<String> = frames.frames.iter().map(|f| f[0].name()).collect();
+        assert_eq!(names, ["athens::protocol::Protocol::info", "main"]);
+    }
+
+    #[test]
+    fn profile_length_follows_go_and_is_bounded() {
+        assert_eq!(profile_seconds(None), Ok(DEFAULT_SECONDS));
+        assert_eq!(profile_seconds(Some("")), Ok(DEFAULT_SECONDS));
+        assert_eq!(profile_seconds(Some("x")), Ok(DEFAULT_SECONDS));
+        assert_eq!(profile_seconds(Some("-3")), Ok(DEFAULT_SECONDS));
+        assert_eq!(profile_seconds(Some("0")), Ok(DEFAULT_SECONDS));
+        assert_eq!(profile_seconds(Some("2")), Ok(2));
+        assert_eq!(profile_seconds(Some("3600")), Ok(3600));
+        assert!(profile_seconds(Some("3601")).is_err());
+    }
+
+    #[tokio::test]
+    async fn heap_profiles_are_refused_with_the_reason() {
+        use tower::ServiceExt;
+        let request = axum::http::Request::get("/debug/pprof/heap")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert_eq!(body, HEAP_UNAVAILABLE.as_bytes());
+    }
+}
