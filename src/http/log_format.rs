@@ -442,7 +442,7 @@ mod tests {
         for sanitize in [true, false] {
             let ours = lines_without_time(true, sanitize);
             let full = lines_without_time(false, sanitize);
-            assert_eq!(ours.len(), 17);
+            assert_eq!(ours.len(), 15);
             assert_eq!(ours, full);
         }
         let ours = lines_without_time(true, true);
