@@ -599,6 +599,53 @@ fn body_etag(body: &Bytes) -> HeaderValue {
         .unwrap_or_else(|| etag_of(&[body]))
 }
 
+/// Zips each thread remembers the ETag of.
+const ZIP_ETAG_MEMO_SLOTS: usize = 8;
+
+/// The ETags of the last few zips served by this thread, by
+/// `module@version` (unambiguous: module paths hold no `@`) and size.
+struct ZipEtagMemo {
+    slots: [Option<(String, u64, HeaderValue)>; ZIP_ETAG_MEMO_SLOTS],
+    next: usize,
+}
+
+thread_local! {
+    static ZIP_ETAG_MEMO: std::cell::RefCell<ZipEtagMemo> = const {
+        std::cell::RefCell::new(ZipEtagMemo { slots: [const { None }; ZIP_ETAG_MEMO_SLOTS], next: 0 })
+    };
+}
+
+/// [`zip_etag`], remembered per thread.
+fn remembered_zip_etag(module: &str, version: &str, size: u64) -> HeaderValue {
+    let same = |identity: &str, held_size: u64| {
+        held_size == size
+            && identity.len() == module.len() + 1 + version.len()
+            && identity.starts_with(module)
+            && identity.ends_with(version)
+            && identity.as_bytes()[module.len()] == b'@'
+    };
+    ZIP_ETAG_MEMO
+        .try_with(|memo| {
+            let mut memo = memo.try_borrow_mut().ok()?;
+            if let Some((_, _, etag)) = memo
+                .slots
+                .iter()
+                .flatten()
+                .find(|(identity, held_size, _)| same(identity, *held_size))
+            {
+                return Some(etag.clone());
+            }
+            let etag = zip_etag(module, version, size);
+            let slot = memo.next;
+            memo.next = (slot + 1) % ZIP_ETAG_MEMO_SLOTS;
+            memo.slots[slot] = Some((format!("{module}@{version}"), size, etag.clone()));
+            Some(etag)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| zip_etag(module, version, size))
+}
+
 /// Whether the client's `If-None-Match` already names `etag`.
 fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     let etag = etag.as_bytes();
@@ -762,7 +809,7 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
         Endpoint::Zip(version) => match protocol.zip(&module, &version).await {
             Ok((zip, resolved)) => {
                 let cache_control = versioned_cache_policy(&version);
-                let etag = zip_etag(&module, &resolved, zip.size);
+                let etag = remembered_zip_etag(&module, &resolved, zip.size);
                 if etag_matches(headers, &etag) {
                     return not_modified(etag, cache_control);
                 }

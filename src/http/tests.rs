@@ -691,6 +691,28 @@ fn remembered_etags_are_those_of_the_bodies() {
 }
 
 #[test]
+fn remembered_zip_etags_are_those_of_the_zips() {
+    // More zips than the memo has slots, each asked for several times;
+    // pairs that would join to the same `module@version` text another
+    // way, and the same identity with another size, keep their own ETags.
+    let mut cases: Vec<(String, String, u64)> = (0..3 * ZIP_ETAG_MEMO_SLOTS)
+        .map(|i| (format!("example.com/m{i}"), format!("v1.0.{i}"), i as u64))
+        .collect();
+    cases.push(("example.com/a".into(), "v1.0.0".into(), 5));
+    cases.push(("example.com/a".into(), "v1.0.0".into(), 6));
+    cases.push(("example.com/a/v1".into(), ".0.0".into(), 5));
+    for _ in 0..3 {
+        for (module, version, size) in &cases {
+            assert_eq!(
+                remembered_zip_etag(module, version, *size),
+                zip_etag(module, version, *size),
+                "{module}@{version} {size}"
+            );
+        }
+    }
+}
+
+#[test]
 fn generated_request_ids_have_the_documented_shape() {
     let a = new_request_id();
     let b = new_request_id();
