@@ -299,9 +299,11 @@ fn check_element(elem: &str, kind: PathKind) -> Result<(), PathProblem> {
     // Windows ignores everything from the first dot on when deciding whether
     // a name is a device ("nul.txt" is still NUL).
     let stem = elem.split('.').next().unwrap_or(elem);
-    if WINDOWS_RESERVED_NAMES
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case(stem))
+    // Every reserved name has three or four letters.
+    if (3..=4).contains(&stem.len())
+        && WINDOWS_RESERVED_NAMES
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(stem))
     {
         return Err(PathProblem::WindowsReservedName(stem.to_string()));
     }
@@ -580,7 +582,10 @@ pub fn canonical_version(version: &str) -> String {
 /// `v2.0.0+incompatible`; not `v1.2`, `v1.2.3+meta` or a branch name): the
 /// only form the go command accepts for a resolved version.
 pub fn is_canonical_version(version: &str) -> bool {
-    semver::is_valid(version) && canonical_version(version) == version
+    // What `canonical_version(version) == version` means, without building
+    // the string: complete, and no build metadata but `+incompatible`
+    // (checked on every request the proxy serves).
+    matches!(semver::complete_build(version), Some("" | "+incompatible"))
 }
 
 /// Whether a go.mod declaring module path `mpath` may serve the module
@@ -1713,6 +1718,27 @@ mod tests {
             "v01.2.3",
         ] {
             assert!(!is_canonical_version(v), "{v}");
+        }
+        // The definition, checked over versions of every shape.
+        for v in [
+            "v1.2.3-pre+incompatible",
+            "v1.2.3+incompatible+x",
+            "v1.2+incompatible",
+            "v1-pre",
+            "v1.2.3-",
+            "v1.2.3+",
+            "v1.2.3-0.20200101000000-abcdefabcdef+incompatible",
+            "v3.0.0+INCOMPATIBLE",
+            "v1.2.3.4",
+            "v1.2.3-01",
+            "v0.0.0",
+            "v",
+        ] {
+            assert_eq!(
+                is_canonical_version(v),
+                semver::is_valid(v) && canonical_version(v) == v,
+                "{v}"
+            );
         }
         let fits = go_mod_path_fits_major;
         assert!(fits("example.com/m", "") && fits("other.example/fork", ""));

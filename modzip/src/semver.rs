@@ -156,6 +156,12 @@ pub fn build(v: &str) -> &str {
     parse(v).map_or("", |p| p.build)
 }
 
+/// The build metadata of `v` ("" for none) when `v` is valid and complete
+/// (`vMAJOR.MINOR.PATCH`, not a `v1` or `v1.2` shorthand); `None` otherwise.
+pub(crate) fn complete_build(v: &str) -> Option<&str> {
+    parse(v).filter(|p| p.short.is_empty()).map(|p| p.build)
+}
+
 /// Orders decimal strings without leading zeros.
 fn compare_number(x: &str, y: &str) -> Ordering {
     x.len().cmp(&y.len()).then_with(|| x.cmp(y))

@@ -17,6 +17,7 @@ mod error_body;
 mod features;
 mod gcp_log;
 mod home_template;
+mod log_format;
 pub mod log_sink;
 mod robots;
 mod server;
@@ -52,6 +53,11 @@ pub use server::{
 
 /// Header carrying the request id in and out, as Athens names it.
 pub const REQUEST_ID_HEADER: &str = "Athens-Request-ID";
+/// [`REQUEST_ID_HEADER`] parsed once (header names are case-insensitive
+/// and sent in lower case): a name given as a string is parsed again on
+/// every use.
+const REQUEST_ID_NAME: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("athens-request-id");
 /// Cache policy of versioned artifacts: a canonical version never changes.
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Cache policy of listings and resolved queries, which change over time.
@@ -258,10 +264,10 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let id = request
             .headers()
-            .get(REQUEST_ID_HEADER)
+            .get(REQUEST_ID_NAME)
             .and_then(usable_request_id)
             .unwrap_or_else(new_request_id);
-        request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+        request.headers_mut().insert(REQUEST_ID_NAME, id.clone());
         let method = request.method().clone();
         let uri = request.uri().clone();
         let started = Instant::now();
@@ -277,7 +283,7 @@ where
                 request_id = %String::from_utf8_lossy(id.as_bytes()),
                 "request"
             );
-            response.headers_mut().insert(REQUEST_ID_HEADER, id);
+            response.headers_mut().insert(REQUEST_ID_NAME, id);
             Ok(response)
         })
     }
@@ -422,7 +428,11 @@ enum Endpoint {
 }
 
 /// Decodes `%XX` escapes; `None` for a broken escape or non-UTF-8 result.
-fn percent_decode(path: &str) -> Option<String> {
+/// A path without escapes (the go command sends none) is borrowed as it is.
+fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !path.contains('%') {
+        return Some(std::borrow::Cow::Borrowed(path));
+    }
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -437,7 +447,7 @@ fn percent_decode(path: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 /// Parses a protocol path into module path and endpoint, unescaping both.
@@ -539,6 +549,106 @@ fn etag_from_digest(digest: &[u8]) -> HeaderValue {
     HeaderValue::from_bytes(&quoted).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
+/// Whether canonical `version` may belong to the valid module path
+/// `module` as far as its major version goes: what
+/// `modzip::module::check` adds to the path check.
+fn version_fits_path(module: &str, version: &str) -> bool {
+    let path_major = modzip::module::split_path_version(module).map_or("", |(_, major)| major);
+    modzip::module::match_path_major(version, path_major)
+}
+
+/// Bodies at most this large have their ETag remembered by [`EtagMemo`].
+const ETAG_MEMO_MAX_BODY: usize = 16 * 1024;
+/// Bodies each thread remembers the ETag of.
+const ETAG_MEMO_SLOTS: usize = 8;
+
+/// The ETags of the last few small bodies served by this thread. Bodies
+/// come from the storage layer's memory cache, so the same version file
+/// is the same `Bytes` allocation request after request; as each slot
+/// holds a clone of the body, that memory cannot be freed and reused
+/// while it is here, so the same address and length mean the same bytes,
+/// and the ETag is found without hashing or even comparing them.
+struct EtagMemo {
+    slots: [Option<(Bytes, HeaderValue)>; ETAG_MEMO_SLOTS],
+    next: usize,
+}
+
+thread_local! {
+    static ETAG_MEMO: std::cell::RefCell<EtagMemo> = const {
+        std::cell::RefCell::new(EtagMemo { slots: [const { None }; ETAG_MEMO_SLOTS], next: 0 })
+    };
+}
+
+/// [`etag_of`] the body, remembered per thread for small bodies.
+fn body_etag(body: &Bytes) -> HeaderValue {
+    if body.len() > ETAG_MEMO_MAX_BODY || body.is_empty() {
+        return etag_of(&[body]);
+    }
+    let same = |held: &Bytes| held.as_ptr() == body.as_ptr() && held.len() == body.len();
+    ETAG_MEMO
+        .try_with(|memo| {
+            let mut memo = memo.try_borrow_mut().ok()?;
+            if let Some((_, etag)) = memo.slots.iter().flatten().find(|(held, _)| same(held)) {
+                return Some(etag.clone());
+            }
+            let etag = etag_of(&[body]);
+            let slot = memo.next;
+            memo.next = (slot + 1) % ETAG_MEMO_SLOTS;
+            memo.slots[slot] = Some((body.clone(), etag.clone()));
+            Some(etag)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| etag_of(&[body]))
+}
+
+/// Zips each thread remembers the ETag of.
+const ZIP_ETAG_MEMO_SLOTS: usize = 8;
+
+/// The ETags of the last few zips served by this thread, by
+/// `module@version` (unambiguous: module paths hold no `@`) and size.
+struct ZipEtagMemo {
+    slots: [Option<(String, u64, HeaderValue)>; ZIP_ETAG_MEMO_SLOTS],
+    next: usize,
+}
+
+thread_local! {
+    static ZIP_ETAG_MEMO: std::cell::RefCell<ZipEtagMemo> = const {
+        std::cell::RefCell::new(ZipEtagMemo { slots: [const { None }; ZIP_ETAG_MEMO_SLOTS], next: 0 })
+    };
+}
+
+/// [`zip_etag`], remembered per thread.
+fn remembered_zip_etag(module: &str, version: &str, size: u64) -> HeaderValue {
+    let same = |identity: &str, held_size: u64| {
+        held_size == size
+            && identity.len() == module.len() + 1 + version.len()
+            && identity.starts_with(module)
+            && identity.ends_with(version)
+            && identity.as_bytes()[module.len()] == b'@'
+    };
+    ZIP_ETAG_MEMO
+        .try_with(|memo| {
+            let mut memo = memo.try_borrow_mut().ok()?;
+            if let Some((_, _, etag)) = memo
+                .slots
+                .iter()
+                .flatten()
+                .find(|(identity, held_size, _)| same(identity, *held_size))
+            {
+                return Some(etag.clone());
+            }
+            let etag = zip_etag(module, version, size);
+            let slot = memo.next;
+            memo.next = (slot + 1) % ZIP_ETAG_MEMO_SLOTS;
+            memo.slots[slot] = Some((format!("{module}@{version}"), size, etag.clone()));
+            Some(etag)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| zip_etag(module, version, size))
+}
+
 /// Whether the client's `If-None-Match` already names `etag`.
 fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     let etag = etag.as_bytes();
@@ -571,7 +681,7 @@ fn small_response(
     content_type: &'static str,
     cache_control: &'static str,
 ) -> Response {
-    let etag = etag_of(&[&body]);
+    let etag = body_etag(&body);
     if etag_matches(request_headers, &etag) {
         return not_modified(etag, cache_control);
     }
@@ -604,9 +714,11 @@ fn versioned_cache_policy(requested: &str) -> &'static str {
 
 async fn protocol_handler(State(state): State<AppState>, request: Request) -> Response {
     // Read from the request in place: the `HeaderMap` extractor would
-    // clone every header of every request.
-    let method = request.method().clone();
-    let headers = request.headers();
+    // clone every header of every request. (The body of a GET or HEAD is
+    // not read; without it the parts can be borrowed across awaits.)
+    let (request, _body) = request.into_parts();
+    let method = request.method.clone();
+    let headers = &request.headers;
     if method != Method::GET && method != Method::HEAD {
         let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         response
@@ -614,7 +726,7 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let (module, endpoint) = match parse_protocol_path(request.uri().path()) {
+    let (module, endpoint) = match parse_protocol_path(request.uri.path()) {
         Ok(parsed) => parsed,
         Err((status, message)) => return error_response(status, &message),
     };
@@ -623,7 +735,11 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
         // v3.0.0 for a path ending in /v2) does not exist anywhere. v2.0.0
         // of a path without /v2 may: the go command's Stat answers it with
         // v2.0.0+incompatible when the tag has no go.mod.
-        if is_canonical_version(v) {
+        //
+        // The path itself was checked when it was unescaped, so only the
+        // major version is left to check here; the full check runs again
+        // only to word a refusal.
+        if is_canonical_version(v) && !version_fits_path(&module, v) {
             if let Err(e) = modzip::module::check(&module, v) {
                 if crate::protocol::incompatible_twin(&module, v).is_none() {
                     return error_response(StatusCode::NOT_FOUND, &format!("not found: {e}"));
@@ -632,16 +748,15 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
         }
     }
     let protocol = &state.protocol;
-    // Redirects carry the path the client asked for, prefix included, as
-    // Athens builds them.
-    let original_path = request
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map(|u| u.0.path().to_string())
-        .unwrap_or_else(|| request.uri().path().to_string());
     let protocol_error_response = |e: &ProtocolError| match e {
         ProtocolError::Redirect { base_url, .. } => {
-            let location = crate::download_mode::redirect_location(base_url, &original_path);
+            // Redirects carry the path the client asked for, prefix
+            // included, as Athens builds them.
+            let original_path = request
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| request.uri.path(), |u| u.0.path());
+            let location = crate::download_mode::redirect_location(base_url, original_path);
             let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
@@ -697,7 +812,7 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
         Endpoint::Zip(version) => match protocol.zip(&module, &version).await {
             Ok((zip, resolved)) => {
                 let cache_control = versioned_cache_policy(&version);
-                let etag = zip_etag(&module, &resolved, zip.size);
+                let etag = remembered_zip_etag(&module, &resolved, zip.size);
                 if etag_matches(headers, &etag) {
                     return not_modified(etag, cache_control);
                 }

@@ -55,7 +55,10 @@ pub fn init_logging(config: &Config) -> anyhow::Result<LogGuard> {
     } else if config.log_format == "json" {
         builder.json().try_init()
     } else {
-        builder.try_init()
+        // The default format's bytes, written faster (one line per request).
+        builder
+            .event_format(super::log_format::PlainFormat::default())
+            .try_init()
     };
     installed.map_err(|e| anyhow::anyhow!("installing log subscriber: {e}"))?;
     Ok(guard)

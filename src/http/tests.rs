@@ -625,6 +625,95 @@ fn etags_keep_their_values() {
 }
 
 #[test]
+fn the_major_version_check_is_the_module_check_on_valid_paths() {
+    for module in [
+        "example.com/m",
+        "example.com/m/v2",
+        "example.com/m/v3",
+        "gopkg.in/yaml.v2",
+        "gopkg.in/yaml.v1",
+        "gopkg.in/check.v1-unstable",
+        "example.com/m/v1",
+    ] {
+        // The handler only ever sees paths that passed this check.
+        if modzip::module::check_path(module).is_err() {
+            continue;
+        }
+        for version in [
+            "v0.1.0",
+            "v1.2.3",
+            "v2.0.0",
+            "v2.0.0+incompatible",
+            "v3.1.0-pre",
+            "v0.0.0-20200101000000-abcdefabcdef",
+            "v1.0.0+incompatible",
+        ] {
+            assert_eq!(
+                version_fits_path(module, version),
+                modzip::module::check(module, version).is_ok(),
+                "{module}@{version}"
+            );
+        }
+    }
+}
+
+#[test]
+fn remembered_etags_are_those_of_the_bodies() {
+    // More bodies than the memo has slots, each served several times, as
+    // the same allocation (a cache hit) and as equal copies; slices of one
+    // buffer share its address but not their length.
+    let bodies: Vec<Bytes> = (0..3 * ETAG_MEMO_SLOTS)
+        .map(|i| Bytes::from(format!("{{\"Version\":\"v1.0.{i}\"}}")))
+        .collect();
+    let whole = Bytes::from(vec![7u8; 64]);
+    for _ in 0..3 {
+        for body in &bodies {
+            let want = reference_etag(&[body]);
+            assert_eq!(body_etag(body).to_str().unwrap(), want);
+            assert_eq!(
+                body_etag(&Bytes::copy_from_slice(body)).to_str().unwrap(),
+                want
+            );
+        }
+        for len in [64, 32, 1] {
+            let part = whole.slice(..len);
+            assert_eq!(body_etag(&part).to_str().unwrap(), reference_etag(&[&part]));
+        }
+    }
+    let large = Bytes::from(vec![1u8; ETAG_MEMO_MAX_BODY + 1]);
+    assert_eq!(
+        body_etag(&large).to_str().unwrap(),
+        reference_etag(&[&large])
+    );
+    assert_eq!(
+        body_etag(&Bytes::new()).to_str().unwrap(),
+        reference_etag(&[b""])
+    );
+}
+
+#[test]
+fn remembered_zip_etags_are_those_of_the_zips() {
+    // More zips than the memo has slots, each asked for several times;
+    // pairs that would join to the same `module@version` text another
+    // way, and the same identity with another size, keep their own ETags.
+    let mut cases: Vec<(String, String, u64)> = (0..3 * ZIP_ETAG_MEMO_SLOTS)
+        .map(|i| (format!("example.com/m{i}"), format!("v1.0.{i}"), i as u64))
+        .collect();
+    cases.push(("example.com/a".into(), "v1.0.0".into(), 5));
+    cases.push(("example.com/a".into(), "v1.0.0".into(), 6));
+    cases.push(("example.com/a/v1".into(), ".0.0".into(), 5));
+    for _ in 0..3 {
+        for (module, version, size) in &cases {
+            assert_eq!(
+                remembered_zip_etag(module, version, *size),
+                zip_etag(module, version, *size),
+                "{module}@{version} {size}"
+            );
+        }
+    }
+}
+
+#[test]
 fn generated_request_ids_have_the_documented_shape() {
     let a = new_request_id();
     let b = new_request_id();
