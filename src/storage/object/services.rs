@@ -53,7 +53,7 @@ impl CreateOnlyCopy for AmazonS3Builder {
 /// uses: `UseDefaultConfiguration` (or no key and no credentials
 /// endpoint) takes credentials from the environment, web identity, the
 /// container endpoint or instance metadata; otherwise, as Athens' chain,
-/// the credentials endpoint ([`credentials_endpoint_url`]) when set,
+/// the credentials endpoint (`credentials_endpoint_url`) when set,
 /// falling back to Key/Secret/Token. `Endpoint` overrides the service
 /// address; without `ForcePathStyle` the bucket becomes part of the host
 /// name, as the SDK does.
