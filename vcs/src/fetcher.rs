@@ -484,10 +484,19 @@ fn open_repo(
         interrupt: interrupt.clone(),
         ..inner.git.clone()
     };
-    match GitRepo::open(&root.repo_url, &inner.cache_root, git) {
+    let repo = GitRepo::open(&root.repo_url, &inner.cache_root, git);
+    opened(root, repo)
+}
+
+/// A repository opened for `root`, or the error its opening means: one
+/// that is gone is a module that does not exist, not a failing origin, so
+/// the client should fall through.
+fn opened<R: CodeRepo + 'static>(
+    root: &RepoRoot,
+    repo: Result<R, CodeError>,
+) -> Result<Arc<dyn CodeRepo>, FetchError> {
+    match repo {
         Ok(repo) => Ok(Arc::new(repo)),
-        // A repository that is gone is a module that does not exist, not a
-        // failing origin: the client should fall through.
         Err(CodeError::NotFound(reason)) => Err(ResolveError::NotFound(VersionProblem {
             module: root.root.clone(),
             version: None,
@@ -523,21 +532,8 @@ fn open_cli_repo(
         hgrc_path: inner.hgrc_path.clone(),
         interrupt: interrupt.clone(),
     };
-    match CliRepo::open(root.vcs, &root.repo_url, &inner.cache_root, options) {
-        Ok(repo) => Ok(Arc::new(repo)),
-        Err(CodeError::NotFound(reason)) => Err(ResolveError::NotFound(VersionProblem {
-            module: root.root.clone(),
-            version: None,
-            pseudo: false,
-            reason,
-        })
-        .into()),
-        Err(source) => Err(ResolveError::Upstream {
-            module: root.root.clone(),
-            source,
-        }
-        .into()),
-    }
+    let repo = CliRepo::open(root.vcs, &root.repo_url, &inner.cache_root, options);
+    opened(root, repo)
 }
 
 /// The go environment's variables handed to version-control commands.
