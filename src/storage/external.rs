@@ -369,7 +369,7 @@ impl ExternalStorage {
 
 /// The body of `response`, refused when longer than `limit` unless
 /// `truncate` (then cut at `limit`).
-async fn read_limited(
+pub(crate) async fn read_limited(
     response: reqwest::Response,
     limit: u64,
     truncate: bool,

@@ -24,9 +24,14 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
+use crate::storage::external::read_limited;
+
 /// How long a credential request may take (the storage call around it
 /// is bounded by `Timeout` as well).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most a credentials or token answer may take: a few hundred bytes
+/// are usual.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 /// Credentials are fetched again this long before they expire (Athens'
 /// Azure token refresh tolerance; the AWS SDK refreshes shortly before
 /// expiry too).
@@ -129,10 +134,9 @@ impl EndpointCredentials {
             .await
             .map_err(|e| format!("asking the credentials endpoint: {}", e.without_url()))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let body = read_limited(response, MAX_ANSWER_BYTES, false)
             .await
-            .map_err(|e| format!("reading the credentials endpoint: {}", e.without_url()))?;
+            .map_err(|e| format!("reading the credentials endpoint: {e}"))?;
         let answer: Option<EndpointAnswer> = serde_json::from_slice(&body).ok();
         if !status.is_success() {
             let detail = answer
@@ -322,10 +326,9 @@ impl ManagedIdentityCredentials {
                 self.resource
             ));
         }
-        let body = response
-            .bytes()
+        let body = read_limited(response, MAX_ANSWER_BYTES, false)
             .await
-            .map_err(|e| format!("reading the managed identity endpoint: {}", e.without_url()))?;
+            .map_err(|e| format!("reading the managed identity endpoint: {e}"))?;
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|_| "the managed identity endpoint answered no token".to_string())?;
         let expires_on = match &answer.expires_on {
@@ -499,6 +502,24 @@ mod tests {
         let err = provider.get_credential().await.unwrap_err().to_string();
         assert!(err.contains("403"), "{err}");
         assert!(err.contains("AccessDenied not this task"), "{err}");
+        task.abort();
+    }
+
+    /// An answer larger than any credentials document is refused, not
+    /// read whole into memory.
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused() {
+        fn answer(_: &Asked, _: usize) -> Response {
+            let padding = " ".repeat(MAX_ANSWER_BYTES as usize + 1);
+            json(
+                200,
+                format!(r#"{{"AccessKeyId":"K","SecretAccessKey":"S"{padding}}}"#),
+            )
+        }
+        let (url, _recorder, task) = serve(answer).await;
+        let provider = EndpointCredentials::new(url, None).unwrap();
+        let err = provider.get_credential().await.unwrap_err().to_string();
+        assert!(err.contains("more than the"), "{err}");
         task.abort();
     }
 
