@@ -169,18 +169,34 @@ run_wrk() {
         END { printf "%s %.2f %.3f %d%s\n", rps, mbs, p99, total, (errors == "" ? "" : " ERR:" errors) }'
 }
 
+# CPU time (user + system, clock ticks) the given processes have used so
+# far, all their threads together: a measure of the work per request that the
+# machine's other load moves far less than req/s.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID"); }
+
 # Request lines athens has logged so far (plain or json format).
 request_lines() { grep -c -e ': request method=' -e '"message":"request"' "$ATHENS_LOG" || true; }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 TARGETS="small/@v/v1.0.0.info small/@v/v1.0.0.mod small/@v/v1.0.0.zip large/@v/v1.0.0.zip"
-declare -A A_RPS A_MBS A_P99 N_RPS N_MBS N_P99
+declare -A A_RPS A_MBS A_P99 N_RPS N_MBS N_P99 A_CPU N_CPU
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 for round in $(seq "$ROUNDS"); do
     echo "== round $round of $ROUNDS" >&2
     for target in $TARGETS; do
         : >"$ATHENS_LOG"
+        before=$(cpu_ticks "$ATHENS_PID")
         read -r a_rps a_mbs a_p99 a_total a_err <<<"$(run_wrk "http://127.0.0.1:$ATHENS_PORT/example.com/$target")"
+        a_cpu=$(( ($(cpu_ticks "$ATHENS_PID") - before) * TICK_US / (a_total > 0 ? a_total : 1) ))
         # Requests wrk cut off at the end may still be answered and logged
         # after it stops counting; lines missing beyond those were lost.
         sleep 0.5
@@ -189,15 +205,20 @@ for round in $(seq "$ROUNDS"); do
             lost=$((a_total - logged))
             [ "$lost" -le 0 ] || echo "  $target: $lost lost log lines ($logged logged, $a_total requests)" >&2
         fi
-        read -r n_rps n_mbs n_p99 _n_total n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
+        # shellcheck disable=SC2046
+        before=$(cpu_ticks $(nginx_pids))
+        read -r n_rps n_mbs n_p99 n_total n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/example.com/$target")"
+        # shellcheck disable=SC2046
+        n_cpu=$(( ($(cpu_ticks $(nginx_pids)) - before) * TICK_US / (n_total > 0 ? n_total : 1) ))
         [ -z "${a_err:-}${n_err:-}" ] || echo "  $target errors: athens:${a_err:-} nginx:${n_err:-}" >&2
         A_RPS[$target]+=" $a_rps"; A_MBS[$target]+=" $a_mbs"; A_P99[$target]+=" $a_p99"
         N_RPS[$target]+=" $n_rps"; N_MBS[$target]+=" $n_mbs"; N_P99[$target]+=" $n_p99"
+        A_CPU[$target]+=" $a_cpu"; N_CPU[$target]+=" $n_cpu"
     done
 done
 
-printf '%-10s %12s %12s %10s %10s %8s %8s %9s %9s\n' \
-    target athens_rps nginx_rps athens_MBs nginx_MBs rps_pct MBs_pct a_p99_ms n_p99_ms
+printf '%-10s %12s %12s %10s %10s %8s %8s %9s %9s %10s %10s\n' \
+    target athens_rps nginx_rps athens_MBs nginx_MBs rps_pct MBs_pct a_p99_ms n_p99_ms a_cpu_us n_cpu_us
 for target in $TARGETS; do
     name=${target#*/@v/v1.0.0}
     name=${target%%/*}$name
@@ -205,8 +226,9 @@ for target in $TARGETS; do
         -v ar="$(median <<<"${A_RPS[$target]}")" -v nr="$(median <<<"${N_RPS[$target]}")" \
         -v am="$(median <<<"${A_MBS[$target]}")" -v nm="$(median <<<"${N_MBS[$target]}")" \
         -v ap="$(median <<<"${A_P99[$target]}")" -v np="$(median <<<"${N_P99[$target]}")" \
-        'BEGIN { printf "%-10s %12.1f %12.1f %10.1f %10.1f %7.0f%% %7.0f%% %9.2f %9.2f\n", t, ar, nr, am, nm, 100*ar/nr, 100*am/nm, ap, np }'
-    echo "  athens req/s:${A_RPS[$target]}  nginx req/s:${N_RPS[$target]}"
+        -v ac="$(median <<<"${A_CPU[$target]}")" -v nc="$(median <<<"${N_CPU[$target]}")" \
+        'BEGIN { printf "%-10s %12.1f %12.1f %10.1f %10.1f %7.0f%% %7.0f%% %9.2f %9.2f %10d %10d\n", t, ar, nr, am, nm, 100*ar/nr, 100*am/nm, ap, np, ac, nc }'
+    echo "  athens req/s:${A_RPS[$target]}  nginx req/s:${N_RPS[$target]}  athens cpu us/req:${A_CPU[$target]}  nginx cpu us/req:${N_CPU[$target]}"
 done
 
 echo "athens peak RSS (VmHWM): $(awk '/VmHWM/ { print $2, $3 }' "/proc/$ATHENS_PID/status")"

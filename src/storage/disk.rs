@@ -46,8 +46,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// more than the bytes, and the cap keeps the memory held per request small.
 const SMALL_ZIP_BYTES: u64 = 64 * 1024;
 
-/// Opens a stored zip; small ones come back in memory, larger ones as a
-/// file to stream.
+/// Opens a stored zip; small ones come back in memory, larger ones mapped
+/// (or, where mapping fails, as a file to stream).
 fn open_zip(path: &Path) -> std::io::Result<StoredZip> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
@@ -60,11 +60,41 @@ fn open_zip(path: &Path) -> std::io::Result<StoredZip> {
         file.take(SMALL_ZIP_BYTES).read_to_end(&mut data)?;
         return Ok(StoredZip::from_bytes(Bytes::from(data)));
     }
+    if let Some(mapped) = map_whole(&file, size) {
+        return Ok(StoredZip::from_bytes(mapped));
+    }
     Ok(StoredZip {
         size,
         reader: Box::pin(InPlaceFile(file)),
         in_memory: None,
     })
+}
+
+/// The file mapped read-only, as `Bytes` that unmap it when the last
+/// clone goes; `None` where the file system cannot map it.
+///
+/// A mapped zip reaches the socket with one copy (the kernel's, from the
+/// page cache) instead of two (into a read buffer, then to the socket), and
+/// no per-chunk buffers or wake-ups: what a large zip costs to serve is then
+/// close to what `sendfile` costs a web server.
+fn map_whole(file: &std::fs::File, size: u64) -> Option<Bytes> {
+    // SAFETY: a mapping is only sound while nobody rewrites the file.
+    // Stored files are written under a temporary name and renamed into
+    // place complete; no code in this proxy opens one for writing again,
+    // and deleting (unlinking) a mapped file leaves the mapping whole, as
+    // for the pack files gix maps. A file cut short by another program
+    // under the storage root makes reads of the missing pages fail: in the
+    // kernel's copy to a plain socket that is an EFAULT error for that one
+    // response (tested), while code that reads the bytes itself (TLS
+    // encryption, `athens verify`) would get SIGBUS, as git would on a cut
+    // pack. The storage root belongs to the proxy (README).
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    if map.len() as u64 != size {
+        return None;
+    }
+    // Responses read a zip front to back: read ahead generously.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(Bytes::from_owner(map))
 }
 
 /// A stored zip read straight from the file on the task's own thread.
@@ -902,15 +932,64 @@ mod tests {
                 .unwrap();
             let mut zip = storage.zip("example.com/m", version).await.unwrap();
             assert_eq!(zip.size, len as u64, "{version}");
-            // Small zips come whole as well; large ones only as a stream.
-            match &zip.in_memory {
-                Some(whole) => assert!(len <= small && whole.as_ref() == data, "{version}"),
-                None => assert!(len > small, "{version}: small zip not in memory"),
-            }
+            // Small zips are read, large ones mapped: whole either way.
+            let whole = zip.in_memory.as_ref().expect("a zip on disk comes whole");
+            assert!(whole.as_ref() == data, "{version}");
             let mut back = Vec::new();
             zip.reader.read_to_end(&mut back).await.unwrap();
             assert!(back == data, "{version}: {} bytes read back", back.len());
         }
+    }
+
+    /// Saves a zip of `len` bytes and returns its path and contents.
+    async fn saved_zip(storage: &DiskStorage, version: &str, len: usize) -> (PathBuf, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let mut reader: &[u8] = &data;
+        storage
+            .save(
+                "example.com/m",
+                version,
+                Bytes::from_static(b"module example.com/m\n"),
+                &mut reader,
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+        let dir = storage.version_dir("example.com/m", version).unwrap();
+        (dir.join(ZIP_FILE), data)
+    }
+
+    #[tokio::test]
+    async fn a_mapped_zip_outlives_the_deletion_of_its_version() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        let (path, data) = saved_zip(&storage, "v1.0.0", 5 * SMALL_ZIP_BYTES as usize).await;
+        let zip = storage.zip("example.com/m", "v1.0.0").await.unwrap();
+        storage.delete("example.com/m", "v1.0.0").await.unwrap();
+        assert!(!path.exists());
+        assert!(zip.in_memory.unwrap().as_ref() == data);
+    }
+
+    /// The mapping's safety argument: a file cut short under a response by
+    /// another program fails the kernel's copy out of the mapping (EFAULT)
+    /// rather than raising a signal that would end the process.
+    #[tokio::test]
+    async fn a_mapped_zip_cut_short_fails_the_copy_without_a_signal() {
+        use std::io::Write;
+        let root = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(root.path()).unwrap();
+        let (path, _) = saved_zip(&storage, "v1.0.0", 5 * SMALL_ZIP_BYTES as usize).await;
+        let zip = storage.zip("example.com/m", "v1.0.0").await.unwrap();
+        let mapped = zip.in_memory.unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let mut sink = tempfile::tempfile().unwrap();
+        let err = sink.write_all(&mapped).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EFAULT), "{err}");
     }
 
     #[tokio::test]
