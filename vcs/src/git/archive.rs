@@ -365,12 +365,12 @@ impl RepoHandles {
 }
 
 /// Most bytes of blob contents read ahead for one listing.
-const READ_AHEAD_MAX_BYTES: u64 = 64 << 20;
+const READ_AHEAD_MAX_BYTES: u64 = 32 << 20;
 /// Largest blob read ahead: the size up to which the zip writer holds a
 /// file whole anyway (larger ones are streamed).
 const READ_AHEAD_MAX_BLOB: u64 = 512 << 10;
 /// Memory for the delta bases kept decoded while reading ahead.
-const READ_AHEAD_DELTA_CACHE_BYTES: usize = 32 << 20;
+const READ_AHEAD_DELTA_CACHE_BYTES: usize = 8 << 20;
 
 /// Blob contents read ahead of the zip writer, in the order of their
 /// packs.
