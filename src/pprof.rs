@@ -5,16 +5,23 @@
 //! - `/debug/pprof/profile?seconds=N`: a CPU profile of the whole process
 //!   over N seconds (30 by default, as Go's), sampled 100 times a second
 //!   by `SIGPROF`, in pprof's protobuf format (`go tool pprof` reads it).
-//! - `/debug/pprof/heap` (and `allocs`): 501 Not Implemented. Heap
-//!   profiles need an allocator that records allocation sites (jemalloc
-//!   with profiling); the server keeps the system allocator, because
-//!   switching it would change the cost of every allocation of every
-//!   request and bring a C library into the static build, for a debugging
-//!   aid that is off by default.
+//! - `/debug/pprof/heap`: the memory in use, by the stacks that allocated
+//!   it, sampled by jemalloc's profiler (the `athens` binary's allocator,
+//!   see src/main.rs) and converted by jemalloc_pprof into pprof's gzipped
+//!   protobuf format, with function names resolved in the process. The
+//!   profiler is activated at start when `EnablePprof` is set and stays
+//!   inactive otherwise; a process where it is not active (or whose
+//!   allocator is not jemalloc) answers 503 with the reason.
+//! - `/debug/pprof/allocs`: 501 Not Implemented. Go's `allocs` counts
+//!   every allocation since the start; jemalloc's profile dump (without
+//!   `prof_accum`) holds only the sampled allocations still live, which is
+//!   the heap profile.
 //! - `/debug/pprof/`: what is available.
 //!
 //! Only one CPU profile runs at a time (the profiling timer is
 //! process-wide); another request meanwhile is answered 409 Conflict.
+//! Heap profiles are taken one at a time too (jemalloc_pprof's lock), but
+//! a request waits its turn: a dump takes well under a second.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,10 +46,15 @@ pub const DEFAULT_SECONDS: u64 = 30;
 /// holding the profiler for hours.
 pub const MAX_SECONDS: u64 = 3600;
 
-/// Why `/debug/pprof/heap` answers 501.
-pub const HEAP_UNAVAILABLE: &str = "heap profiles are not available: this server uses the \
-    system allocator, which does not record allocation sites (see EnablePprof in README.md); \
+/// Why `/debug/pprof/heap` answers 503: jemalloc's profiler is not active.
+pub const HEAP_INACTIVE: &str = "heap profiling is not active in this process: the athens \
+    binary activates jemalloc's profiler at start when EnablePprof is set (see README.md); \
     CPU profiles are at /debug/pprof/profile\n";
+
+/// Why `/debug/pprof/allocs` answers 501.
+pub const ALLOCS_UNAVAILABLE: &str = "allocation profiles (every allocation since the start) \
+    are not available: jemalloc's profile holds only the sampled allocations still in use, \
+    served as the heap profile at /debug/pprof/heap\n";
 
 /// Whether a CPU profile is being taken.
 #[derive(Default)]
@@ -66,7 +78,7 @@ pub fn router() -> Router {
         .route("/debug/pprof", get(index))
         .route("/debug/pprof/profile", get(cpu_profile))
         .route("/debug/pprof/heap", get(heap))
-        .route("/debug/pprof/allocs", get(heap))
+        .route("/debug/pprof/allocs", get(allocs))
         .with_state(Arc::new(Profiling::default()))
 }
 
@@ -77,6 +89,7 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
     if !config.enable_pprof {
         return Ok(());
     }
+    activate_heap_profiling().await;
     let port = config.pprof_port.as_str();
     let listener = crate::http::bind_port(port)
         .await
@@ -86,7 +99,9 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
         .map_or_else(|_| port.to_string(), |a| a.to_string());
     tracing::warn!(
         address = %addr,
-        "serving CPU profiles at /debug/pprof/profile (EnablePprof); keep this port private"
+        heap_profiles = heap_profiling_active().await,
+        "serving CPU and heap profiles at /debug/pprof/profile and /debug/pprof/heap \
+         (EnablePprof); keep this port private"
     );
     tokio::spawn(async move {
         let never = std::future::pending::<()>();
@@ -102,11 +117,65 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
 async fn index() -> &'static str {
     "Profiles of this server (EnablePprof):\n\n\
      /debug/pprof/profile?seconds=N  CPU profile over N seconds (default 30), pprof format\n\
-     /debug/pprof/heap               not available (501): the system allocator keeps no allocation sites\n"
+     /debug/pprof/heap               memory in use by allocating stack (jemalloc samples), gzipped pprof format\n\
+     /debug/pprof/allocs             not available (501): jemalloc keeps only the allocations in use\n"
+}
+
+/// Activates jemalloc's heap profiler, which the binary starts inactive
+/// (see `malloc_conf` in src/main.rs). Without a profiler to activate (a
+/// process whose allocator is not jemalloc, or was started with profiling
+/// off) nothing happens and the heap endpoint says so.
+async fn activate_heap_profiling() {
+    jemalloc_pprof::activate_jemalloc_profiling().await;
+}
+
+/// Whether jemalloc's heap profiler is active, so that
+/// `/debug/pprof/heap` has something to serve.
+async fn heap_profiling_active() -> bool {
+    match jemalloc_pprof::PROF_CTL.as_ref() {
+        Some(ctl) => ctl.lock().await.activated(),
+        None => false,
+    }
 }
 
 async fn heap() -> Response {
-    (StatusCode::NOT_IMPLEMENTED, HEAP_UNAVAILABLE).into_response()
+    let Some(ctl) = jemalloc_pprof::PROF_CTL.as_ref() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, HEAP_INACTIVE).into_response();
+    };
+    let mut ctl = ctl.clone().lock_owned().await;
+    if !ctl.activated() {
+        return (StatusCode::SERVICE_UNAVAILABLE, HEAP_INACTIVE).into_response();
+    }
+    // The dump writes a file and resolves every address of every stack to
+    // a function name: blocking work, off the runtime's threads.
+    let dumped = tokio::task::spawn_blocking(move || ctl.dump_pprof()).await;
+    match dumped {
+        Ok(Ok(profile)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"heap\""),
+            ],
+            profile,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "heap profile failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("heap profile failed: {e:#}\n"),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("heap profile failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn allocs() -> Response {
+    (StatusCode::NOT_IMPLEMENTED, ALLOCS_UNAVAILABLE).into_response()
 }
 
 /// The query of `/debug/pprof/profile`.
@@ -264,17 +333,36 @@ mod tests {
         assert!(profile_seconds(Some("3601")).is_err());
     }
 
-    #[tokio::test]
-    async fn heap_profiles_are_refused_with_the_reason() {
+    async fn answer(path: &str) -> (StatusCode, axum::body::Bytes) {
         use tower::ServiceExt;
-        let request = axum::http::Request::get("/debug/pprof/heap")
+        let request = axum::http::Request::get(path)
             .body(axum::body::Body::empty())
             .unwrap();
         let response = router().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await
             .unwrap();
-        assert_eq!(body, HEAP_UNAVAILABLE.as_bytes());
+        (status, body)
+    }
+
+    /// The library's tests run with the system allocator (jemalloc is the
+    /// binary's, see src/main.rs), so there is no active heap profiler:
+    /// the endpoint says so rather than failing. The binary's heap
+    /// profiles are read by `go tool pprof` in tests/observability.rs.
+    #[tokio::test]
+    async fn without_an_active_heap_profiler_the_heap_endpoint_says_so() {
+        activate_heap_profiling().await;
+        assert!(!heap_profiling_active().await);
+        let (status, body) = answer("/debug/pprof/heap").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, HEAP_INACTIVE.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn allocation_profiles_are_refused_with_the_reason() {
+        let (status, body) = answer("/debug/pprof/allocs").await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(body, ALLOCS_UNAVAILABLE.as_bytes());
     }
 }
