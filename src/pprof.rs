@@ -148,7 +148,7 @@ async fn heap() -> Response {
     }
     // The dump writes a file and resolves every address of every stack to
     // a function name: blocking work, off the runtime's threads.
-    let dumped = tokio::task::spawn_blocking(move || ctl.dump_pprof()).await;
+    let dumped = tokio::task::spawn_blocking(move || take_heap_profile(&mut ctl)).await;
     match dumped {
         Ok(Ok(profile)) => (
             [
@@ -172,6 +172,65 @@ async fn heap() -> Response {
         )
             .into_response(),
     }
+}
+
+/// Dumps jemalloc's heap profile and encodes it in pprof's gzipped
+/// protobuf format, each stack starting at the code that asked for memory
+/// (see [`allocating_frames`]).
+fn take_heap_profile(ctl: &mut jemalloc_pprof::JemallocProfCtl) -> anyhow::Result<Vec<u8>> {
+    let mut profile = ctl.dump_profile()?;
+    let mut names = std::collections::HashMap::new();
+    for (stack, _) in &mut profile.stacks {
+        let keep = allocating_frames(&stack.addrs, |addr| {
+            names
+                .entry(addr)
+                .or_insert_with(|| frame_names(addr))
+                .clone()
+        });
+        stack.addrs.truncate(keep);
+    }
+    // jemalloc_pprof's own encoding: the sample type of Go's heap default.
+    Ok(profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None))
+}
+
+/// How many frames of a sampled stack (root first, as jemalloc_pprof
+/// keeps them; return addresses) to keep: the allocator's frames at the
+/// leaf end (jemalloc's sampling, its entry points, the global allocator
+/// glue) are dropped, so that a profile charges memory to the function
+/// that allocated it, as Go's heap profiles do, rather than all of it to
+/// jemalloc's backtrace function. The cut is at the allocator frame
+/// nearest the root among the few frames nearest the leaf; a stack without
+/// one is kept whole.
+fn allocating_frames(addrs: &[usize], mut names: impl FnMut(usize) -> Vec<String>) -> usize {
+    /// jemalloc's and the glue's frames are fewer than this.
+    const ALLOCATOR_DEPTH: usize = 24;
+    let start = addrs.len().saturating_sub(ALLOCATOR_DEPTH);
+    (start..addrs.len())
+        .find(|&i| names(addrs[i]).iter().any(|name| is_allocator_frame(name)))
+        .unwrap_or(addrs.len())
+}
+
+/// The names of the functions at a return address (more than one where
+/// calls were inlined), resolved in this process.
+fn frame_names(addr: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    // A return address is one past its call: `- 1` is inside the call.
+    backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |symbol| {
+        if let Some(name) = symbol.name() {
+            names.push(format!("{name:#}"));
+        }
+    });
+    names
+}
+
+/// jemalloc's exported functions (tikv-jemallocator's `_rjem_` prefix) and
+/// the Rust global allocator's glue.
+fn is_allocator_frame(name: &str) -> bool {
+    name.starts_with("_rjem_")
+        || name.contains("__rust_alloc")
+        || name.contains("__rust_realloc")
+        || name.contains("__rust_dealloc")
+        || name.starts_with("<tikv_jemallocator::Jemalloc as ")
 }
 
 async fn allocs() -> Response {
@@ -357,6 +416,37 @@ mod tests {
         let (status, body) = answer("/debug/pprof/heap").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, HEAP_INACTIVE.as_bytes());
+    }
+
+    #[test]
+    fn heap_samples_are_charged_to_the_allocating_code() {
+        // Root first, as jemalloc_pprof keeps a stack.
+        let stack: [&[&str]; 8] = [
+            &["main"],
+            &["athens::http::serve"],
+            &["alloc::raw_vec::RawVecInner::finish_grow"],
+            &["__rustc::__rust_realloc"],
+            &["<tikv_jemallocator::Jemalloc as core::alloc::global::GlobalAlloc>::realloc"],
+            &["_rjem_realloc"],
+            &["do_rallocx", "irallocx_prof", "prof_alloc_prep"],
+            &["prof_backtrace_impl"],
+        ];
+        let addrs: Vec<usize> = (0..stack.len()).collect();
+        let names = |addr: usize| stack[addr].iter().map(|s| s.to_string()).collect();
+        assert_eq!(allocating_frames(&addrs, names), 3);
+        // Without allocator frames (not jemalloc's), nothing is dropped.
+        let names = |addr: usize| vec![format!("f{addr}")];
+        assert_eq!(allocating_frames(&addrs, names), addrs.len());
+        // Only the frames near the leaf are looked at.
+        let deep: Vec<usize> = (0..100).collect();
+        let names = |addr: usize| {
+            vec![if addr == 2 {
+                "_rjem_malloc".into()
+            } else {
+                format!("f{addr}")
+            }]
+        };
+        assert_eq!(allocating_frames(&deep, names), deep.len());
     }
 
     #[tokio::test]

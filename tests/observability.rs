@@ -553,6 +553,10 @@ fn cpu_and_heap_profiles_are_read_by_go_tool_pprof() {
         traces.contains("athens::"),
         "no function of athens:\n{traces}"
     );
+    // Memory is charged to the code that asked for it, not to jemalloc's
+    // sampling (its frames are dropped from the stacks).
+    assert!(!traces.contains("prof_backtrace"), "{traces}");
+    assert!(!traces.contains("_rjem_"), "{traces}");
 
     // Go's allocs (every allocation since the start) has no equivalent
     // in jemalloc's profile of live allocations.
