@@ -5,7 +5,7 @@
 # getaddrinfo uses glibc's built-in files/dns lookups, so no NSS module is
 # loaded at run time (see "Static binary" in README.md).
 #
-#   scripts/static.sh            # release: profile `static` (LTO, stripped)
+#   scripts/static.sh            # release: profile `static` (LTO, no debug info)
 #   ATHENS_STATIC_PROFILE=image-test scripts/static.sh   # quick, unoptimised
 #
 # Prints the path of the binary on its last line. `--target` is given so that
@@ -23,6 +23,18 @@ fail() {
 }
 
 command -v readelf >/dev/null 2>&1 || fail "readelf (binutils) is needed to check the binary"
+
+# jemalloc (the binary's allocator, built from source by tikv-jemalloc-sys)
+# needs make besides the C compiler that linking already needs.
+if ! command -v make >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || fail "make is needed to build jemalloc and apt-get is not available"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -qq --no-install-recommends make >/dev/null 2>&1 \
+        || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq --no-install-recommends make >/dev/null; } \
+        || fail "apt-get install make failed"
+fi
 
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --profile "$profile" --target "$target" --bin athens >&2 \

@@ -54,9 +54,11 @@ fi
 # Debian's redis-server (which is also Sentinel) and etcd; openssl makes the
 # TLS Redis test's certificate; redis-cli (redis-server pulls it in) joins the
 # test Redis Cluster; openssh-server/-client for tests/ssh.rs; MariaDB and
-# PostgreSQL for the /index tests; umoci unpacks the image in tests/image.rs.
-apt_packages=(redis-server etcd-server openssl openssh-server openssh-client mariadb-server postgresql umoci)
+# PostgreSQL for the /index tests; umoci unpacks the image in tests/image.rs;
+# make builds jemalloc (tikv-jemalloc-sys), the athens binary's allocator.
+apt_packages=(redis-server etcd-server openssl openssh-server openssh-client mariadb-server postgresql umoci make)
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v etcd >/dev/null 2>&1 \
+    || ! command -v make >/dev/null 2>&1 \
     || ! command -v openssl >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
     || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-agent >/dev/null 2>&1 \
     || [ ! -x /usr/sbin/mariadbd ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \

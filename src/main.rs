@@ -10,6 +10,26 @@ use std::process::ExitCode;
 
 use athens::config::{help_text, Config};
 
+/// The allocator of the whole process: jemalloc rather than the system's,
+/// because it records where sampled allocations come from, which is what
+/// the heap profiles of `EnablePprof` (`/debug/pprof/heap`, src/pprof.rs)
+/// are made of; the system allocator keeps no such record. It is chosen
+/// here, in the binary, so that the library and its tests keep the system
+/// allocator.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's start-up options, read by jemalloc itself under this name
+/// (tikv-jemallocator prefixes jemalloc's symbols with `_rjem_`). The
+/// profiler is compiled in and enabled but inactive (`prof_active:false`):
+/// no allocation is sampled, so it costs nothing measurable, until
+/// `EnablePprof` activates it at start (`pprof::start`). Once active, one
+/// allocation per 2^19 bytes (512 KiB) allocated on average is sampled
+/// (`lg_prof_sample:19`), jemalloc's default, explicit here.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"prof:true,prof_active:false,lg_prof_sample:19\0";
+
 const USAGE: &str = "usage: athens [-config_file=PATH] | athens verify [-config_file=PATH] [--quarantine] | athens sumdb-keygen NAME [-out FILE] | athens storage-server [-config_file=PATH] -listen=HOST:PORT | athens pack DIR --module PATH --version VER --out DIR [--layout goproxy|athens] | athens hash ZIP | athens prefill [-config_file=PATH] [--gomod PATH | --gowork FILE] [--gosum FILE]... [--no-gosum] [--list FILE]... [--no-deps] [--jobs N] [MODULE@VERSION|MODULE@all]...";
 
 fn main() -> ExitCode {

@@ -5,16 +5,23 @@
 //! - `/debug/pprof/profile?seconds=N`: a CPU profile of the whole process
 //!   over N seconds (30 by default, as Go's), sampled 100 times a second
 //!   by `SIGPROF`, in pprof's protobuf format (`go tool pprof` reads it).
-//! - `/debug/pprof/heap` (and `allocs`): 501 Not Implemented. Heap
-//!   profiles need an allocator that records allocation sites (jemalloc
-//!   with profiling); the server keeps the system allocator, because
-//!   switching it would change the cost of every allocation of every
-//!   request and bring a C library into the static build, for a debugging
-//!   aid that is off by default.
+//! - `/debug/pprof/heap`: the memory in use, by the stacks that allocated
+//!   it, sampled by jemalloc's profiler (the `athens` binary's allocator,
+//!   see src/main.rs) and converted by jemalloc_pprof into pprof's gzipped
+//!   protobuf format, with function names resolved in the process. The
+//!   profiler is activated at start when `EnablePprof` is set and stays
+//!   inactive otherwise; a process where it is not active (or whose
+//!   allocator is not jemalloc) answers 503 with the reason.
+//! - `/debug/pprof/allocs`: 501 Not Implemented. Go's `allocs` counts
+//!   every allocation since the start; jemalloc's profile dump (without
+//!   `prof_accum`) holds only the sampled allocations still live, which is
+//!   the heap profile.
 //! - `/debug/pprof/`: what is available.
 //!
 //! Only one CPU profile runs at a time (the profiling timer is
 //! process-wide); another request meanwhile is answered 409 Conflict.
+//! Heap profiles are taken one at a time too (jemalloc_pprof's lock), but
+//! a request waits its turn: a dump takes well under a second.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,10 +46,15 @@ pub const DEFAULT_SECONDS: u64 = 30;
 /// holding the profiler for hours.
 pub const MAX_SECONDS: u64 = 3600;
 
-/// Why `/debug/pprof/heap` answers 501.
-pub const HEAP_UNAVAILABLE: &str = "heap profiles are not available: this server uses the \
-    system allocator, which does not record allocation sites (see EnablePprof in README.md); \
+/// Why `/debug/pprof/heap` answers 503: jemalloc's profiler is not active.
+pub const HEAP_INACTIVE: &str = "heap profiling is not active in this process: the athens \
+    binary activates jemalloc's profiler at start when EnablePprof is set (see README.md); \
     CPU profiles are at /debug/pprof/profile\n";
+
+/// Why `/debug/pprof/allocs` answers 501.
+pub const ALLOCS_UNAVAILABLE: &str = "allocation profiles (every allocation since the start) \
+    are not available: jemalloc's profile holds only the sampled allocations still in use, \
+    served as the heap profile at /debug/pprof/heap\n";
 
 /// Whether a CPU profile is being taken.
 #[derive(Default)]
@@ -66,7 +78,7 @@ pub fn router() -> Router {
         .route("/debug/pprof", get(index))
         .route("/debug/pprof/profile", get(cpu_profile))
         .route("/debug/pprof/heap", get(heap))
-        .route("/debug/pprof/allocs", get(heap))
+        .route("/debug/pprof/allocs", get(allocs))
         .with_state(Arc::new(Profiling::default()))
 }
 
@@ -77,6 +89,7 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
     if !config.enable_pprof {
         return Ok(());
     }
+    activate_heap_profiling().await;
     let port = config.pprof_port.as_str();
     let listener = crate::http::bind_port(port)
         .await
@@ -86,7 +99,9 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
         .map_or_else(|_| port.to_string(), |a| a.to_string());
     tracing::warn!(
         address = %addr,
-        "serving CPU profiles at /debug/pprof/profile (EnablePprof); keep this port private"
+        heap_profiles = heap_profiling_active().await,
+        "serving CPU and heap profiles at /debug/pprof/profile and /debug/pprof/heap \
+         (EnablePprof); keep this port private"
     );
     tokio::spawn(async move {
         let never = std::future::pending::<()>();
@@ -102,11 +117,124 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
 async fn index() -> &'static str {
     "Profiles of this server (EnablePprof):\n\n\
      /debug/pprof/profile?seconds=N  CPU profile over N seconds (default 30), pprof format\n\
-     /debug/pprof/heap               not available (501): the system allocator keeps no allocation sites\n"
+     /debug/pprof/heap               memory in use by allocating stack (jemalloc samples), gzipped pprof format\n\
+     /debug/pprof/allocs             not available (501): jemalloc keeps only the allocations in use\n"
+}
+
+/// Activates jemalloc's heap profiler, which the binary starts inactive
+/// (see `malloc_conf` in src/main.rs). Without a profiler to activate (a
+/// process whose allocator is not jemalloc, or was started with profiling
+/// off) nothing happens and the heap endpoint says so.
+async fn activate_heap_profiling() {
+    jemalloc_pprof::activate_jemalloc_profiling().await;
+}
+
+/// Whether jemalloc's heap profiler is active, so that
+/// `/debug/pprof/heap` has something to serve.
+async fn heap_profiling_active() -> bool {
+    match jemalloc_pprof::PROF_CTL.as_ref() {
+        Some(ctl) => ctl.lock().await.activated(),
+        None => false,
+    }
 }
 
 async fn heap() -> Response {
-    (StatusCode::NOT_IMPLEMENTED, HEAP_UNAVAILABLE).into_response()
+    let Some(ctl) = jemalloc_pprof::PROF_CTL.as_ref() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, HEAP_INACTIVE).into_response();
+    };
+    let mut ctl = ctl.clone().lock_owned().await;
+    if !ctl.activated() {
+        return (StatusCode::SERVICE_UNAVAILABLE, HEAP_INACTIVE).into_response();
+    }
+    // The dump writes a file and resolves every address of every stack to
+    // a function name: blocking work, off the runtime's threads.
+    let dumped = tokio::task::spawn_blocking(move || take_heap_profile(&mut ctl)).await;
+    match dumped {
+        Ok(Ok(profile)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"heap\""),
+            ],
+            profile,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "heap profile failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("heap profile failed: {e:#}\n"),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("heap profile failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Dumps jemalloc's heap profile and encodes it in pprof's gzipped
+/// protobuf format, each stack starting at the code that asked for memory
+/// (see [`allocating_frames`]).
+fn take_heap_profile(ctl: &mut jemalloc_pprof::JemallocProfCtl) -> anyhow::Result<Vec<u8>> {
+    let mut profile = ctl.dump_profile()?;
+    let mut names = std::collections::HashMap::new();
+    for (stack, _) in &mut profile.stacks {
+        let keep = allocating_frames(&stack.addrs, |addr| {
+            names
+                .entry(addr)
+                .or_insert_with(|| frame_names(addr))
+                .clone()
+        });
+        stack.addrs.truncate(keep);
+    }
+    // jemalloc_pprof's own encoding: the sample type of Go's heap default.
+    Ok(profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None))
+}
+
+/// How many frames of a sampled stack (root first, as jemalloc_pprof
+/// keeps them; return addresses) to keep: the allocator's frames at the
+/// leaf end (jemalloc's sampling, its entry points, the global allocator
+/// glue) are dropped, so that a profile charges memory to the function
+/// that allocated it, as Go's heap profiles do, rather than all of it to
+/// jemalloc's backtrace function. The cut is at the allocator frame
+/// nearest the root among the few frames nearest the leaf; a stack without
+/// one is kept whole.
+fn allocating_frames(addrs: &[usize], mut names: impl FnMut(usize) -> Vec<String>) -> usize {
+    /// jemalloc's and the glue's frames are fewer than this.
+    const ALLOCATOR_DEPTH: usize = 24;
+    let start = addrs.len().saturating_sub(ALLOCATOR_DEPTH);
+    (start..addrs.len())
+        .find(|&i| names(addrs[i]).iter().any(|name| is_allocator_frame(name)))
+        .unwrap_or(addrs.len())
+}
+
+/// The names of the functions at a return address (more than one where
+/// calls were inlined), resolved in this process.
+fn frame_names(addr: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    // A return address is one past its call: `- 1` is inside the call.
+    backtrace::resolve(addr.saturating_sub(1) as *mut std::ffi::c_void, |symbol| {
+        if let Some(name) = symbol.name() {
+            names.push(format!("{name:#}"));
+        }
+    });
+    names
+}
+
+/// jemalloc's exported functions (tikv-jemallocator's `_rjem_` prefix) and
+/// the Rust global allocator's glue.
+fn is_allocator_frame(name: &str) -> bool {
+    name.starts_with("_rjem_")
+        || name.contains("__rust_alloc")
+        || name.contains("__rust_realloc")
+        || name.contains("__rust_dealloc")
+        || name.starts_with("<tikv_jemallocator::Jemalloc as ")
+}
+
+async fn allocs() -> Response {
+    (StatusCode::NOT_IMPLEMENTED, ALLOCS_UNAVAILABLE).into_response()
 }
 
 /// The query of `/debug/pprof/profile`.
@@ -264,17 +392,67 @@ mod tests {
         assert!(profile_seconds(Some("3601")).is_err());
     }
 
-    #[tokio::test]
-    async fn heap_profiles_are_refused_with_the_reason() {
+    async fn answer(path: &str) -> (StatusCode, axum::body::Bytes) {
         use tower::ServiceExt;
-        let request = axum::http::Request::get("/debug/pprof/heap")
+        let request = axum::http::Request::get(path)
             .body(axum::body::Body::empty())
             .unwrap();
         let response = router().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await
             .unwrap();
-        assert_eq!(body, HEAP_UNAVAILABLE.as_bytes());
+        (status, body)
+    }
+
+    /// The library's tests run with the system allocator (jemalloc is the
+    /// binary's, see src/main.rs), so there is no active heap profiler:
+    /// the endpoint says so rather than failing. The binary's heap
+    /// profiles are read by `go tool pprof` in tests/observability.rs.
+    #[tokio::test]
+    async fn without_an_active_heap_profiler_the_heap_endpoint_says_so() {
+        activate_heap_profiling().await;
+        assert!(!heap_profiling_active().await);
+        let (status, body) = answer("/debug/pprof/heap").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, HEAP_INACTIVE.as_bytes());
+    }
+
+    #[test]
+    fn heap_samples_are_charged_to_the_allocating_code() {
+        // Root first, as jemalloc_pprof keeps a stack.
+        let stack: [&[&str]; 8] = [
+            &["main"],
+            &["athens::http::serve"],
+            &["alloc::raw_vec::RawVecInner::finish_grow"],
+            &["__rustc::__rust_realloc"],
+            &["<tikv_jemallocator::Jemalloc as core::alloc::global::GlobalAlloc>::realloc"],
+            &["_rjem_realloc"],
+            &["do_rallocx", "irallocx_prof", "prof_alloc_prep"],
+            &["prof_backtrace_impl"],
+        ];
+        let addrs: Vec<usize> = (0..stack.len()).collect();
+        let names = |addr: usize| stack[addr].iter().map(|s| s.to_string()).collect();
+        assert_eq!(allocating_frames(&addrs, names), 3);
+        // Without allocator frames (not jemalloc's), nothing is dropped.
+        let names = |addr: usize| vec![format!("f{addr}")];
+        assert_eq!(allocating_frames(&addrs, names), addrs.len());
+        // Only the frames near the leaf are looked at.
+        let deep: Vec<usize> = (0..100).collect();
+        let names = |addr: usize| {
+            vec![if addr == 2 {
+                "_rjem_malloc".into()
+            } else {
+                format!("f{addr}")
+            }]
+        };
+        assert_eq!(allocating_frames(&deep, names), deep.len());
+    }
+
+    #[tokio::test]
+    async fn allocation_profiles_are_refused_with_the_reason() {
+        let (status, body) = answer("/debug/pprof/allocs").await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(body, ALLOCS_UNAVAILABLE.as_bytes());
     }
 }

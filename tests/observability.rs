@@ -6,8 +6,9 @@
 //! `TraceSamplingFraction = 0`, and a collector that hangs or refuses
 //! slowing neither requests nor shutdown.
 //!
-//! Profiles (`EnablePprof`): a CPU profile taken under load, read by
-//! `go tool pprof` (the oracle); the heap path's 501.
+//! Profiles (`EnablePprof`): a CPU profile taken under load and a heap
+//! profile, both read by `go tool pprof` (the oracle); without
+//! `EnablePprof`, no profiling port at all.
 
 // Only some helpers are used here.
 #[allow(dead_code, unused_imports)]
@@ -429,11 +430,35 @@ fn a_collector_that_hangs_or_refuses_slows_nothing() {
     }
 }
 
+/// Runs `go tool pprof ARGS FILE` and returns its output; fails the test
+/// when the tool does.
+fn go_tool_pprof(
+    go: &std::path::Path,
+    scratch: &std::path::Path,
+    args: &[&str],
+    file: &std::path::Path,
+) -> String {
+    let output = std::process::Command::new(go)
+        .args(["tool", "pprof"])
+        .args(args)
+        .arg(file)
+        // The tool is built once into the usual GOCACHE (scripts/test.sh
+        // does it before the tests); a private HOME would build it anew.
+        .env("PPROF_TMPDIR", scratch)
+        .output()
+        .expect("running go tool pprof");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    format!("{stdout}\n{stderr}")
+}
+
 /// A CPU profile from `PprofPort` while requests keep the server busy,
-/// read by `go tool pprof -top`; the heap profile is refused with 501,
-/// and the proxy's own port has no profiling endpoints.
+/// read by `go tool pprof -top`; then a heap profile, read by
+/// `go tool pprof -traces`; the proxy's own port has no profiling
+/// endpoints.
 #[test]
-fn a_cpu_profile_taken_under_load_is_read_by_go_tool_pprof() {
+fn cpu_and_heap_profiles_are_read_by_go_tool_pprof() {
     let go = fixtures::locate_go().expect("the go command (GO)");
     let scratch = tempfile::tempdir().unwrap();
     let gitconfig = scratch.path().join("gitconfig");
@@ -456,6 +481,12 @@ fn a_cpu_profile_taken_under_load_is_read_by_go_tool_pprof() {
                 "ATHENS_PPROF_PORT".into(),
                 format!("127.0.0.1:{pprof_port}"),
             ),
+            // One allocation sampled per KiB allocated rather than per
+            // 512 KiB: the little this test's server keeps in memory is
+            // then sure to be in the heap profile. jemalloc reads this
+            // variable (under tikv-jemallocator's prefix) after the
+            // binary's own options, which set the rest.
+            ("_RJEM_MALLOC_CONF".into(), "lg_prof_sample:10".into()),
         ];
         let started = std::panic::catch_unwind(|| Server::start(&setup));
         if let Ok(started) = started {
@@ -488,27 +519,17 @@ fn a_cpu_profile_taken_under_load_is_read_by_go_tool_pprof() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let file = scratch.path().join("cpu.pb");
     std::fs::write(&file, &body).unwrap();
-    let output = std::process::Command::new(&go)
-        .args(["tool", "pprof", "-top"])
-        .arg(&file)
-        // The tool is built once into the usual GOCACHE (scripts/test.sh
-        // does it before the tests); a private HOME would build it anew.
-        .env("PPROF_TMPDIR", scratch.path())
-        .output()
-        .expect("running go tool pprof");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let stdout = go_tool_pprof(&go, scratch.path(), &["-top"], &file);
     // The header of the listing, then a row per function with samples.
-    assert!(stdout.contains("Type: cpu"), "{stdout}\n{stderr}");
-    assert!(stdout.contains("flat  flat%"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Type: cpu"), "{stdout}");
+    assert!(stdout.contains("flat  flat%"), "{stdout}");
     let rows = stdout
         .lines()
         .skip_while(|l| !l.contains("flat  flat%"))
         .skip(1)
         .filter(|l| l.contains('%'))
         .count();
-    assert!(rows > 0, "no samples:\n{stdout}\n{stderr}");
+    assert!(rows > 0, "no samples:\n{stdout}");
     // Samples are charged to the server's code (symbolized), not to the
     // profiler's own signal handler.
     assert!(
@@ -517,7 +538,55 @@ fn a_cpu_profile_taken_under_load_is_read_by_go_tool_pprof() {
     );
     assert!(!stdout.contains("perf_signal_handler"), "{stdout}");
 
+    // The heap: what the server allocated since the profiler was
+    // activated at start and still holds (its routers, connections,
+    // caches), by allocating stack, with the functions named by the
+    // server itself (go tool pprof has no binary to look them up in).
     let (status, body) = support::http_get(pprof_port, "/debug/pprof/heap").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body.starts_with(&[0x1f, 0x8b]), "not gzipped");
+    let file = scratch.path().join("heap.pb.gz");
+    std::fs::write(&file, &body).unwrap();
+    let traces = go_tool_pprof(&go, scratch.path(), &["-traces"], &file);
+    assert!(traces.contains("Type: inuse_space"), "{traces}");
+    assert!(
+        traces.contains("athens::"),
+        "no function of athens:\n{traces}"
+    );
+    // Memory is charged to the code that asked for it, not to jemalloc's
+    // sampling (its frames are dropped from the stacks).
+    assert!(!traces.contains("prof_backtrace"), "{traces}");
+    assert!(!traces.contains("_rjem_"), "{traces}");
+
+    // Go's allocs (every allocation since the start) has no equivalent
+    // in jemalloc's profile of live allocations.
+    let (status, body) = support::http_get(pprof_port, "/debug/pprof/allocs").unwrap();
     assert_eq!(status, 501);
-    assert!(String::from_utf8_lossy(&body).contains("heap profiles are not available"));
+    assert!(String::from_utf8_lossy(&body).contains("/debug/pprof/heap"));
+}
+
+/// Without `EnablePprof` nothing is served on `PprofPort`, so heap
+/// profiling is never activated: the server starts while the port is held
+/// by this test, which it could not if it tried to listen there.
+#[test]
+fn without_enable_pprof_the_profiling_port_is_not_listened_on() {
+    let scratch = tempfile::tempdir().unwrap();
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[]);
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pprof_port = held.local_addr().unwrap().port();
+    let mut setup = ServerSetup::memory(&gitconfig);
+    setup.extra_env = vec![(
+        "ATHENS_PPROF_PORT".into(),
+        format!("127.0.0.1:{pprof_port}"),
+    )];
+    let server = Server::start(&setup);
+    assert_eq!(get(server.port(), "/healthz"), 200);
+    assert_eq!(get(server.port(), "/debug/pprof/heap"), 404);
+    assert!(
+        !server.raw_log_text().contains("PprofPort"),
+        "{}",
+        server.raw_log_text()
+    );
+    drop(held);
 }

@@ -393,8 +393,9 @@ config_table! {
         /// Cloud provider the proxy runs on: GCP or none. GCP logs Athens' JSON for
         /// Cloud Logging, whatever LogFormat says. Required when LogFormat is empty.
         cloud_runtime: String = "none".into(), "CloudRuntime", "ATHENS_CLOUD_RUNTIME";
-        /// Serve CPU profiles in pprof format on PprofPort (/debug/pprof/profile).
-        /// Meant for short debugging sessions only.
+        /// Serve CPU and heap profiles in pprof format on PprofPort
+        /// (/debug/pprof/profile, /debug/pprof/heap); also activates the
+        /// allocator's heap sampling. Meant for short debugging sessions only.
         enable_pprof: bool = false, "EnablePprof", "ATHENS_ENABLE_PPROF";
         /// Listen address of the profiling endpoints (keep it private).
         pprof_port: String = ":3001".into(), "PprofPort", "ATHENS_PPROF_PORT";
