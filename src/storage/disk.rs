@@ -997,18 +997,8 @@ mod tests {
             ("v1.0.1", small + 1),
             ("v1.0.2", 3 * small + 7),
         ] {
-            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let mut reader: &[u8] = &data;
-            storage
-                .save(
-                    "example.com/m",
-                    version,
-                    Bytes::from_static(b"module example.com/m\n"),
-                    &mut reader,
-                    Bytes::from_static(b"{}"),
-                )
-                .await
-                .unwrap();
+            let data = zip_bytes(len);
+            save_zip(&storage, version, &data).await;
             let mut zip = storage.zip("example.com/m", version).await.unwrap();
             assert_eq!(zip.size, len as u64, "{version}");
             // Small zips are read, large ones mapped: whole either way.
@@ -1020,10 +1010,10 @@ mod tests {
         }
     }
 
-    /// Saves a zip of `len` bytes and returns its path and contents.
-    async fn saved_zip(storage: &DiskStorage, version: &str, len: usize) -> (PathBuf, Vec<u8>) {
-        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-        let mut reader: &[u8] = &data;
+    /// Saves `zip` as the zip of example.com/m at `version` and returns
+    /// the stored file's path.
+    async fn save_zip(storage: &DiskStorage, version: &str, zip: &[u8]) -> PathBuf {
+        let mut reader = zip;
         storage
             .save(
                 "example.com/m",
@@ -1035,14 +1025,20 @@ mod tests {
             .await
             .unwrap();
         let dir = storage.version_dir("example.com/m", version).unwrap();
-        (dir.join(ZIP_FILE), data)
+        dir.join(ZIP_FILE)
+    }
+
+    /// `len` bytes of zip contents.
+    fn zip_bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
     }
 
     #[tokio::test]
     async fn a_mapped_zip_outlives_the_deletion_of_its_version() {
         let root = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(root.path()).unwrap();
-        let (path, data) = saved_zip(&storage, "v1.0.0", 5 * SMALL_ZIP_BYTES as usize).await;
+        let data = zip_bytes(5 * SMALL_ZIP_BYTES as usize);
+        let path = save_zip(&storage, "v1.0.0", &data).await;
         let zip = storage.zip("example.com/m", "v1.0.0").await.unwrap();
         storage.delete("example.com/m", "v1.0.0").await.unwrap();
         assert!(!path.exists());
@@ -1054,7 +1050,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(root.path()).unwrap();
         let len = 5 * SMALL_ZIP_BYTES as usize;
-        let (_, data) = saved_zip(&storage, "v1.0.0", len).await;
+        let data = zip_bytes(len);
+        save_zip(&storage, "v1.0.0", &data).await;
         // The whole bytes only, the reader over them dropped.
         let whole = |zip: StoredZip| zip.in_memory.unwrap();
         let first = whole(storage.zip("example.com/m", "v1.0.0").await.unwrap());
@@ -1070,17 +1067,7 @@ mod tests {
         let old = storage.zip("example.com/m", "v1.0.0").await.unwrap();
         storage.delete("example.com/m", "v1.0.0").await.unwrap();
         let other: Vec<u8> = data.iter().map(|b| b ^ 0x5a).collect();
-        let mut reader: &[u8] = &other;
-        storage
-            .save(
-                "example.com/m",
-                "v1.0.0",
-                Bytes::from_static(b"module example.com/m\n"),
-                &mut reader,
-                Bytes::from_static(b"{}"),
-            )
-            .await
-            .unwrap();
+        save_zip(&storage, "v1.0.0", &other).await;
         let new = storage.zip("example.com/m", "v1.0.0").await.unwrap();
         assert!(old.in_memory.unwrap().as_ref() == data);
         assert!(new.in_memory.unwrap().as_ref() == other);
@@ -1094,7 +1081,7 @@ mod tests {
         use std::io::Write;
         let root = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(root.path()).unwrap();
-        let (path, _) = saved_zip(&storage, "v1.0.0", 5 * SMALL_ZIP_BYTES as usize).await;
+        let path = save_zip(&storage, "v1.0.0", &zip_bytes(5 * SMALL_ZIP_BYTES as usize)).await;
         let zip = storage.zip("example.com/m", "v1.0.0").await.unwrap();
         let mapped = zip.in_memory.unwrap();
         std::fs::OpenOptions::new()
