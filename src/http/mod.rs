@@ -817,9 +817,9 @@ async fn protocol_handler(State(state): State<AppState>, request: Request) -> Re
                     return not_modified(etag, cache_control);
                 }
                 let size = zip.size;
-                // Large zips stream straight from storage and are never
-                // held in memory whole; one the backend already holds in
-                // memory goes out as it is.
+                // A zip the backend holds whole (in memory or mapped) goes
+                // out as it is; any other streams from storage and is never
+                // held in memory whole.
                 let body = if method == Method::HEAD {
                     Body::empty()
                 } else if let Some(data) = zip.in_memory {

@@ -403,10 +403,9 @@ impl Storage for DiskStorage {
             .version_dir(module, version)
             .ok_or_else(|| StorageError::not_found(module, version))?;
         let path = dir.join(ZIP_FILE);
-        // Opened (and, when small, read) in place for the same reason as
-        // `read_file`: the work is a few system calls on a cached file,
-        // cheaper than a hop to the blocking pool. Large zips are then
-        // streamed through tokio's file, off the worker threads.
+        // Opened (and read when small, mapped when large) in place for the
+        // same reason as `read_file`: the work is a few system calls on a
+        // cached file, cheaper than a hop to the blocking pool.
         match open_zip(&path, &self.mapped) {
             Ok(zip) => Ok(zip),
             Err(e) if is_missing(&e) => Err(StorageError::not_found(module, version)),

@@ -40,12 +40,13 @@ pub type ZipReader = Pin<Box<dyn AsyncRead + Send>>;
 pub struct StoredZip {
     /// Length of the zip in bytes.
     pub size: u64,
-    /// The bytes; the disk backend loads only small zips (64 KiB at most)
-    /// whole and streams the rest.
+    /// The bytes as a stream; object stores stream every zip, the disk
+    /// backend only one it cannot map.
     pub reader: ZipReader,
-    /// The same bytes when the backend already holds the whole zip in
-    /// memory, so a server can send them in one piece instead of copying
-    /// them through `reader`; `None` for a zip that must be streamed.
+    /// The same bytes when the backend holds the whole zip in memory or
+    /// mapped from a file, so a server can send them in one piece instead
+    /// of copying them through `reader`; `None` for a zip that must be
+    /// streamed.
     pub in_memory: Option<Bytes>,
 }
 
