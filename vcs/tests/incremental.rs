@@ -77,10 +77,11 @@ impl Setup {
     }
 }
 
-/// What one download transferred: pack requests, `have` lines sent and
-/// pack bytes received.
+/// What one download transferred: requests of any kind, pack requests,
+/// `have` lines sent and pack bytes received.
 #[derive(Debug, Clone, Copy)]
 struct Transfer {
+    requests: usize,
     packs: usize,
     haves: usize,
     bytes: u64,
@@ -93,7 +94,8 @@ async fn download(
     fetcher: &DirectFetcher,
     version: &str,
 ) -> (Downloaded, String, Transfer) {
-    let (packs, haves, bytes) = (
+    let (requests, packs, haves, bytes) = (
+        s.server.requests(),
         s.server.pack_fetches(),
         s.server.haves_received(),
         s.server.pack_bytes_sent(),
@@ -105,6 +107,7 @@ async fn download(
         .unwrap_or_else(|e| panic!("downloading {version}: {e}"));
     let h1 = modzip::dirhash::hash_zip(std::fs::File::open(&zip).unwrap()).unwrap();
     let transfer = Transfer {
+        requests: s.server.requests() - requests,
         packs: s.server.pack_fetches() - packs,
         haves: s.server.haves_received() - haves,
         bytes: s.server.pack_bytes_sent() - bytes,
@@ -145,11 +148,15 @@ async fn new_versions_fetch_only_what_changed_and_match_the_go_command() {
     assert_same_as_go(&oracle, s.tag(10), &v10, &h1);
     assert_eq!(cold.packs, 1, "{cold:?}");
     assert_eq!(cold.haves, 0, "an empty cache has nothing to offer");
+    // The capability advertisement and the ref listing, then the pack:
+    // the fetch replays the listing rather than asking for it again.
+    assert_eq!(cold.requests, 3, "{cold:?}");
 
     // The next release: the cache holds its predecessor.
     let (v11, h1, next) = download(&s, &fetcher, s.tag(11)).await;
     assert_same_as_go(&oracle, s.tag(11), &v11, &h1);
     assert_eq!(next.packs, 1, "{next:?}");
+    assert_eq!(next.requests, 3, "{next:?}");
     assert!(next.haves >= 1, "the cached commit is offered: {next:?}");
     assert!(
         next.bytes * 8 < cold.bytes,
@@ -178,6 +185,7 @@ async fn new_versions_fetch_only_what_changed_and_match_the_go_command() {
     // A version already cached needs no pack.
     let (_, _, again) = download(&s, &fetcher, s.tag(11)).await;
     assert_eq!(again.packs, 0, "{again:?}");
+    assert_eq!(again.requests, 2, "only the listing: {again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,8 +26,11 @@ use super::budget::{self, InUse};
 use super::credentials::{self, HelperQuery, Secret};
 use super::lock::FileLock as EntryLock;
 use super::options::GitConfig;
+use super::replay::{ListingRecord, REPLAY_REFUSED};
 use super::ssh::{self, SshProgram, SshRemote, SshStderr, SshTransport};
-use super::transport::{Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED};
+use super::transport::{
+    ListingUse, SharedClient, Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED,
+};
 use super::{gix_open_options, RefSnapshot};
 use crate::codehost::CodeError;
 use crate::git::options::GitOptions;
@@ -192,6 +195,15 @@ enum Transfer {
     Fetch(gix::remote::fetch::Shallow),
 }
 
+/// What the transfers of one handle share: one HTTP client, and the
+/// handle's ref listing, which its fetches replay instead of listing again
+/// (see [`super::replay`]).
+#[derive(Default)]
+struct Session {
+    client: SharedClient,
+    listing: Arc<ListingRecord>,
+}
+
 /// An http(s) remote and the cache entry mirroring it. The entry starts out
 /// empty and is filled on demand: single commits shallowly while only named
 /// refs are asked about, then everything once history is needed.
@@ -202,6 +214,7 @@ pub(crate) struct HttpCache {
     lock_path: PathBuf,
     /// Credentials and config for connecting.
     opts: GitOptions,
+    session: Session,
     /// Set once this handle has seen the entry hold the full history of
     /// every advertised ref, so later history questions skip the check.
     complete: AtomicBool,
@@ -241,10 +254,12 @@ pub(crate) fn open_listed(
         .open(&dir)
         .map_err(|e| CodeError::Other(format!("opening cache {}: {e}", dir.display())))?;
     let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
+    let session = Session::default();
     let listed = transfer(
         &repo.to_thread_local(),
         &access,
         opts,
+        &session,
         &refspecs,
         true,
         Transfer::ListOnly,
@@ -268,6 +283,7 @@ pub(crate) fn open_listed(
         access: Arc::clone(&access),
         lock_path,
         opts: opts.clone(),
+        session,
         complete: AtomicBool::new(false),
         root: cache_root.to_path_buf(),
         max_bytes: opts.cache_max_bytes,
@@ -320,6 +336,7 @@ impl HttpCache {
                 repo,
                 &self.access,
                 &self.opts,
+                &self.session,
                 &[spec],
                 false,
                 Transfer::Fetch(depth_one),
@@ -383,6 +400,7 @@ impl HttpCache {
             repo,
             &self.access,
             &self.opts,
+            &self.session,
             &refspecs,
             false,
             Transfer::Fetch(depth),
@@ -465,35 +483,69 @@ impl From<TransferError> for CodeError {
 /// Requests carry the deadline as their timeout; a remote that redirects is
 /// tried again without (gix follows no redirect for such requests), then
 /// bounded by the watched reads alone.
+///
+/// A listing is recorded in `session`, and a fetch replays it when it can
+/// (see [`super::replay`]); one whose `ls-refs` the record cannot answer is
+/// tried again talking to the server throughout.
+#[allow(clippy::too_many_arguments)]
 fn transfer(
     repo: &gix::Repository,
     access: &Arc<RemoteAccess>,
     opts: &GitOptions,
+    session: &Session,
     refspecs: &[String],
     list_head: bool,
     what: Transfer,
 ) -> Result<RefSnapshot, TransferError> {
-    let attempt = |request_timeouts: bool| {
+    let attempt = |request_timeouts: bool, replay: bool| {
         let watch = Watch::new(opts.interrupt.clone(), opts.limits);
-        transfer_once(
+        let listing = match what {
+            Transfer::ListOnly => {
+                session.listing.clear();
+                ListingUse::Record(Arc::clone(&session.listing))
+            }
+            Transfer::Fetch(_) if replay && session.listing.usable() => {
+                ListingUse::Replay(Arc::clone(&session.listing))
+            }
+            Transfer::Fetch(_) => ListingUse::Off,
+        };
+        let result = transfer_once(
             repo,
             access,
             opts,
+            session,
+            listing,
             refspecs,
             list_head,
             &what,
             &watch,
             request_timeouts,
-        )
-        .map_err(|error| TransferError {
+        );
+        match &result {
+            // A backend left mid-response is not used again.
+            Err(_) => session.client.reset(),
+            Ok(_) if matches!(what, Transfer::ListOnly) => {
+                if session.client.redirected() {
+                    session.listing.spoil();
+                }
+            }
+            Ok(_) => {}
+        }
+        result.map_err(|error| TransferError {
             error,
             stopped: watch.refusal().is_some() || watch.stopped().is_some(),
         })
     };
-    match attempt(true) {
-        Err(e) if !e.stopped && e.error.to_string().contains(REDIRECT_REFUSED) => {
+    let retried =
+        |e: &TransferError, reason: &str| !e.stopped && e.error.to_string().contains(reason);
+    match attempt(true, true) {
+        Err(e) if retried(&e, REDIRECT_REFUSED) => {
             tracing::debug!(remote = %access.url(), "redirected: fetching without request timeouts");
-            attempt(false)
+            attempt(false, true)
+        }
+        Err(e) if retried(&e, REPLAY_REFUSED) => {
+            tracing::debug!(remote = %access.url(), error = %e.error, "fetching without the recorded listing");
+            attempt(true, false)
         }
         other => other,
     }
@@ -511,6 +563,8 @@ fn transfer_once(
     repo: &gix::Repository,
     access: &Arc<RemoteAccess>,
     opts: &GitOptions,
+    session: &Session,
+    listing: ListingUse,
     refspecs: &[String],
     list_head: bool,
     what: &Transfer,
@@ -563,12 +617,10 @@ fn transfer_once(
         match &**access {
             RemoteAccess::Http { extra_headers, .. } => {
                 // gix's own reqwest backend, read through the watch.
-                let http = WatchedHttp::new(
-                    gix::protocol::transport::client::blocking_io::http::reqwest::Remote::default(),
-                    Arc::clone(watch),
-                    request_timeouts,
-                )
-                .with_extra_headers(extra_headers.clone());
+                let http =
+                    WatchedHttp::new(session.client.clone(), Arc::clone(watch), request_timeouts)
+                        .with_extra_headers(extra_headers.clone())
+                        .with_listing(listing);
                 Box::new(
                     gix::protocol::transport::client::blocking_io::http::Transport::new_http(
                         http, remote_url, version, false,
@@ -588,6 +640,7 @@ fn transfer_once(
         };
     let auth_opts = opts.clone();
     let auth_access = Arc::clone(access);
+    let auth_listing = Arc::clone(&session.listing);
     let connection = remote
         .to_connection_with_transport(transport)
         // Only what the URL, netrc and the configured helpers supply (see
@@ -595,6 +648,8 @@ fn transfer_once(
         // would read the cache entry's configuration, is never used.
         .with_credentials(move |action| match action {
             gix::credentials::helper::Action::Get(ctx) => {
+                // A fetch replaying this listing would send no credentials.
+                auth_listing.spoil();
                 let asked = ctx.url.as_ref().map(|u| u.to_string());
                 let account = auth_access.account_for(&auth_opts, asked.as_deref());
                 Ok(account.map(|identity| gix::credentials::protocol::Outcome {

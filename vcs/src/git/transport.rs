@@ -37,6 +37,7 @@ use gix::utils::progress::{Id, Progress, StepShared, Unit};
 use gix::{Count, NestedProgress};
 
 use crate::git::options::GitLimits;
+use crate::git::replay::{CapturedRequest, ListingRecord, Tee};
 use crate::interrupt::{Interrupt, Stopped};
 
 /// How often a waiting reader looks at the deadline and the interrupt.
@@ -182,6 +183,17 @@ impl Watch {
 /// the request was configured (here: given a timeout).
 pub(crate) const REDIRECT_REFUSED: &str = "refusing to follow redirect";
 
+/// What a transfer does with the handle's [`ListingRecord`].
+pub(crate) enum ListingUse {
+    /// Neither records nor replays.
+    Off,
+    /// Records the capability advertisement and the `ls-refs` (a listing).
+    Record(Arc<ListingRecord>),
+    /// Answers the capability request and the first post (`ls-refs`) from
+    /// the record; later requests go to the server.
+    Replay(Arc<ListingRecord>),
+}
+
 /// gix's HTTP implementation with every response read through a
 /// [`Pumped`] reader watched by `watch`.
 pub(crate) struct WatchedHttp<H> {
@@ -191,6 +203,12 @@ pub(crate) struct WatchedHttp<H> {
     request_timeouts: bool,
     /// `http.extraHeader` values git would send with every request.
     extra_headers: Vec<String>,
+    listing: ListingUse,
+    /// Requests posted so far.
+    posts: usize,
+    /// Whether a request of this transfer went to the server: after that,
+    /// nothing is replayed, so a conversation never mixes the two.
+    went_out: bool,
 }
 
 impl<H> WatchedHttp<H> {
@@ -200,6 +218,9 @@ impl<H> WatchedHttp<H> {
             watch,
             request_timeouts,
             extra_headers: Vec::new(),
+            listing: ListingUse::Off,
+            posts: 0,
+            went_out: false,
         }
     }
 
@@ -207,6 +228,106 @@ impl<H> WatchedHttp<H> {
     pub(crate) fn with_extra_headers(mut self, headers: Vec<String>) -> Self {
         self.extra_headers = headers;
         self
+    }
+
+    /// The same transport recording or replaying a listing.
+    pub(crate) fn with_listing(mut self, listing: ListingUse) -> Self {
+        self.listing = listing;
+        self
+    }
+}
+
+/// The body of a posted request: sent to the server (and recorded when the
+/// request is a listing's `ls-refs`), or captured to be answered from the
+/// record.
+pub(crate) enum PostBody<P> {
+    Sent(P),
+    Recorded(P, Tee),
+    Captured(CapturedRequest),
+}
+
+impl<P: io::Write> io::Write for PostBody<P> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            PostBody::Sent(inner) => inner.write(buf),
+            PostBody::Recorded(inner, tee) => {
+                let n = inner.write(buf)?;
+                tee.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            PostBody::Captured(captured) => captured.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            PostBody::Sent(inner) | PostBody::Recorded(inner, _) => inner.flush(),
+            PostBody::Captured(captured) => captured.flush(),
+        }
+    }
+}
+
+type ReqwestRemote = gix::protocol::transport::client::blocking_io::http::reqwest::Remote;
+
+/// One reqwest backend shared by the transfers of a handle: gix's backend
+/// builds an HTTP client (and with it reads the system's certificates)
+/// for every transfer otherwise. Dropped after a failed transfer, so a
+/// backend left mid-response is never used again.
+#[derive(Clone, Default)]
+pub(crate) struct SharedClient {
+    remote: Arc<Mutex<Option<ReqwestRemote>>>,
+}
+
+impl SharedClient {
+    fn with<T>(&self, f: impl FnOnce(&mut ReqwestRemote) -> T) -> T {
+        let mut slot = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        f(slot.get_or_insert_with(ReqwestRemote::default))
+    }
+
+    /// Whether the remote redirected a request of this backend.
+    pub(crate) fn redirected(&self) -> bool {
+        Http::redirected_base_url(self).is_some()
+    }
+
+    /// Drops the backend; the next request builds a new one.
+    pub(crate) fn reset(&self) {
+        *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl Http for SharedClient {
+    type Headers = <ReqwestRemote as Http>::Headers;
+    type ResponseBody = <ReqwestRemote as Http>::ResponseBody;
+    type PostBody = <ReqwestRemote as Http>::PostBody;
+
+    fn get(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> gix::Result<GetResponse<Self::Headers, Self::ResponseBody>> {
+        self.with(|remote| remote.get(url, base_url, headers))
+    }
+
+    fn post(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+        body: PostBodyDataKind,
+    ) -> gix::Result<PostResponse<Self::Headers, Self::ResponseBody, Self::PostBody>> {
+        self.with(|remote| remote.post(url, base_url, headers, body))
+    }
+
+    fn configure(&mut self, config: &dyn std::any::Any) -> gix::Result {
+        self.with(|remote| remote.configure(config))
+    }
+
+    fn redirected_base_url(&self) -> Option<String> {
+        let slot = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().and_then(Http::redirected_base_url)
     }
 }
 
@@ -239,7 +360,7 @@ where
 {
     type Headers = Pumped;
     type ResponseBody = Pumped;
-    type PostBody = H::PostBody;
+    type PostBody = PostBody<H::PostBody>;
 
     fn get(
         &mut self,
@@ -248,10 +369,31 @@ where
         headers: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> gix::Result<GetResponse<Self::Headers, Self::ResponseBody>> {
         self.watch.check().map_err(gix_error)?;
+        let mut tees = (None, None);
+        match &self.listing {
+            ListingUse::Replay(record) if !self.went_out => {
+                if let Some(recorded) = record.advertisement(url) {
+                    return Ok(GetResponse {
+                        headers: Pumped::from_bytes(recorded.headers, &self.watch),
+                        body: Pumped::from_bytes(recorded.body, &self.watch),
+                    });
+                }
+            }
+            ListingUse::Record(record) => {
+                let (h, b) = record.record_advertisement(url);
+                tees = (Some(h), Some(b));
+            }
+            _ => {}
+        }
+        self.went_out = true;
         let response = self.inner.get(url, base_url, headers)?;
         Ok(GetResponse {
-            headers: Pumped::new(response.headers, &self.watch, false).map_err(gix_error)?,
-            body: Pumped::new(response.body, &self.watch, true).map_err(gix_error)?,
+            headers: Pumped::new(response.headers, &self.watch, false)
+                .map_err(gix_error)?
+                .teed(tees.0),
+            body: Pumped::new(response.body, &self.watch, true)
+                .map_err(gix_error)?
+                .teed(tees.1),
         })
     }
 
@@ -263,11 +405,39 @@ where
         body: PostBodyDataKind,
     ) -> gix::Result<PostResponse<Self::Headers, Self::ResponseBody, Self::PostBody>> {
         self.watch.check().map_err(gix_error)?;
+        self.posts += 1;
+        let mut tees = None;
+        match &self.listing {
+            ListingUse::Replay(record) if !self.went_out && self.posts == 1 => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                if let Some((recorded_headers, captured)) = record.answer_ls_refs(url, tx) {
+                    return Ok(PostResponse {
+                        post_body: PostBody::Captured(captured),
+                        headers: Pumped::from_bytes(recorded_headers, &self.watch),
+                        body: Pumped::from_channel(rx, &self.watch),
+                    });
+                }
+            }
+            ListingUse::Record(record) => tees = Some(record.record_post(url)),
+            _ => {}
+        }
+        self.went_out = true;
         let response = self.inner.post(url, base_url, headers, body)?;
+        let (request, response_headers, response_body) = match tees {
+            Some((request, h, b)) => (Some(request), Some(h), Some(b)),
+            None => (None, None, None),
+        };
         Ok(PostResponse {
-            post_body: response.post_body,
-            headers: Pumped::new(response.headers, &self.watch, false).map_err(gix_error)?,
-            body: Pumped::new(response.body, &self.watch, true).map_err(gix_error)?,
+            post_body: match request {
+                Some(tee) => PostBody::Recorded(response.post_body, tee),
+                None => PostBody::Sent(response.post_body),
+            },
+            headers: Pumped::new(response.headers, &self.watch, false)
+                .map_err(gix_error)?
+                .teed(response_headers),
+            body: Pumped::new(response.body, &self.watch, true)
+                .map_err(gix_error)?
+                .teed(response_body),
         })
     }
 
@@ -302,9 +472,41 @@ pub(crate) struct Pumped {
     done: bool,
     counted: bool,
     watch: Arc<Watch>,
+    /// Where every chunk read is copied too (a listing being recorded).
+    tee: Option<Tee>,
 }
 
 impl Pumped {
+    /// A reader of `bytes`, already in memory (a replayed response).
+    pub(crate) fn from_bytes(bytes: Vec<u8>, watch: &Arc<Watch>) -> Pumped {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let _ = tx.send(Ok(bytes));
+        Self::from_channel(rx, watch)
+    }
+
+    /// A reader of what arrives on `chunks` until its sender is dropped,
+    /// not counted against the limits.
+    pub(crate) fn from_channel(
+        chunks: Receiver<io::Result<Vec<u8>>>,
+        watch: &Arc<Watch>,
+    ) -> Pumped {
+        Pumped {
+            chunks,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+            counted: false,
+            watch: Arc::clone(watch),
+            tee: None,
+        }
+    }
+
+    /// The same reader copying what it reads into `tee`.
+    fn teed(mut self, tee: Option<Tee>) -> Pumped {
+        self.tee = tee;
+        self
+    }
+
     /// Drains `inner` on a pump thread; reads then see the watch's deadline
     /// and, when `counted`, its byte limits.
     pub(crate) fn new<R: Read + Send + 'static>(
@@ -342,6 +544,7 @@ impl Pumped {
             done: false,
             counted,
             watch: Arc::clone(watch),
+            tee: None,
         })
     }
 }
@@ -370,6 +573,11 @@ impl BufRead for Pumped {
                 Ok(Ok(chunk)) => {
                     if self.counted {
                         self.watch.count(chunk.len())?;
+                    }
+                    if let Some(tee) = &self.tee {
+                        tee.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend_from_slice(&chunk);
                     }
                     self.buf = chunk;
                     self.pos = 0;

@@ -1,0 +1,462 @@
+//! A ref listing kept by the handle that made it, so that its fetches do
+//! not ask the server again.
+//!
+//! gix opens every fetch with its own capability request (`info/refs`) and
+//! `ls-refs`, although the handle listed the remote moments before: over
+//! smart HTTP a new version of a cached repository then costs five requests
+//! (two to list, three to fetch) where three carry all the information.
+//! The listing transfer records its two responses here; a fetch by the same
+//! handle is answered the capability advertisement from the record, and its
+//! `ls-refs` from the recorded refs, filtered by the prefixes it asks for,
+//! as git's `ls-refs` filters them. Only the `fetch` request reaches the
+//! server. The fetch so sees exactly the refs the handle's snapshot was made
+//! from.
+//!
+//! A record is used only when it can stand for the server's answer: a
+//! protocol v2 listing, read whole, made without credentials and without a
+//! redirect, and an `ls-refs` whose arguments other than the prefixes equal
+//! the recorded request's and whose prefixes all fall under the recorded
+//! ones. Anything else goes to the server.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The error text of a replayed `ls-refs` the record cannot answer; the
+/// caller retries the transfer without replay.
+pub(crate) const REPLAY_REFUSED: &str = "recorded ref listing cannot answer this ls-refs";
+
+/// Bytes filled in as a response (or request) is read (or written).
+pub(crate) type Tee = Arc<Mutex<Vec<u8>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One recorded response.
+#[derive(Default)]
+pub(crate) struct RecordedResponse {
+    /// The URL gix asked for (before any redirect).
+    pub(crate) url: String,
+    pub(crate) headers: Tee,
+    pub(crate) body: Tee,
+}
+
+#[derive(Default)]
+struct Slots {
+    advertisement: Option<RecordedResponse>,
+    /// The `ls-refs` request body and its response.
+    ls_refs: Option<(Tee, RecordedResponse)>,
+    /// Set when the listing cannot be replayed (credentials were asked for,
+    /// the server redirected, a second request was posted).
+    unusable: bool,
+}
+
+/// The responses of one listing transfer (see the module documentation).
+#[derive(Default)]
+pub(crate) struct ListingRecord {
+    slots: Mutex<Slots>,
+}
+
+/// What a replay hands out for the capability request.
+pub(crate) struct Replayed {
+    pub(crate) headers: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl ListingRecord {
+    /// Forgets what was recorded, for a new listing.
+    pub(crate) fn clear(&self) {
+        *lock(&self.slots) = Slots::default();
+    }
+
+    /// Marks the record as not standing for the server's answer.
+    pub(crate) fn spoil(&self) {
+        lock(&self.slots).unusable = true;
+    }
+
+    /// Starts recording the capability advertisement fetched from `url`.
+    pub(crate) fn record_advertisement(&self, url: &str) -> (Tee, Tee) {
+        let mut slots = lock(&self.slots);
+        let response = RecordedResponse {
+            url: url.to_string(),
+            ..Default::default()
+        };
+        let tees = (Arc::clone(&response.headers), Arc::clone(&response.body));
+        if slots.advertisement.is_some() {
+            slots.unusable = true;
+        }
+        slots.advertisement = Some(response);
+        tees
+    }
+
+    /// Starts recording a posted request and its response; only the first
+    /// post of a listing is its `ls-refs`.
+    pub(crate) fn record_post(&self, url: &str) -> (Tee, Tee, Tee) {
+        let mut slots = lock(&self.slots);
+        let response = RecordedResponse {
+            url: url.to_string(),
+            ..Default::default()
+        };
+        let request = Tee::default();
+        let tees = (
+            Arc::clone(&request),
+            Arc::clone(&response.headers),
+            Arc::clone(&response.body),
+        );
+        if slots.ls_refs.is_some() {
+            slots.unusable = true;
+        }
+        slots.ls_refs = Some((request, response));
+        tees
+    }
+
+    /// Whether a fetch may be answered from this record.
+    pub(crate) fn usable(&self) -> bool {
+        let slots = lock(&self.slots);
+        if slots.unusable {
+            return false;
+        }
+        let (Some(ad), Some((request, refs))) = (&slots.advertisement, &slots.ls_refs) else {
+            return false;
+        };
+        complete_stream(&lock(&ad.body)) && complete_stream(&lock(&refs.body)) && {
+            let request = lock(request);
+            parse_ls_refs_request(&request).is_some()
+        }
+    }
+
+    /// The recorded advertisement, when it was fetched from `url`.
+    pub(crate) fn advertisement(&self, url: &str) -> Option<Replayed> {
+        let slots = lock(&self.slots);
+        let ad = slots.advertisement.as_ref().filter(|ad| ad.url == url)?;
+        let body = lock(&ad.body).clone();
+        complete_stream(&body).then(|| Replayed {
+            headers: lock(&ad.headers).clone(),
+            body,
+        })
+    }
+
+    /// The recorded `ls-refs`, when it was posted to `url`: the request and
+    /// the response's headers and body.
+    fn ls_refs(&self, url: &str) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let slots = lock(&self.slots);
+        let (request, refs) = slots.ls_refs.as_ref().filter(|(_, r)| r.url == url)?;
+        let out = (
+            lock(request).clone(),
+            lock(&refs.headers).clone(),
+            lock(&refs.body).clone(),
+        );
+        Some(out)
+    }
+
+    /// A post body that captures an `ls-refs` request posted to `url` and,
+    /// once gix is done writing it, sends the filtered recorded answer into
+    /// `body` (headers are the recorded ones, returned alongside).
+    pub(crate) fn answer_ls_refs(
+        self: &Arc<Self>,
+        url: &str,
+        body: SyncSender<io::Result<Vec<u8>>>,
+    ) -> Option<(Vec<u8>, CapturedRequest)> {
+        let (request, headers, response) = self.ls_refs(url)?;
+        Some((
+            headers,
+            CapturedRequest {
+                written: Vec::new(),
+                recorded_request: request,
+                recorded_response: response,
+                answer: Some(body),
+            },
+        ))
+    }
+}
+
+/// The post body of a replayed `ls-refs`: collects what gix writes and,
+/// when gix drops it before reading the response, answers from the record.
+pub(crate) struct CapturedRequest {
+    written: Vec<u8>,
+    recorded_request: Vec<u8>,
+    recorded_response: Vec<u8>,
+    answer: Option<SyncSender<io::Result<Vec<u8>>>>,
+}
+
+impl Write for CapturedRequest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for CapturedRequest {
+    fn drop(&mut self) {
+        let Some(answer) = self.answer.take() else {
+            return;
+        };
+        let reply = filter_ls_refs(
+            &self.recorded_request,
+            &self.recorded_response,
+            &self.written,
+        )
+        .ok_or_else(|| io::Error::other(REPLAY_REFUSED));
+        // The channel has room for one message; a reader that went away
+        // needs no answer.
+        let _ = answer.try_send(reply);
+    }
+}
+
+/// Splits a pkt-line stream into its packets: `Some(data)` for a data line,
+/// `None` for a flush, delimiter or response-end packet. Fails on a
+/// malformed stream.
+fn packets(mut bytes: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let len = std::str::from_utf8(bytes.get(..4)?).ok()?;
+        let len = usize::from_str_radix(len, 16).ok()?;
+        match len {
+            0..=2 => {
+                out.push(None);
+                bytes = &bytes[4..];
+            }
+            3 => return None,
+            _ => {
+                out.push(Some(bytes.get(4..len)?));
+                bytes = &bytes[len..];
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Whether `bytes` is a whole pkt-line stream ending in a flush packet.
+fn complete_stream(bytes: &[u8]) -> bool {
+    bytes.ends_with(b"0000") && packets(bytes).is_some()
+}
+
+/// The arguments of an `ls-refs` request.
+struct LsRefsArgs {
+    /// The `ref-prefix` values.
+    prefixes: BTreeSet<Vec<u8>>,
+    /// Every other argument (`symrefs`, `peel`, `unborn`, ...).
+    others: BTreeSet<Vec<u8>>,
+}
+
+/// The arguments of an `ls-refs` request; `None` for anything but a
+/// well-formed `ls-refs`.
+fn parse_ls_refs_request(bytes: &[u8]) -> Option<LsRefsArgs> {
+    let packets = packets(bytes)?;
+    let mut lines = packets.iter();
+    let first = lines.next()?.as_ref()?;
+    if trim_lf(first) != b"command=ls-refs" {
+        return None;
+    }
+    // Capabilities up to the delimiter, then arguments up to the flush.
+    for packet in lines.by_ref() {
+        if packet.is_none() {
+            break;
+        }
+    }
+    let (mut prefixes, mut others) = (BTreeSet::new(), BTreeSet::new());
+    for packet in lines {
+        let Some(line) = packet else { break };
+        let line = trim_lf(line);
+        match line.strip_prefix(b"ref-prefix ") {
+            Some(prefix) => prefixes.insert(prefix.to_vec()),
+            None => others.insert(line.to_vec()),
+        };
+    }
+    Some(LsRefsArgs { prefixes, others })
+}
+
+fn trim_lf(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+fn pkt_line(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{:04x}", data.len() + 4).as_bytes());
+    out.extend_from_slice(data);
+}
+
+/// What the server would answer `request` (an `ls-refs`) given that it
+/// answered `recorded_request` with `recorded_response`: the recorded refs
+/// its prefixes select. `None` when the record cannot tell: other
+/// arguments, or a prefix not covered by the recorded ones.
+fn filter_ls_refs(
+    recorded_request: &[u8],
+    recorded_response: &[u8],
+    request: &[u8],
+) -> Option<Vec<u8>> {
+    let LsRefsArgs {
+        prefixes: recorded_prefixes,
+        others: recorded_args,
+    } = parse_ls_refs_request(recorded_request)?;
+    let LsRefsArgs {
+        prefixes,
+        others: args,
+    } = parse_ls_refs_request(request)?;
+    if args != recorded_args {
+        return None;
+    }
+    let covered = |prefix: &Vec<u8>| {
+        recorded_prefixes.is_empty() || recorded_prefixes.iter().any(|r| prefix.starts_with(r))
+    };
+    if prefixes.is_empty() && !recorded_prefixes.is_empty() || !prefixes.iter().all(covered) {
+        return None;
+    }
+    if !complete_stream(recorded_response) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for packet in packets(recorded_response)? {
+        let Some(line) = packet else { break };
+        // "<oid> <name> [attributes]" or "unborn <name> [attributes]".
+        let name = trim_lf(line).split(|b| *b == b' ').nth(1)?;
+        if prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p)) {
+            pkt_line(&mut out, line);
+        }
+    }
+    out.extend_from_slice(b"0000");
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(lines: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines {
+            match *line {
+                "0000" | "0001" => out.extend_from_slice(line.as_bytes()),
+                data => pkt_line(&mut out, data.as_bytes()),
+            }
+        }
+        out
+    }
+
+    fn request(args: &[&str]) -> Vec<u8> {
+        let mut lines = vec!["command=ls-refs\n", "agent=git/gix\n", "0001"];
+        lines.extend_from_slice(args);
+        lines.push("0000");
+        stream(&lines)
+    }
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+
+    fn listing() -> (Vec<u8>, Vec<u8>) {
+        let recorded = request(&[
+            "symrefs\n",
+            "peel\n",
+            "ref-prefix refs/heads/\n",
+            "ref-prefix refs/tags/\n",
+            "ref-prefix HEAD\n",
+        ]);
+        let response = stream(&[
+            &format!("{A} HEAD symref-target:refs/heads/main\n"),
+            &format!("{A} refs/heads/main\n"),
+            &format!("{B} refs/tags/v1.0.0 peeled:{A}\n"),
+            &format!("{A} refs/tags/v1.0.1\n"),
+            &format!("{A} refs/tags/v1.0.10\n"),
+            "0000",
+        ]);
+        (recorded, response)
+    }
+
+    #[test]
+    fn prefixes_select_recorded_refs_as_the_server_would() {
+        let (recorded, response) = listing();
+        let asked = request(&["symrefs\n", "peel\n", "ref-prefix refs/tags/v1.0.1\n"]);
+        let got = filter_ls_refs(&recorded, &response, &asked).unwrap();
+        let want = stream(&[
+            &format!("{A} refs/tags/v1.0.1\n"),
+            &format!("{A} refs/tags/v1.0.10\n"),
+            "0000",
+        ]);
+        assert_eq!(got, want);
+
+        let asked = request(&["peel\n", "symrefs\n", "ref-prefix HEAD\n"]);
+        let got = filter_ls_refs(&recorded, &response, &asked).unwrap();
+        let want = stream(&[&format!("{A} HEAD symref-target:refs/heads/main\n"), "0000"]);
+        assert_eq!(got, want);
+
+        let asked = request(&["symrefs\n", "peel\n", "ref-prefix refs/tags/v9\n"]);
+        assert_eq!(
+            filter_ls_refs(&recorded, &response, &asked).unwrap(),
+            b"0000"
+        );
+    }
+
+    #[test]
+    fn requests_the_record_cannot_answer_are_refused() {
+        let (recorded, response) = listing();
+        // Outside the recorded prefixes.
+        let asked = request(&["symrefs\n", "peel\n", "ref-prefix refs/pull/\n"]);
+        assert!(filter_ls_refs(&recorded, &response, &asked).is_none());
+        // Everything, where the record holds only some.
+        let asked = request(&["symrefs\n", "peel\n"]);
+        assert!(filter_ls_refs(&recorded, &response, &asked).is_none());
+        // Other arguments change what the server writes.
+        let asked = request(&["symrefs\n", "ref-prefix refs/tags/\n"]);
+        assert!(filter_ls_refs(&recorded, &response, &asked).is_none());
+        let asked = request(&["symrefs\n", "peel\n", "unborn\n", "ref-prefix HEAD\n"]);
+        assert!(filter_ls_refs(&recorded, &response, &asked).is_none());
+        // Not an ls-refs, or a response cut short.
+        let fetch = stream(&["command=fetch\n", "0001", "done\n", "0000"]);
+        assert!(filter_ls_refs(&recorded, &response, &fetch).is_none());
+        let asked = request(&["symrefs\n", "peel\n", "ref-prefix HEAD\n"]);
+        let cut = &response[..response.len() - 4];
+        assert!(filter_ls_refs(&recorded, cut, &asked).is_none());
+        assert!(filter_ls_refs(&recorded, &response[..7], &asked).is_none());
+    }
+
+    #[test]
+    fn a_record_is_usable_only_whole_and_unspoiled() {
+        let (request_bytes, response) = listing();
+        let fill = |record: &ListingRecord| {
+            let (h, b) = record.record_advertisement("http://x/r/info/refs");
+            h.lock().unwrap().extend_from_slice(b"content-type: x\n");
+            b.lock()
+                .unwrap()
+                .extend_from_slice(&stream(&["version 2\n", "ls-refs\n", "0000"]));
+            let (req, h, b) = record.record_post("http://x/r/git-upload-pack");
+            req.lock().unwrap().extend_from_slice(&request_bytes);
+            h.lock().unwrap().extend_from_slice(b"content-type: y\n");
+            b.lock().unwrap().extend_from_slice(&response);
+        };
+        let record = Arc::new(ListingRecord::default());
+        assert!(!record.usable());
+        fill(&record);
+        assert!(record.usable());
+        assert!(record.advertisement("http://x/r/info/refs").is_some());
+        assert!(record.advertisement("http://y/r/info/refs").is_none());
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (headers, mut body) = record
+            .answer_ls_refs("http://x/r/git-upload-pack", tx)
+            .unwrap();
+        assert_eq!(headers, b"content-type: y\n");
+        body.write_all(&request(&[
+            "symrefs\n",
+            "peel\n",
+            "ref-prefix refs/heads/\n",
+        ]))
+        .unwrap();
+        drop(body);
+        let answer = rx.recv().unwrap().unwrap();
+        assert_eq!(answer, stream(&[&format!("{A} refs/heads/main\n"), "0000"]));
+
+        record.spoil();
+        assert!(!record.usable());
+        record.clear();
+        fill(&record);
+        assert!(record.usable());
+        // A second post in one listing is not an ls-refs to stand for.
+        record.record_post("http://x/r/git-upload-pack");
+        assert!(!record.usable());
+    }
+}
