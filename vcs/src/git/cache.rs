@@ -497,12 +497,13 @@ fn transfer(
     list_head: bool,
     what: Transfer,
 ) -> Result<RefSnapshot, TransferError> {
-    let attempt = |request_timeouts: bool, replay: bool| {
+    let attempt = |request_timeouts: bool, replay: bool, known_capabilities: bool| {
         let watch = Watch::new(opts.interrupt.clone(), opts.limits);
         let listing = match what {
             Transfer::ListOnly => {
                 session.listing.clear();
-                ListingUse::Record(Arc::clone(&session.listing))
+                let known = known_capabilities.then(|| opts.capabilities.clone());
+                ListingUse::Record(Arc::clone(&session.listing), known)
             }
             Transfer::Fetch(_) if replay && session.listing.usable() => {
                 ListingUse::Replay(Arc::clone(&session.listing))
@@ -528,6 +529,9 @@ fn transfer(
                 if session.client.redirected() {
                     session.listing.spoil();
                 }
+                if let Some((url, advertisement)) = session.listing.fetched_advertisement() {
+                    opts.capabilities.remember(url, advertisement);
+                }
             }
             Ok(_) => {}
         }
@@ -538,14 +542,25 @@ fn transfer(
     };
     let retried =
         |e: &TransferError, reason: &str| !e.stopped && e.error.to_string().contains(reason);
-    match attempt(true, true) {
+    let mut result = attempt(true, true, true);
+    if let Err(e) = &result {
+        if let Some(url) = session.listing.reused_advertisement() {
+            // The server may have changed since it advertised: ask it.
+            opts.capabilities.forget(&url);
+            if !e.stopped {
+                tracing::debug!(remote = %access.url(), error = %e.error, "listing again with fresh capabilities");
+                result = attempt(true, true, false);
+            }
+        }
+    }
+    match result {
         Err(e) if retried(&e, REDIRECT_REFUSED) => {
             tracing::debug!(remote = %access.url(), "redirected: fetching without request timeouts");
-            attempt(false, true)
+            attempt(false, true, false)
         }
         Err(e) if retried(&e, REPLAY_REFUSED) => {
             tracing::debug!(remote = %access.url(), error = %e.error, "fetching without the recorded listing");
-            attempt(true, false)
+            attempt(true, false, false)
         }
         other => other,
     }
@@ -703,6 +718,72 @@ fn cache_matches(repo: &gix::Repository, snapshot: &RefSnapshot) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A remote listed over smart HTTP: its server, cache root and options.
+    fn served_history(tmp: &Path) -> (fixtures::GitHttpServer, String) {
+        let served = tmp.join("srv");
+        let spec = fixtures::HistorySpec {
+            module: "example.com/m".to_string(),
+            files: 5,
+            commits: 4,
+            tag_every: 2,
+            mean_file_bytes: 64,
+        };
+        fixtures::build_history(&served.join("m"), &spec).unwrap();
+        let server = fixtures::GitHttpServer::start(served);
+        let url = server.url("m");
+        (server, url)
+    }
+
+    fn list(url: &str, cache: &Path, opts: &GitOptions) -> RefSnapshot {
+        let access = RemoteAccess::new(url, &GitConfig::default(), opts).unwrap();
+        let (_, snapshot, _) = open_listed(access, cache, opts).unwrap();
+        snapshot
+    }
+
+    #[test]
+    fn known_capabilities_spare_the_capability_request() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, url) = served_history(tmp.path());
+        let opts = GitOptions::default();
+        let first = list(&url, &tmp.path().join("cache"), &opts);
+        assert_eq!((server.requests(), server.ref_listings()), (2, 1));
+        // Another handle, even of another cache, asks only for the refs.
+        let second = list(&url, &tmp.path().join("other"), &opts);
+        assert_eq!((server.requests(), server.ref_listings()), (3, 1));
+        assert_eq!(first.tags, second.tags);
+        assert!(!first.tags.is_empty());
+        // Options not cloned from these share nothing.
+        list(&url, &tmp.path().join("cache"), &GitOptions::default());
+        assert_eq!((server.requests(), server.ref_listings()), (5, 2));
+    }
+
+    #[test]
+    fn a_listing_failing_on_known_capabilities_asks_the_server_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, url) = served_history(tmp.path());
+        let opts = GitOptions::default();
+        let expected = list(&url, &tmp.path().join("probe"), &GitOptions::default());
+        let requests = server.requests();
+        // What the server advertised no longer holds (here: it no longer
+        // even says it speaks the smart protocol).
+        let info_refs = format!("{url}/info/refs?service=git-upload-pack");
+        opts.capabilities.insert_for_test(
+            &info_refs,
+            b"content-type: text/plain\n".to_vec(),
+            b"0000".to_vec(),
+        );
+        let got = list(&url, &tmp.path().join("cache"), &opts);
+        assert_eq!(got.tags, expected.tags);
+        assert_eq!(
+            server.requests() - requests,
+            2,
+            "a fresh advertisement, then the refs"
+        );
+        // The fresh advertisement replaced the stale one.
+        let known = opts.capabilities.get(&info_refs).unwrap();
+        assert!(String::from_utf8_lossy(&known.headers).contains("git-upload-pack-advertisement"));
+    }
 
     #[test]
     fn entry_names_are_hex_and_distinct() {

@@ -32,6 +32,7 @@ pub use options::{
     GitLimits, GitOptions, HostCredentials, TreeLimits, DEFAULT_MAX_PACK_BYTES,
     DEFAULT_MAX_PACK_OBJECTS, DEFAULT_MAX_REFS,
 };
+pub use replay::KnownCapabilities;
 
 /// Shortest hex string accepted as an abbreviated commit hash.
 const MIN_HASH_DIGITS: usize = 7;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use gix::bstr::ByteSlice;
 
+use crate::git::replay::KnownCapabilities;
 use crate::interrupt::Interrupt;
 
 /// A user name and password for one host, as found in a netrc file.
@@ -104,6 +105,9 @@ pub struct GitOptions {
     /// `GIT_SSH_COMMAND` and `GIT_SSH_VARIANT` are read from it too.
     /// Nothing of the server's own environment is passed on.
     pub spawn_env: Vec<(String, String)>,
+    /// Capability advertisements of servers listed recently, shared by
+    /// every clone of these options.
+    pub capabilities: KnownCapabilities,
 }
 
 /// Bounds on what one remote may send, so a hostile or broken server cannot

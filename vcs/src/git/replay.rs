@@ -17,11 +17,18 @@
 //! redirect, and an `ls-refs` whose arguments other than the prefixes equal
 //! the recorded request's and whose prefixes all fall under the recorded
 //! ones. Anything else goes to the server.
+//!
+//! The capability advertisement says what the server can do, not what the
+//! repository holds, so later handles of the same fetcher reuse it for a
+//! while ([`KnownCapabilities`]): their listing is then one request. A
+//! listing that fails on a reused advertisement is made again with a fresh
+//! one, which also replaces the remembered one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The error text of a replayed `ls-refs` the record cannot answer; the
 /// caller retries the transfer without replay.
@@ -51,6 +58,9 @@ struct Slots {
     /// Set when the listing cannot be replayed (credentials were asked for,
     /// the server redirected, a second request was posted).
     unusable: bool,
+    /// Whether the advertisement came from [`KnownCapabilities`] rather
+    /// than from the server.
+    advertisement_reused: bool,
 }
 
 /// The responses of one listing transfer (see the module documentation).
@@ -60,6 +70,7 @@ pub(crate) struct ListingRecord {
 }
 
 /// What a replay hands out for the capability request.
+#[derive(Clone)]
 pub(crate) struct Replayed {
     pub(crate) headers: Vec<u8>,
     pub(crate) body: Vec<u8>,
@@ -89,6 +100,48 @@ impl ListingRecord {
         }
         slots.advertisement = Some(response);
         tees
+    }
+
+    /// Records `known`, an advertisement fetched earlier from `url`, as this
+    /// listing's.
+    pub(crate) fn adopt_advertisement(&self, url: &str, known: &Replayed) {
+        let mut slots = lock(&self.slots);
+        let response = RecordedResponse {
+            url: url.to_string(),
+            headers: Arc::new(Mutex::new(known.headers.clone())),
+            body: Arc::new(Mutex::new(known.body.clone())),
+        };
+        if slots.advertisement.is_some() {
+            slots.unusable = true;
+        }
+        slots.advertisement = Some(response);
+        slots.advertisement_reused = true;
+    }
+
+    /// Whether the advertisement was reused rather than fetched, and from
+    /// which URL.
+    pub(crate) fn reused_advertisement(&self) -> Option<String> {
+        let slots = lock(&self.slots);
+        let ad = slots.advertisement.as_ref()?;
+        slots.advertisement_reused.then(|| ad.url.clone())
+    }
+
+    /// The advertisement fetched from the server by a listing that can
+    /// stand for the server's answer, with its URL.
+    pub(crate) fn fetched_advertisement(&self) -> Option<(String, Replayed)> {
+        if !self.usable() {
+            return None;
+        }
+        let slots = lock(&self.slots);
+        let ad = slots.advertisement.as_ref()?;
+        if slots.advertisement_reused {
+            return None;
+        }
+        let replayed = Replayed {
+            headers: lock(&ad.headers).clone(),
+            body: lock(&ad.body).clone(),
+        };
+        Some((ad.url.clone(), replayed))
     }
 
     /// Starts recording a posted request and its response; only the first
@@ -169,6 +222,62 @@ impl ListingRecord {
                 answer: Some(body),
             },
         ))
+    }
+}
+
+/// How long a server's capability advertisement is reused.
+const CAPABILITIES_FOR: Duration = Duration::from_secs(600);
+/// Most servers remembered at once.
+const CAPABILITIES_MAX_SERVERS: usize = 4096;
+
+/// The capability advertisements of smart-HTTP servers listed recently
+/// (for [`CAPABILITIES_FOR`]), shared by the handles opened with clones of
+/// one [`crate::git::GitOptions`]: a later listing of the same remote skips
+/// the capability request.
+#[derive(Clone, Default)]
+pub struct KnownCapabilities {
+    servers: Arc<Mutex<HashMap<String, (Instant, Replayed)>>>,
+}
+
+impl std::fmt::Debug for KnownCapabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownCapabilities")
+            .field("servers", &lock(&self.servers).len())
+            .finish()
+    }
+}
+
+impl KnownCapabilities {
+    /// The advertisement fetched from `url` less than
+    /// [`CAPABILITIES_FOR`] ago.
+    pub(crate) fn get(&self, url: &str) -> Option<Replayed> {
+        let servers = lock(&self.servers);
+        let (when, known) = servers.get(url)?;
+        (when.elapsed() < CAPABILITIES_FOR).then(|| known.clone())
+    }
+
+    /// Remembers the advertisement just fetched from `url`.
+    pub(crate) fn remember(&self, url: String, advertisement: Replayed) {
+        let mut servers = lock(&self.servers);
+        if servers.len() >= CAPABILITIES_MAX_SERVERS {
+            servers.retain(|_, (when, _)| when.elapsed() < CAPABILITIES_FOR);
+            if servers.len() >= CAPABILITIES_MAX_SERVERS {
+                servers.clear();
+            }
+        }
+        servers.insert(url, (Instant::now(), advertisement));
+    }
+
+    /// Forgets what `url` advertised.
+    pub(crate) fn forget(&self, url: &str) {
+        lock(&self.servers).remove(url);
+    }
+
+    /// Stores `advertisement` for `url` as if just fetched, to test what a
+    /// stale one does.
+    #[cfg(test)]
+    pub(crate) fn insert_for_test(&self, url: &str, headers: Vec<u8>, body: Vec<u8>) {
+        self.remember(url.to_string(), Replayed { headers, body });
     }
 }
 

@@ -37,7 +37,7 @@ use gix::utils::progress::{Id, Progress, StepShared, Unit};
 use gix::{Count, NestedProgress};
 
 use crate::git::options::GitLimits;
-use crate::git::replay::{CapturedRequest, ListingRecord, Tee};
+use crate::git::replay::{CapturedRequest, KnownCapabilities, ListingRecord, Tee};
 use crate::interrupt::{Interrupt, Stopped};
 
 /// How often a waiting reader looks at the deadline and the interrupt.
@@ -187,8 +187,9 @@ pub(crate) const REDIRECT_REFUSED: &str = "refusing to follow redirect";
 pub(crate) enum ListingUse {
     /// Neither records nor replays.
     Off,
-    /// Records the capability advertisement and the `ls-refs` (a listing).
-    Record(Arc<ListingRecord>),
+    /// Records the capability advertisement and the `ls-refs` (a listing),
+    /// taking the advertisement from the known ones when there is one.
+    Record(Arc<ListingRecord>, Option<KnownCapabilities>),
     /// Answers the capability request and the first post (`ls-refs`) from
     /// the record; later requests go to the server.
     Replay(Arc<ListingRecord>),
@@ -379,7 +380,14 @@ where
                     });
                 }
             }
-            ListingUse::Record(record) => {
+            ListingUse::Record(record, known) => {
+                if let Some(ad) = known.as_ref().and_then(|known| known.get(url)) {
+                    record.adopt_advertisement(url, &ad);
+                    return Ok(GetResponse {
+                        headers: Pumped::from_bytes(ad.headers, &self.watch),
+                        body: Pumped::from_bytes(ad.body, &self.watch),
+                    });
+                }
                 let (h, b) = record.record_advertisement(url);
                 tees = (Some(h), Some(b));
             }
@@ -418,7 +426,7 @@ where
                     });
                 }
             }
-            ListingUse::Record(record) => tees = Some(record.record_post(url)),
+            ListingUse::Record(record, _) => tees = Some(record.record_post(url)),
             _ => {}
         }
         self.went_out = true;
