@@ -21,6 +21,7 @@ use modzip::zip::{FileKind, FileMeta, ModuleFile};
 use super::loose::LooseObjects;
 use super::options::TreeLimits;
 use crate::codehost::{CodeError, TreeFile};
+use crate::interrupt::Interrupt;
 
 /// The attributes that influence the worktree form of a blob, in the order
 /// [`Conversion::from_matches`] expects them.
@@ -293,12 +294,15 @@ struct RepoHandles {
     read_ahead: OnceLock<Vec<(ObjectId, u64)>>,
     /// Those blobs' contents, read on the first blob asked for.
     ahead: OnceLock<Mutex<PackOrderBlobs>>,
+    /// The caller's deadline: blob reads stop once it has passed (a delta
+    /// chain can cost far more to resolve than the blob it yields).
+    interrupt: Interrupt,
 }
 
 type SharedRepo = Arc<RepoHandles>;
 
 impl RepoHandles {
-    fn new(repo: &gix::Repository, loose_first: bool) -> SharedRepo {
+    fn new(repo: &gix::Repository, loose_first: bool, interrupt: Interrupt) -> SharedRepo {
         Arc::new(RepoHandles {
             template: repo.clone().into_sync(),
             idle: Mutex::new(vec![repo.clone()]),
@@ -307,6 +311,7 @@ impl RepoHandles {
             converted_sizes: Mutex::new(HashMap::new()),
             read_ahead: OnceLock::new(),
             ahead: OnceLock::new(),
+            interrupt,
         })
     }
 
@@ -320,9 +325,15 @@ impl RepoHandles {
     }
 
     fn blob(&self, id: ObjectId) -> io::Result<Vec<u8>> {
+        self.interrupt.check().map_err(|stopped| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("reading blob {id}: {stopped}"),
+            )
+        })?;
         if let Some(wanted) = self.read_ahead.get() {
             let ahead = self.ahead.get_or_init(|| {
-                let read = self.with(|repo| PackOrderBlobs::read(repo, wanted));
+                let read = self.with(|repo| PackOrderBlobs::read(repo, wanted, &self.interrupt));
                 Mutex::new(read.unwrap_or_default())
             });
             let taken = ahead
@@ -397,8 +408,12 @@ struct PackOrderBlobs {
 
 impl PackOrderBlobs {
     /// Reads the packed blobs of `wanted` (id, size; an id once per path)
-    /// in pack order, within the memory limits.
-    fn read(repo: &gix::Repository, wanted: &[(ObjectId, u64)]) -> PackOrderBlobs {
+    /// in pack order, within the memory limits, until `interrupt` stops it.
+    fn read(
+        repo: &gix::Repository,
+        wanted: &[(ObjectId, u64)],
+        interrupt: &Interrupt,
+    ) -> PackOrderBlobs {
         let mut uses: HashMap<ObjectId, usize> = HashMap::new();
         for (id, _) in wanted {
             *uses.entry(*id).or_default() += 1;
@@ -434,6 +449,9 @@ impl PackOrderBlobs {
         });
         let mut contents = HashMap::with_capacity(located.len());
         for (_, _, id, count) in located {
+            if interrupt.check().is_err() {
+                break;
+            }
             if let Ok(blob) = reader.find_blob(id) {
                 contents.insert(id, (blob.detach().data, count));
             }
@@ -600,6 +618,7 @@ pub(crate) fn list_files(
     subdir: &str,
     loose_first: bool,
     limits: &TreeLimits,
+    interrupt: &Interrupt,
 ) -> Result<Option<Vec<TreeFile>>, CodeError> {
     let subdir = subdir.trim_matches('/');
     if !subdir.is_empty() {
@@ -646,7 +665,7 @@ pub(crate) fn list_files(
         .map_err(|e| other("reading .gitattributes", e))?;
     let mut outcome = attributes.selected_attribute_matches(CONVERSION_ATTRIBUTES);
 
-    let shared = RepoHandles::new(repo, loose_first);
+    let shared = RepoHandles::new(repo, loose_first, interrupt.clone());
     let strip = if subdir.is_empty() {
         0
     } else {
@@ -1035,7 +1054,7 @@ mod tests {
             subdir: &str,
             limits: &TreeLimits,
         ) -> Result<Option<Vec<TreeFile>>, CodeError> {
-            list_files(&self.repo, root, subdir, true, limits)
+            list_files(&self.repo, root, subdir, true, limits, &Interrupt::new())
         }
     }
 
@@ -1113,7 +1132,14 @@ mod tests {
             .iter()
             .map(|(_, name, id)| (*id, expected[name].len() as u64))
             .collect();
-        let mut ahead = PackOrderBlobs::read(&packed, &wanted);
+        // Past the deadline nothing is read ahead.
+        let stopped = Interrupt::new();
+        stopped.interrupt();
+        assert!(PackOrderBlobs::read(&packed, &wanted, &stopped)
+            .contents
+            .is_empty());
+
+        let mut ahead = PackOrderBlobs::read(&packed, &wanted, &Interrupt::new());
         assert!(
             !ahead.contents.contains_key(&entries[41].2),
             "big blob read ahead"
@@ -1132,9 +1158,16 @@ mod tests {
             "handed out more than once per path"
         );
 
-        let files = list_files(&packed, root, "", false, &TreeLimits::default())
-            .unwrap()
-            .unwrap();
+        let files = list_files(
+            &packed,
+            root,
+            "",
+            false,
+            &TreeLimits::default(),
+            &Interrupt::new(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(files.len(), expected.len());
         for file in &files {
             let mut data = Vec::new();

@@ -700,13 +700,20 @@ impl CodeRepo for GitRepo {
         let repo = self.local();
         let (commit, _) = self.resolve(&repo, rev)?;
         let tree = self.commit_tree(&repo, commit)?;
-        archive::list_files(&repo, tree, subdir, self.http.is_none(), &self.tree_limits)?
-            .ok_or_else(|| {
-                CodeError::NotFound(format!(
-                    "{}: {subdir}: no such directory at {rev}",
-                    self.location
-                ))
-            })
+        archive::list_files(
+            &repo,
+            tree,
+            subdir,
+            self.http.is_none(),
+            &self.tree_limits,
+            &self.interrupt,
+        )?
+        .ok_or_else(|| {
+            CodeError::NotFound(format!(
+                "{}: {subdir}: no such directory at {rev}",
+                self.location
+            ))
+        })
     }
 }
 
