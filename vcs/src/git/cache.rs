@@ -486,7 +486,9 @@ impl From<TransferError> for CodeError {
 ///
 /// A listing is recorded in `session`, and a fetch replays it when it can
 /// (see [`super::replay`]); one whose `ls-refs` the record cannot answer is
-/// tried again talking to the server throughout.
+/// tried again talking to the server throughout. A listing starts from the
+/// server's known capabilities when there are some; a transfer failing
+/// after that is tried again with fresh ones.
 #[allow(clippy::too_many_arguments)]
 fn transfer(
     repo: &gix::Repository,
@@ -545,11 +547,12 @@ fn transfer(
     let mut result = attempt(true, true, true);
     if let Err(e) = &result {
         if let Some(url) = session.listing.reused_advertisement() {
-            // The server may have changed since it advertised: ask it.
+            // The server may have changed since it advertised: ask it (a
+            // fetch then makes its own handshake rather than replay).
             opts.capabilities.forget(&url);
             if !e.stopped {
-                tracing::debug!(remote = %access.url(), error = %e.error, "listing again with fresh capabilities");
-                result = attempt(true, true, false);
+                tracing::debug!(remote = %access.url(), error = %e.error, "again with fresh capabilities");
+                result = attempt(true, matches!(what, Transfer::ListOnly), false);
             }
         }
     }

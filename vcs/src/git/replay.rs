@@ -21,8 +21,8 @@
 //! The capability advertisement says what the server can do, not what the
 //! repository holds, so later handles of the same fetcher reuse it for a
 //! while ([`KnownCapabilities`]): their listing is then one request. A
-//! listing that fails on a reused advertisement is made again with a fresh
-//! one, which also replaces the remembered one.
+//! transfer that fails after reusing an advertisement forgets it and is
+//! made again with a fresh one (a fetch then does its own handshake).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
