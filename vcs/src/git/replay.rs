@@ -231,9 +231,9 @@ const CAPABILITIES_FOR: Duration = Duration::from_secs(600);
 const CAPABILITIES_MAX_SERVERS: usize = 4096;
 
 /// The capability advertisements of smart-HTTP servers listed recently
-/// (for [`CAPABILITIES_FOR`]), shared by the handles opened with clones of
-/// one [`crate::git::GitOptions`]: a later listing of the same remote skips
-/// the capability request.
+/// (within the last 10 minutes, for at most 4,096 servers), shared by the
+/// handles opened with clones of one [`crate::git::GitOptions`]: a later
+/// listing of the same remote skips the capability request.
 #[derive(Clone, Default)]
 pub struct KnownCapabilities {
     servers: Arc<Mutex<HashMap<String, (Instant, Replayed)>>>,
