@@ -37,8 +37,15 @@ pub(crate) const REPLAY_REFUSED: &str = "recorded ref listing cannot answer this
 /// Bytes filled in as a response (or request) is read (or written).
 pub(crate) type Tee = Arc<Mutex<Vec<u8>>>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// The guarded value, also after a panic elsewhere (what is guarded here
+/// stays consistent whatever step panicked).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Appends `bytes` to what `tee` holds.
+pub(crate) fn append(tee: &Tee, bytes: &[u8]) {
+    lock(tee).extend_from_slice(bytes);
 }
 
 /// One recorded response.
@@ -229,6 +236,10 @@ impl ListingRecord {
 const CAPABILITIES_FOR: Duration = Duration::from_secs(600);
 /// Most servers remembered at once.
 const CAPABILITIES_MAX_SERVERS: usize = 4096;
+/// Largest advertisement remembered (headers and body). Real ones are a
+/// few hundred bytes; a listing may be far larger, and a hostile server
+/// must not make every fetcher keep megabytes per host.
+const CAPABILITIES_MAX_BYTES: usize = 16 << 10;
 
 /// The capability advertisements of smart-HTTP servers listed recently
 /// (within the last 10 minutes, for at most 4,096 servers), shared by the
@@ -256,8 +267,12 @@ impl KnownCapabilities {
         (when.elapsed() < CAPABILITIES_FOR).then(|| known.clone())
     }
 
-    /// Remembers the advertisement just fetched from `url`.
+    /// Remembers the advertisement just fetched from `url`, unless it is
+    /// larger than [`CAPABILITIES_MAX_BYTES`].
     pub(crate) fn remember(&self, url: String, advertisement: Replayed) {
+        if advertisement.headers.len() + advertisement.body.len() > CAPABILITIES_MAX_BYTES {
+            return;
+        }
         let mut servers = lock(&self.servers);
         if servers.len() >= CAPABILITIES_MAX_SERVERS {
             servers.retain(|_, (when, _)| when.elapsed() < CAPABILITIES_FOR);
@@ -521,6 +536,16 @@ mod tests {
         let cut = &response[..response.len() - 4];
         assert!(filter_ls_refs(&recorded, cut, &asked).is_none());
         assert!(filter_ls_refs(&recorded, &response[..7], &asked).is_none());
+    }
+
+    #[test]
+    fn only_small_advertisements_are_remembered() {
+        let known = KnownCapabilities::default();
+        known.insert_for_test("http://x/info/refs", b"h".to_vec(), vec![b'0'; 100]);
+        assert!(known.get("http://x/info/refs").is_some());
+        let huge = vec![b'0'; CAPABILITIES_MAX_BYTES + 1];
+        known.insert_for_test("http://y/info/refs", b"h".to_vec(), huge);
+        assert!(known.get("http://y/info/refs").is_none());
     }
 
     #[test]

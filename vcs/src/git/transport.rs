@@ -37,7 +37,7 @@ use gix::utils::progress::{Id, Progress, StepShared, Unit};
 use gix::{Count, NestedProgress};
 
 use crate::git::options::GitLimits;
-use crate::git::replay::{CapturedRequest, KnownCapabilities, ListingRecord, Tee};
+use crate::git::replay::{append, lock, CapturedRequest, KnownCapabilities, ListingRecord, Tee};
 use crate::interrupt::{Interrupt, Stopped};
 
 /// How often a waiting reader looks at the deadline and the interrupt.
@@ -253,9 +253,7 @@ impl<P: io::Write> io::Write for PostBody<P> {
             PostBody::Sent(inner) => inner.write(buf),
             PostBody::Recorded(inner, tee) => {
                 let n = inner.write(buf)?;
-                tee.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&buf[..n]);
+                append(tee, &buf[..n]);
                 Ok(n)
             }
             PostBody::Captured(captured) => captured.write(buf),
@@ -283,7 +281,7 @@ pub(crate) struct SharedClient {
 
 impl SharedClient {
     fn with<T>(&self, f: impl FnOnce(&mut ReqwestRemote) -> T) -> T {
-        let mut slot = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.remote);
         f(slot.get_or_insert_with(ReqwestRemote::default))
     }
 
@@ -294,7 +292,7 @@ impl SharedClient {
 
     /// Drops the backend; the next request builds a new one.
     pub(crate) fn reset(&self) {
-        *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.remote) = None;
     }
 }
 
@@ -327,7 +325,7 @@ impl Http for SharedClient {
     }
 
     fn redirected_base_url(&self) -> Option<String> {
-        let slot = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = lock(&self.remote);
         slot.as_ref().and_then(Http::redirected_base_url)
     }
 }
@@ -583,9 +581,7 @@ impl BufRead for Pumped {
                         self.watch.count(chunk.len())?;
                     }
                     if let Some(tee) = &self.tee {
-                        tee.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .extend_from_slice(&chunk);
+                        append(tee, &chunk);
                     }
                     self.buf = chunk;
                     self.pos = 0;
