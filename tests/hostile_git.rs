@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{file_url, http_get, write_gitconfig, Server, ServerSetup};
+use support::{file_url, http_get, peak_rss_kb, write_gitconfig, Server, ServerSetup};
 
 /// Peak resident memory the server may reach over all the cases.
 const MAX_PEAK_RSS_KB: u64 = 400 * 1024;
@@ -152,16 +152,6 @@ fn fan_out(mk: &mut Mktree, mode_kind: &str, id: &str, gomod: Option<&str>) -> S
         entries.push(("100644", "blob", gomod, "go.mod"));
     }
     mk.tree(&entries)
-}
-
-/// The largest resident set the process has had, in KiB.
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc status")
 }
 
 /// Asks for the `.info`, `.mod` and `.zip` of v1.0.0 of `module` and checks

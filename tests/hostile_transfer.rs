@@ -1,8 +1,12 @@
-//! The real binary against a git origin that trickles its answers (one byte
-//! every 200 ms): requests end with a 5xx within the configured deadlines
-//! (`Timeout` for lookups, `StashTimeout` for downloads), the fetch stops
-//! and closes its connections to the origin, and nothing stays locked: the
-//! next requests for the same module are answered.
+//! The real binary against hostile git origins.
+//! - One that trickles its answers (one byte every 200 ms): requests end
+//!   with a 5xx within the configured deadlines (`Timeout` for lookups,
+//!   `StashTimeout` for downloads), the fetch stops and closes its
+//!   connections to the origin, and nothing stays locked: the next requests
+//!   for the same module are answered.
+//! - One whose pack holds a delta of a few bytes claiming to make a 3 GiB
+//!   object: refused by `GitMaxObjectBytes` without the server's memory
+//!   growing by the claim.
 
 // Shared with the other end-to-end tests; this one uses only part of it.
 #[allow(dead_code, unused_imports)]
@@ -11,7 +15,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fixtures::{hostile_repo, GitHttpServer, Hostile, Trickle};
-use support::{http_get, write_gitconfig, Server, ServerSetup};
+use support::{http_get, peak_rss_kb, write_gitconfig, Server, ServerSetup};
 
 const MODULE: &str = "github.com/acme/slow";
 /// `Timeout`, seconds.
@@ -102,4 +106,47 @@ fn trickling_origin_is_cut_off_at_the_deadlines() {
     let (status, body, _) = timed_get(&server, &format!("/{MODULE}/@v/main.info"));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("v0.0.0-"), "{body}");
+}
+
+/// Most memory the server may have used, in KiB, after refusing a pack
+/// that claims a 3 GiB object.
+const MAX_PEAK_RSS_KB: u64 = 400 * 1024;
+
+#[test]
+fn delta_claiming_gigabytes_is_refused_without_the_memory() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let served = scratch.path().join("srv");
+    std::fs::create_dir_all(&served).expect("srv");
+    hostile_repo(
+        &served,
+        "claims",
+        "github.com/acme/claims",
+        Hostile::default(),
+    );
+    let git = GitHttpServer::start(served);
+    git.set_pack_rewrite(Some(std::sync::Arc::new(|pack: &[u8]| {
+        fixtures::hostile_pack::with_delta_claiming(pack, 3 << 30)
+    })));
+    let gitconfig = scratch.path().join("gitconfig");
+    write_gitconfig(&gitconfig, &[("claims", git.url("claims.git"))]);
+    let mut server = Server::start(&ServerSetup::memory(&gitconfig));
+
+    let (status, body, _) = timed_get(&server, "/github.com/acme/claims/@v/main.info");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("GitMaxObjectBytes"), "{body}");
+    assert_eq!(git.pack_fetches(), 1, "a refused pack is not fetched again");
+    let peak = peak_rss_kb(server.pid());
+    eprintln!("server peak RSS: {peak} kB");
+    assert!(
+        peak < MAX_PEAK_RSS_KB,
+        "peak RSS {peak} kB over {MAX_PEAK_RSS_KB} kB"
+    );
+    assert!(server.log_text().contains("GitMaxObjectBytes"));
+
+    // The same origin sending git's own pack is served.
+    git.set_pack_rewrite(None);
+    let (status, body, _) = timed_get(&server, "/github.com/acme/claims/@v/main.info");
+    assert_eq!(status, 200, "{body}");
+    assert!(server.is_running());
+    server.stop();
 }

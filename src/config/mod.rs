@@ -248,6 +248,7 @@ impl Config {
             ("GitMaxRefs", self.git_max_refs),
             ("GitMaxPackBytes", self.git_max_pack_bytes),
             ("GitMaxPackObjects", self.git_max_pack_objects),
+            ("GitMaxObjectBytes", self.git_max_object_bytes),
         ] {
             if value == 0 {
                 fail(key, "must be greater than 0".into());
@@ -469,12 +470,13 @@ impl Config {
     }
 
     /// The git transfer limits (`GitMaxRefs`, `GitMaxPackBytes`,
-    /// `GitMaxPackObjects`).
+    /// `GitMaxPackObjects`, `GitMaxObjectBytes`).
     pub fn git_limits(&self) -> vcs::git::GitLimits {
         vcs::git::GitLimits {
             max_refs: usize::try_from(self.git_max_refs).unwrap_or(usize::MAX),
             max_pack_bytes: self.git_max_pack_bytes,
             max_pack_objects: self.git_max_pack_objects,
+            max_object_bytes: self.git_max_object_bytes,
         }
     }
 

@@ -512,6 +512,11 @@ config_table! {
         /// Objects one git pack received from an origin may hold.
         git_max_pack_objects: u64 = vcs::git::DEFAULT_MAX_PACK_OBJECTS,
             "GitMaxPackObjects", "ATHENS_GIT_MAX_PACK_OBJECTS";
+        /// Bytes one git object from an origin may have once inflated, as its pack
+        /// entry or delta declares it; indexing a pack holds objects whole in
+        /// memory, so this bounds a fetch's memory whatever a pack claims.
+        git_max_object_bytes: u64 = vcs::git::DEFAULT_MAX_OBJECT_BYTES,
+            "GitMaxObjectBytes", "ATHENS_GIT_MAX_OBJECT_BYTES";
         /// Most distinct module versions waiting for or running a fetch at once,
         /// and most list/@latest lookups waiting for a worker; past it such
         /// requests get 503 with Retry-After.

@@ -433,3 +433,13 @@ pub fn read_request_head(stream: &mut impl std::io::Read) -> Option<Vec<u8>> {
     }
     Some(head)
 }
+
+/// The largest resident set the process has had, in KiB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}

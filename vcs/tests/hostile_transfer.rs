@@ -1,7 +1,7 @@
 //! Git transfers against hostile or broken servers: a server trickling its
 //! answers is cut off at the caller's deadline (or when the caller gives
-//! up), and the connection is closed; refs, pack bytes and pack objects
-//! beyond the limits are refused. Either way the cache entry stays usable
+//! up), and the connection is closed; refs, pack bytes, pack objects and
+//! object sizes beyond the limits are refused. Either way the cache entry stays usable
 //! for the next, normal fetch.
 
 use std::path::{Path, PathBuf};
@@ -208,6 +208,56 @@ fn pack_with_too_many_objects_is_refused() {
     assert!(err.to_string().contains("GitMaxPackObjects"), "{err}");
     drop(repo);
     assert_eq!(stray_pack_files(&s.cache()), Vec::<PathBuf>::new());
+    s.assert_entry_usable();
+}
+
+#[test]
+fn object_over_the_limit_is_refused_and_the_entry_stays_usable() {
+    // 8 MiB of zeros travel as a few KiB.
+    let s = Setup::new(Hostile {
+        zero_file: 8 << 20,
+        ..Hostile::default()
+    });
+    let limits = GitLimits {
+        max_object_bytes: 1 << 20,
+        ..GitLimits::default()
+    };
+    let repo = GitRepo::open(&s.url(), &s.cache(), limited(limits)).unwrap();
+    let err = repo.stat("main").unwrap_err();
+    assert!(err.to_string().contains("GitMaxObjectBytes"), "{err}");
+    assert!(s.server.pack_bytes_sent() < 1 << 20);
+    drop(repo);
+    assert_eq!(stray_pack_files(&s.cache()), Vec::<PathBuf>::new());
+    s.assert_entry_usable();
+}
+
+/// Serves the packs of `s` with one more entry: a delta that claims to
+/// make an object of `claimed` bytes.
+fn claim_in_packs(s: &Setup, claimed: u64) {
+    s.server
+        .set_pack_rewrite(Some(std::sync::Arc::new(move |pack: &[u8]| {
+            fixtures::hostile_pack::with_delta_claiming(pack, claimed)
+        })));
+}
+
+#[test]
+fn delta_claiming_gigabytes_is_refused_before_allocating_them() {
+    let s = Setup::new(Hostile::default());
+    // A delta that means what it claims (one byte) makes a well-formed
+    // pack: what is refused next is the claim alone.
+    claim_in_packs(&s, 1);
+    let repo = GitRepo::open(&s.url(), &s.cache(), GitOptions::default()).unwrap();
+    assert_eq!(repo.stat("main").unwrap().hash, s.main_hash());
+    drop(repo);
+    let _ = std::fs::remove_dir_all(s.cache());
+
+    claim_in_packs(&s, 3 << 30);
+    let repo = GitRepo::open(&s.url(), &s.cache(), GitOptions::default()).unwrap();
+    let err = repo.stat("main").unwrap_err();
+    assert!(err.to_string().contains("GitMaxObjectBytes"), "{err}");
+    drop(repo);
+    assert_eq!(stray_pack_files(&s.cache()), Vec::<PathBuf>::new());
+    s.server.set_pack_rewrite(None);
     s.assert_entry_usable();
 }
 

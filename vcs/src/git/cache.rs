@@ -31,9 +31,9 @@ use super::ssh::{self, SshProgram, SshRemote, SshStderr, SshTransport};
 use super::transport::{
     ListingUse, SharedClient, Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED,
 };
-use super::{gix_open_options, RefSnapshot};
+use super::{gix_open_options, RefSnapshot, OBJECT_TOO_LARGE};
 use crate::codehost::CodeError;
-use crate::git::options::GitOptions;
+use crate::git::options::{GitLimits, GitOptions};
 
 /// The refspecs mirrored from the remote. Tags are forced too: an upstream
 /// tag that moved must be seen after the next fetch.
@@ -247,10 +247,10 @@ pub(crate) fn open_listed(
     {
         let _lock = EntryLock::acquire(&lock_path)?;
         if !dir.join("objects").is_dir() {
-            create_entry(&dir, cache_root, &name)?;
+            create_entry(&dir, cache_root, &name, &opts.limits)?;
         }
     }
-    let repo = gix_open_options()
+    let repo = gix_open_options(&opts.limits)
         .open(&dir)
         .map_err(|e| CodeError::Other(format!("opening cache {}: {e}", dir.display())))?;
     let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
@@ -437,7 +437,12 @@ fn has_refs(repo: &gix::Repository) -> bool {
 
 /// Creates the bare repository in a scratch directory and renames it into
 /// place, so a crash mid-way never leaves a half-initialized entry behind.
-fn create_entry(dir: &Path, cache_root: &Path, name: &str) -> Result<(), CodeError> {
+fn create_entry(
+    dir: &Path,
+    cache_root: &Path,
+    name: &str,
+    limits: &GitLimits,
+) -> Result<(), CodeError> {
     if dir.exists() {
         // Left over from an interrupted creation: the lock guarantees no one
         // else is using it.
@@ -453,7 +458,7 @@ fn create_entry(dir: &Path, cache_root: &Path, name: &str) -> Result<(), CodeErr
         &scratch,
         gix::create::Kind::Bare,
         gix::create::Options::default(),
-        gix_open_options(),
+        gix_open_options(limits),
     )
     .map_err(|e| CodeError::Other(format!("creating cache {}: {e}", scratch.display())))?;
     fs::rename(&scratch, dir).map_err(|e| {
@@ -602,6 +607,13 @@ fn transfer_once(
             return CodeError::Other(format!("{shown}: {what}: stopped: {stopped}"));
         }
         let mut text = error_chain(e);
+        if text.contains(OBJECT_TOO_LARGE) {
+            let reason = watch.refuse(format!(
+                "refused: an object in the pack is over {} bytes (GitMaxObjectBytes)",
+                opts.limits.max_object_bytes
+            ));
+            return CodeError::Other(format!("{shown}: {what}: {reason}"));
+        }
         let said = ssh_stderr.text();
         if !said.is_empty() {
             text.push_str(&format!(" (ssh: {said})"));

@@ -29,8 +29,8 @@ use time::OffsetDateTime;
 use crate::codehost::{CodeError, CodeRepo, RevInfo, Tag, TreeFile};
 
 pub use options::{
-    GitLimits, GitOptions, HostCredentials, TreeLimits, DEFAULT_MAX_PACK_BYTES,
-    DEFAULT_MAX_PACK_OBJECTS, DEFAULT_MAX_REFS,
+    GitLimits, GitOptions, HostCredentials, TreeLimits, DEFAULT_MAX_OBJECT_BYTES,
+    DEFAULT_MAX_PACK_BYTES, DEFAULT_MAX_PACK_OBJECTS, DEFAULT_MAX_REFS,
 };
 pub use replay::KnownCapabilities;
 
@@ -44,9 +44,20 @@ const WALK_CHECK_EVERY: usize = 4096;
 /// Options for every repository this module opens: repository-local
 /// configuration only, and never the git binary (gix would otherwise run
 /// `git config` to locate the installation's config file).
-fn gix_open_options() -> gix::open::Options {
-    gix::open::Options::isolated()
+///
+/// gix sizes its buffers by what pack entries and deltas declare, when
+/// indexing a received pack and when reading objects; its allocation limit
+/// turns a declared size over `limits.max_object_bytes` into an error
+/// rather than an allocation (see [`OBJECT_TOO_LARGE`]).
+fn gix_open_options(limits: &GitLimits) -> gix::open::Options {
+    gix::open::Options::isolated().config_overrides([format!(
+        "gitoxide.objects.allocLimit={}",
+        limits.max_object_bytes
+    )])
 }
+
+/// What gix's errors say when an object is over its allocation limit.
+const OBJECT_TOO_LARGE: &str = "too large to fit in memory";
 
 /// The refs a remote advertised (or a local repository holds), which is what
 /// tag listing, branch names and `HEAD` are answered from.
@@ -237,11 +248,7 @@ impl GitRepo {
         let config = options::GitConfig::load(&opts.config_files);
         let rewritten = options::rewrite_url(remote_url, &config.insteadof_rules());
         match classify(&rewritten)? {
-            Location::Local(path) => {
-                let mut repo = Self::open_local(remote_url, &path, opts.tree_limits)?;
-                repo.interrupt = opts.interrupt;
-                Ok(repo)
-            }
+            Location::Local(path) => Self::open_local(remote_url, &path, &opts),
             Location::Http(url) | Location::Ssh(url) => {
                 let access = cache::RemoteAccess::new(&url, &config, &opts)?;
                 let location = cache::redact(access.url());
@@ -259,18 +266,14 @@ impl GitRepo {
         }
     }
 
-    fn open_local(
-        remote_url: &str,
-        path: &Path,
-        tree_limits: TreeLimits,
-    ) -> Result<GitRepo, CodeError> {
+    fn open_local(remote_url: &str, path: &Path, opts: &GitOptions) -> Result<GitRepo, CodeError> {
         if !path.is_dir() {
             return Err(CodeError::NotFound(format!(
                 "git repository {}: no such directory",
                 path.display()
             )));
         }
-        let repo = gix_open_options()
+        let repo = gix_open_options(&opts.limits)
             .open(path)
             .map_err(|e| CodeError::NotFound(format!("git repository {}: {e}", path.display())))?;
         let snapshot = RefSnapshot::from_local(&repo.to_thread_local())?;
@@ -280,8 +283,8 @@ impl GitRepo {
             repo,
             remote_refs: snapshot,
             http: None,
-            tree_limits,
-            interrupt: crate::interrupt::Interrupt::new(),
+            tree_limits: opts.tree_limits,
+            interrupt: opts.interrupt.clone(),
         })
     }
 

@@ -123,6 +123,11 @@ pub struct GitLimits {
     pub max_pack_bytes: u64,
     /// Objects one received pack may hold.
     pub max_pack_objects: u64,
+    /// Size one object may have once inflated, as a pack entry or a
+    /// delta declares it. Indexing a pack holds whole objects in memory,
+    /// so this bounds the memory of a transfer whatever the entries claim:
+    /// a pack of a few bytes can declare a delta gigabytes long.
+    pub max_object_bytes: u64,
 }
 
 /// Default [`GitLimits::max_refs`]: far above what module repositories
@@ -134,6 +139,9 @@ pub const DEFAULT_MAX_PACK_BYTES: u64 = 4 << 30;
 /// Default [`GitLimits::max_pack_objects`]: about ten times the objects
 /// of kubernetes/kubernetes.
 pub const DEFAULT_MAX_PACK_OBJECTS: u64 = 20_000_000;
+/// Default [`GitLimits::max_object_bytes`]: 128 MiB, above GitHub's
+/// 100 MiB limit on one file, so no repository hosted there is refused.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 128 << 20;
 /// Advertisement bytes allowed per allowed ref: generous for long ref
 /// names, peeled tags and refs a protocol v0 server sends unasked
 /// (`refs/pull/...`).
@@ -148,6 +156,7 @@ impl Default for GitLimits {
             max_refs: DEFAULT_MAX_REFS,
             max_pack_bytes: DEFAULT_MAX_PACK_BYTES,
             max_pack_objects: DEFAULT_MAX_PACK_OBJECTS,
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
         }
     }
 }

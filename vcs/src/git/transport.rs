@@ -700,6 +700,7 @@ mod tests {
             max_refs,
             max_pack_bytes,
             max_pack_objects,
+            ..GitLimits::default()
         }
     }
 
