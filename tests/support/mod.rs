@@ -435,6 +435,7 @@ pub fn read_request_head(stream: &mut impl std::io::Read) -> Option<Vec<u8>> {
 }
 
 /// The largest resident set the process has had, in KiB.
+#[allow(dead_code)]
 pub fn peak_rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     status
