@@ -189,12 +189,14 @@ fn image_runs_in_an_empty_root_and_serves_the_go_client() {
         .env("ATHENS_STATIC_PROFILE", "image-test")
         .env("ATHENS_IMAGE_DIR", &layout);
     // The variables cargo sets for a test (CARGO_MANIFEST_DIR, CARGO_PKG_*,
-    // ...) would reach the build scripts that watch them (ring's does) and
-    // make every run rebuild; the build sees the environment a shell has.
+    // OUT_DIR, ...) would reach the build scripts that watch them (ring's
+    // does) and rebuild ring and all that depends on it, here and again in
+    // the next build from a shell (scripts/test.sh builds the binary
+    // beforehand); the build sees the environment a shell has.
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         let keep = ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS"];
-        if name.starts_with("CARGO_") && !keep.contains(&name.as_ref()) {
+        if (name.starts_with("CARGO_") && !keep.contains(&name.as_ref())) || name == "OUT_DIR" {
             image_sh.env_remove(name.as_ref());
         }
     }
@@ -289,7 +291,16 @@ fn image_runs_in_an_empty_root_and_serves_the_go_client() {
         format!("127.0.0.1 localhost\n127.0.0.1 {GIT_HOST}\n"),
     )
     .expect("hosts");
-    std::fs::write(rootfs.join("etc/resolv.conf"), "nameserver 127.0.0.1\n").expect("resolv.conf");
+    // reqwest's resolver (hickory, looking up AAAA and A together) asks
+    // the name server for the AAAA record even of a name the hosts file
+    // knows, and waits for the answer: with no name server that is
+    // hickory's timeout, 5 s twice for every connection unless
+    // resolv.conf says otherwise. One second, once, keeps the test short.
+    std::fs::write(
+        rootfs.join("etc/resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .expect("resolv.conf");
     assert!(!rootfs.join("etc/nsswitch.conf").exists());
     // The device nodes every OCI runtime creates in a container's /dev. The
     // binary needs /dev/urandom: in a static binary the getrandom crate

@@ -68,12 +68,12 @@ fn build_oracle(go: &Path, work: &Path) -> PathBuf {
             .env("CGO_ENABLED", "0")
             .env("GOPATH", work.join("gopath"))
             .env("GOMODCACHE", work.join("gopath/pkg/mod"))
-            // Kept across runs (cargo's scratch area for integration tests)
-            // so that only the first run pays for compiling the standard
-            // library.
+            // Kept across runs and shared with the other go oracles
+            // (fixtures' `shared_build_cache`), so that only the first
+            // build pays for compiling the standard library.
             .env(
                 "GOCACHE",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("modzip-oracle-gocache"),
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-build-cache"),
             )
             .env("HOME", work);
     };

@@ -87,7 +87,12 @@ fn go_note_and_tlog_agree() {
         .arg(&note_file)
         .env("HOME", tmp.path())
         .env("GOPATH", tmp.path().join("gopath"))
-        .env("GOCACHE", tmp.path().join("gocache"))
+        // Shared with the other go oracles (fixtures' `shared_build_cache`):
+        // only the first build compiles the standard library.
+        .env(
+            "GOCACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-build-cache"),
+        )
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off")
         .env("GOSUMDB", "off")
