@@ -514,7 +514,8 @@ config_table! {
             "GitMaxPackObjects", "ATHENS_GIT_MAX_PACK_OBJECTS";
         /// Bytes one git object from an origin may have once inflated, as its pack
         /// entry or delta declares it; indexing a pack holds objects whole in
-        /// memory, so this bounds a fetch's memory whatever a pack claims.
+        /// memory, so this bounds a fetch's memory whatever a pack claims. It also
+        /// bounds the index of a received pack, about 64 bytes per object.
         git_max_object_bytes: u64 = vcs::git::DEFAULT_MAX_OBJECT_BYTES,
             "GitMaxObjectBytes", "ATHENS_GIT_MAX_OBJECT_BYTES";
         /// Most distinct module versions waiting for or running a fetch at once,

@@ -261,6 +261,25 @@ fn delta_claiming_gigabytes_is_refused_before_allocating_them() {
     s.assert_entry_usable();
 }
 
+#[test]
+fn pack_announcing_millions_of_objects_is_refused_before_indexing() {
+    let s = Setup::new(Hostile::default());
+    // Under GitMaxPackObjects, but an index for that many objects would
+    // take more than GitMaxObjectBytes.
+    s.server
+        .set_pack_rewrite(Some(std::sync::Arc::new(|pack: &[u8]| {
+            fixtures::hostile_pack::with_object_count(pack, 10_000_000)
+        })));
+    let repo = GitRepo::open(&s.url(), &s.cache(), GitOptions::default()).unwrap();
+    let err = repo.stat("main").unwrap_err().to_string();
+    assert!(err.contains("indexing the pack's objects"), "{err}");
+    assert!(err.contains("GitMaxObjectBytes"), "{err}");
+    drop(repo);
+    assert_eq!(stray_pack_files(&s.cache()), Vec::<PathBuf>::new());
+    s.server.set_pack_rewrite(None);
+    s.assert_entry_usable();
+}
+
 /// A fetcher whose go environment sends `github.com/acme/m` to the server.
 fn fetcher(s: &Setup) -> DirectFetcher {
     let gitconfig = s.tmp.path().join("gitconfig");

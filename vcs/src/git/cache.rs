@@ -31,7 +31,7 @@ use super::ssh::{self, SshProgram, SshRemote, SshStderr, SshTransport};
 use super::transport::{
     ListingUse, SharedClient, Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED,
 };
-use super::{gix_open_options, RefSnapshot, OBJECT_TOO_LARGE};
+use super::{gix_open_options, RefSnapshot, OBJECT_TOO_LARGE, PACK_INDEX_TOO_LARGE};
 use crate::codehost::CodeError;
 use crate::git::options::{GitLimits, GitOptions};
 
@@ -608,10 +608,12 @@ fn transfer_once(
         }
         let mut text = error_chain(e);
         if text.contains(OBJECT_TOO_LARGE) {
-            let reason = watch.refuse(format!(
-                "refused: an object in the pack is over {} bytes (GitMaxObjectBytes)",
-                opts.limits.max_object_bytes
-            ));
+            let limit = opts.limits.max_object_bytes;
+            let reason = watch.refuse(if text.contains(PACK_INDEX_TOO_LARGE) {
+                format!("refused: indexing the pack's objects takes more than {limit} bytes (GitMaxObjectBytes)")
+            } else {
+                format!("refused: an object in the pack is over {limit} bytes (GitMaxObjectBytes)")
+            });
             return CodeError::Other(format!("{shown}: {what}: {reason}"));
         }
         let said = ssh_stderr.text();

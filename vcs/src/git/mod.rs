@@ -56,8 +56,11 @@ fn gix_open_options(limits: &GitLimits) -> gix::open::Options {
     )])
 }
 
-/// What gix's errors say when an object is over its allocation limit.
+/// What gix's errors say when something is over its allocation limit.
 const OBJECT_TOO_LARGE: &str = "too large to fit in memory";
+/// What they say when that something is the index gix builds of a
+/// received pack, sized by the object count the pack announces.
+const PACK_INDEX_TOO_LARGE: &str = "delta tree is too large";
 
 /// The refs a remote advertised (or a local repository holds), which is what
 /// tag listing, branch names and `HEAD` are answered from.

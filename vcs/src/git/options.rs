@@ -126,7 +126,10 @@ pub struct GitLimits {
     /// Size one object may have once inflated, as a pack entry or a
     /// delta declares it. Indexing a pack holds whole objects in memory,
     /// so this bounds the memory of a transfer whatever the entries claim:
-    /// a pack of a few bytes can declare a delta gigabytes long.
+    /// a pack of a few bytes can declare a delta gigabytes long. gix
+    /// applies the same bound to the index it builds of a received pack,
+    /// about 64 bytes per object the pack announces, so a pack of more
+    /// than about 4 million objects (at the default) is refused too.
     pub max_object_bytes: u64,
 }
 
@@ -139,9 +142,10 @@ pub const DEFAULT_MAX_PACK_BYTES: u64 = 4 << 30;
 /// Default [`GitLimits::max_pack_objects`]: about ten times the objects
 /// of kubernetes/kubernetes.
 pub const DEFAULT_MAX_PACK_OBJECTS: u64 = 20_000_000;
-/// Default [`GitLimits::max_object_bytes`]: 128 MiB, above GitHub's
-/// 100 MiB limit on one file, so no repository hosted there is refused.
-pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 128 << 20;
+/// Default [`GitLimits::max_object_bytes`]: 256 MiB, well above GitHub's
+/// 100 MiB limit on one file, and an index for about 4 million objects,
+/// twice what kubernetes/kubernetes' whole history holds.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 256 << 20;
 /// Advertisement bytes allowed per allowed ref: generous for long ref
 /// names, peeled tags and refs a protocol v0 server sends unasked
 /// (`refs/pull/...`).
