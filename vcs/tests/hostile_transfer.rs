@@ -231,13 +231,18 @@ fn object_over_the_limit_is_refused_and_the_entry_stays_usable() {
     s.assert_entry_usable();
 }
 
+/// Serves the packs of `s` as `rewrite` makes them.
+fn rewrite_packs(s: &Setup, rewrite: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static) {
+    s.server
+        .set_pack_rewrite(Some(std::sync::Arc::new(rewrite)));
+}
+
 /// Serves the packs of `s` with one more entry: a delta that claims to
 /// make an object of `claimed` bytes.
 fn claim_in_packs(s: &Setup, claimed: u64) {
-    s.server
-        .set_pack_rewrite(Some(std::sync::Arc::new(move |pack: &[u8]| {
-            fixtures::hostile_pack::with_delta_claiming(pack, claimed)
-        })));
+    rewrite_packs(s, move |pack| {
+        fixtures::hostile_pack::with_delta_claiming(pack, claimed)
+    });
 }
 
 #[test]
@@ -266,10 +271,9 @@ fn pack_announcing_millions_of_objects_is_refused_before_indexing() {
     let s = Setup::new(Hostile::default());
     // Under GitMaxPackObjects, but an index for that many objects would
     // take more than GitMaxObjectBytes.
-    s.server
-        .set_pack_rewrite(Some(std::sync::Arc::new(|pack: &[u8]| {
-            fixtures::hostile_pack::with_object_count(pack, 10_000_000)
-        })));
+    rewrite_packs(&s, |pack| {
+        fixtures::hostile_pack::with_object_count(pack, 10_000_000)
+    });
     let repo = GitRepo::open(&s.url(), &s.cache(), GitOptions::default()).unwrap();
     let err = repo.stat("main").unwrap_err().to_string();
     assert!(err.contains("indexing the pack's objects"), "{err}");

@@ -608,12 +608,7 @@ fn transfer_once(
         }
         let mut text = error_chain(e);
         if text.contains(OBJECT_TOO_LARGE) {
-            let limit = opts.limits.max_object_bytes;
-            let reason = watch.refuse(if text.contains(PACK_INDEX_TOO_LARGE) {
-                format!("refused: indexing the pack's objects takes more than {limit} bytes (GitMaxObjectBytes)")
-            } else {
-                format!("refused: an object in the pack is over {limit} bytes (GitMaxObjectBytes)")
-            });
+            let reason = watch.refuse_allocation(text.contains(PACK_INDEX_TOO_LARGE));
             return CodeError::Other(format!("{shown}: {what}: {reason}"));
         }
         let said = ssh_stderr.text();

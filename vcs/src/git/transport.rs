@@ -165,6 +165,18 @@ impl Watch {
         }
     }
 
+    /// Refuses the transfer because gix's allocation limit, which is
+    /// `max_object_bytes`, stopped it: for one object, or for the index of
+    /// the pack's objects.
+    pub(crate) fn refuse_allocation(&self, for_index: bool) -> io::Error {
+        let limit = self.limits.max_object_bytes;
+        self.refuse(if for_index {
+            format!("refused: indexing the pack's objects takes more than {limit} bytes (GitMaxObjectBytes)")
+        } else {
+            format!("refused: an object in the pack is over {limit} bytes (GitMaxObjectBytes)")
+        })
+    }
+
     /// Checks the ref count of a finished listing.
     pub(crate) fn refs(&self, n: usize) -> Result<(), String> {
         let limit = self.limits.max_refs;
