@@ -2,7 +2,7 @@
 //! repository, cold (nothing cached) and warm (a new version of a
 //! repository already fetched once).
 //!
-//! Two fixture repositories, known to both sides through gitconfig
+//! The fixture repositories, known to both sides through gitconfig
 //! `insteadOf` rules:
 //!
 //! - `churn` (`github.com/acme/bench`): ~300 files / ~3 MB, 50 commits that
@@ -12,7 +12,14 @@
 //!   library (`fixtures::HistorySpec::library`): 600+ files of uneven sizes
 //!   (≈ 3.6 MB), 400 commits touching 1–3 files each, an annotated tag
 //!   every 4 commits (100 tags). Cold fetches v1.98.0, warm then the next
-//!   release, v1.99.0.
+//!   release, v1.99.0;
+//! - `external`, only when `FETCH_BENCH_REPO` names a git repository: a
+//!   real module's history (a clone of a public repository, say), served
+//!   as a bare clone of its branches and tags. Cold fetches the
+//!   second-highest release tag and warm the highest, or the two named by
+//!   `FETCH_BENCH_VERSIONS=OLD,NEW`. Its module path (read from the new
+//!   version's go.mod) must be one the go command resolves without a
+//!   go-import lookup, such as `github.com/...`: only git is redirected.
 //!
 //! Two transports:
 //!
@@ -26,17 +33,33 @@
 //! downloads the old version (.info, .mod and .zip), then (warm) the same
 //! instance downloads the new one; the go command gets an empty GOMODCACHE
 //! (which holds its vcs cache too), runs `go mod download -json MOD@OLD`,
-//! then `... MOD@NEW` against the now-warm cache. Medians are reported,
-//! with the bytes the git server sent for pack requests in each phase.
+//! then `... MOD@NEW` against the now-warm cache. The tags above the old
+//! version are removed from the repositories for the cold download and put
+//! back before the warm one, so the new version is released after the old
+//! one was fetched, as a new version of a known repository is. (The go
+//! command's `go mod download MOD@OLD` also fetches the highest tag and
+//! reads its go.mod; were the new tag already there, its warm download
+//! would find everything in its cache.) Medians are reported, with the
+//! bytes the git server sent for pack requests in each phase.
 //!
 //! Run: `cargo bench --bench fetch` (`FETCH_BENCH_ROUNDS=N` to change the
 //! number of rounds, default 10; `FETCH_BENCH_FIXTURES=library` to run only
-//! some fixtures; `FETCH_BENCH_TRACE=1` to log every git HTTP request with
-//! the time the server spent on it). Figures are kept in
-//! benches/RESULTS.md.
+//! some of the generated fixtures, `FETCH_BENCH_FIXTURES=` for none of
+//! them; `FETCH_BENCH_REPO=PATH` to add `external`; `FETCH_BENCH_TRACE=1`
+//! to log every git HTTP request with the time the server spent on it).
+//! Figures are kept in benches/RESULTS.md.
+//!
+//! Put `TMPDIR` on a tmpfs (`TMPDIR=/dev/shm/x`) for figures that hold
+//! from run to run. Everything the benchmark makes lives under `TMPDIR`, and
+//! on ext4 creating files soon after thousands were deleted is slow (the
+//! inode allocator passes over recently freed inodes): the go command, which
+//! unpacks every module it downloads, then took up to three times as long
+//! in later runs as in the first, while our times barely moved. Nothing is
+//! deleted until the benchmark ends, which keeps one run clean, not the next.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fixtures::{build_history, GitHttpServer, GoOracle, HistorySpec};
@@ -50,6 +73,9 @@ const FILE_BYTES: usize = 10 * 1024;
 const COMMITS: usize = 50;
 
 type Error = Box<dyn std::error::Error>;
+
+/// Rounds run so far, numbering their scratch directories.
+static ROUNDS_RUN: AtomicUsize = AtomicUsize::new(0);
 
 // ---------------------------------------------------------------------------
 // Fixture repository.
@@ -155,8 +181,8 @@ fn build_repo(dir: &Path) -> Result<(), Error> {
 
 /// A repository both sides fetch, and the two versions asked for.
 struct Fixture {
-    name: &'static str,
-    module: &'static str,
+    name: String,
+    module: String,
     /// The bare repository served over http.
     served: PathBuf,
     /// The repository the `file` transport points at.
@@ -168,6 +194,61 @@ struct Fixture {
 impl Fixture {
     fn remote(&self) -> String {
         format!("https://{}", self.module)
+    }
+
+    /// The repositories a transport reads: the served one and, when it is
+    /// another, the one on disk.
+    fn repositories(&self) -> Vec<&Path> {
+        let mut repos = vec![self.served.as_path()];
+        if self.on_disk != self.served {
+            repos.push(&self.on_disk);
+        }
+        repos
+    }
+
+    /// Semver tags above the old version, with what each ref points at (the
+    /// tag object of an annotated tag): the versions not yet published when
+    /// the old one is first fetched.
+    fn later_tags(&self) -> Result<Vec<(String, String)>, Error> {
+        let refs = git_output(
+            &self.served,
+            &[
+                "for-each-ref",
+                "--format=%(refname) %(objectname)",
+                "refs/tags/",
+            ],
+        )?;
+        Ok(refs
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .filter(|(name, _)| {
+                let tag = name.trim_start_matches("refs/tags/");
+                modzip::semver::is_valid(tag)
+                    && modzip::semver::compare(tag, &self.old) == std::cmp::Ordering::Greater
+            })
+            .map(|(name, oid)| (name.to_string(), oid.to_string()))
+            .collect())
+    }
+
+    /// Removes the later tags: the repository as it was when only the old
+    /// version existed.
+    fn unpublish(&self, later: &[(String, String)]) -> Result<(), Error> {
+        for repo in self.repositories() {
+            for (name, _) in later {
+                git(repo, &["update-ref", "-d", name], None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the later tags back: the new version is released.
+    fn publish(&self, later: &[(String, String)]) -> Result<(), Error> {
+        for repo in self.repositories() {
+            for (name, oid) in later {
+                git(repo, &["update-ref", name, oid], None)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -281,31 +362,41 @@ fn run_rounds(
         .enable_all()
         .build()?;
     let sent = || server.pack_bytes_sent();
+    let later = f.later_tags()?;
     let mut s = Samples::default();
-    for round in 0..rounds {
-        let dir = scratch.join(format!("{}-{}-{round}", f.name, t.name));
+    for _ in 0..rounds {
+        // A directory of its own per round, the untimed ones included:
+        // nothing is removed before the benchmark ends.
+        let n = ROUNDS_RUN.fetch_add(1, Ordering::Relaxed);
+        let dir = scratch.join(format!("{}-{}-{n}", f.name, t.name));
         std::fs::create_dir_all(dir.join("home"))?;
         let zip = dir.join("out.zip");
 
+        // The new version is tagged after the old one was fetched (see the
+        // module documentation).
+        f.unpublish(&later)?;
         // The fetcher is built inside the cold timing: a cold start
         // includes making the client and the cache directory.
         let before = sent();
         let start = Instant::now();
         let fetcher = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs"))?;
         let setup = start.elapsed();
-        let (download, ours_v1) = ours_download(&rt, &fetcher, f.module, &f.old, &zip)?;
+        let (download, ours_v1) = ours_download(&rt, &fetcher, &f.module, &f.old, &zip)?;
         let cold = setup + download;
+        f.publish(&later)?;
         let between = sent();
-        let (warm, ours_v2) = ours_download(&rt, &fetcher, f.module, &f.new, &zip)?;
+        let (warm, ours_v2) = ours_download(&rt, &fetcher, &f.module, &f.new, &zip)?;
         let after = sent();
         drop(fetcher);
         s.ours_cold_bytes = between - before;
         s.ours_warm_bytes = after - between;
 
-        t.oracle.clear_mod_cache()?;
-        let (go_cold, go_v1) = timed(|| go_download(&t.oracle, f.module, &f.old))?;
+        t.oracle.set_aside_mod_cache()?;
+        f.unpublish(&later)?;
+        let (go_cold, go_v1) = timed(|| go_download(&t.oracle, &f.module, &f.old))?;
+        f.publish(&later)?;
         let go_between = sent();
-        let (go_warm, go_v2) = timed(|| go_download(&t.oracle, f.module, &f.new))?;
+        let (go_warm, go_v2) = timed(|| go_download(&t.oracle, &f.module, &f.new))?;
         s.go_cold_bytes = go_between - after;
         s.go_warm_bytes = sent() - go_between;
 
@@ -320,7 +411,8 @@ fn run_rounds(
         s.ours_warm.push(warm);
         s.go_cold.push(go_cold);
         s.go_warm.push(go_warm);
-        std::fs::remove_dir_all(&dir)?;
+        // `dir` stays until the benchmark ends, like the go command's
+        // module caches (see `GoOracle::set_aside_mod_cache`).
     }
     Ok(s)
 }
@@ -344,8 +436,8 @@ fn churn_fixture(root: &Path) -> Result<Fixture, Error> {
         None,
     )?;
     Ok(Fixture {
-        name: "churn",
-        module: MODULE,
+        name: "churn".into(),
+        module: MODULE.into(),
         served,
         on_disk: repo,
         old: "v1.0.0".into(),
@@ -361,12 +453,85 @@ fn library_fixture(root: &Path) -> Result<Fixture, Error> {
         return Err("the library fixture needs two tags".into());
     };
     Ok(Fixture {
-        name: "library",
-        module: LIBRARY,
+        name: "library".into(),
+        module: LIBRARY.into(),
         on_disk: served.clone(),
         served,
         old: old.name.clone(),
         new: new.name.clone(),
+    })
+}
+
+/// Standard output of a git command, trimmed.
+fn git_output(dir: &Path, args: &[&str]) -> Result<String, Error> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {args:?} in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// The repository named by `FETCH_BENCH_REPO` (a real module's history),
+/// served as a bare clone of its branches and tags. Cold fetches the
+/// second-highest release tag and warm the highest, unless
+/// `FETCH_BENCH_VERSIONS=OLD,NEW` names them. The module path is read from
+/// the new version's go.mod; it must be one the go command resolves without
+/// a go-import lookup (github.com/..., for instance), since the benchmark
+/// only redirects git.
+fn external_fixture(root: &Path, source: &Path) -> Result<Fixture, Error> {
+    let served = root.join("srv/external");
+    std::fs::create_dir_all(root.join("srv"))?;
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &source.display().to_string(),
+            &served.display().to_string(),
+        ],
+        None,
+    )?;
+    let (old, new) = match std::env::var("FETCH_BENCH_VERSIONS") {
+        Ok(pair) => match pair.split_once(',') {
+            Some((old, new)) => (old.to_string(), new.to_string()),
+            None => return Err("FETCH_BENCH_VERSIONS is OLD,NEW".into()),
+        },
+        Err(_) => {
+            let mut releases: Vec<String> = git_output(&served, &["tag", "--list", "v*"])?
+                .lines()
+                .filter(|t| modzip::semver::is_valid(t) && modzip::semver::prerelease(t).is_empty())
+                .filter(|t| modzip::semver::canonical(t) == *t)
+                .map(str::to_string)
+                .collect();
+            modzip::semver::sort(&mut releases);
+            match releases.as_slice() {
+                [.., old, new] => (old.clone(), new.clone()),
+                _ => return Err("FETCH_BENCH_REPO needs two release tags".into()),
+            }
+        }
+    };
+    let go_mod = git_output(&served, &["show", &format!("{new}:go.mod")])?;
+    let module = modzip::modfile::parse_main_mod(go_mod.as_bytes())?
+        .module
+        .ok_or("the new version's go.mod has no module line")?;
+    Ok(Fixture {
+        name: "external".into(),
+        module,
+        on_disk: served.clone(),
+        served,
+        old,
+        new,
     })
 }
 
@@ -383,6 +548,9 @@ fn main() -> Result<(), Error> {
     }
     if wanted.split(',').any(|w| w == "library") {
         fixtures.push(library_fixture(root.path())?);
+    }
+    if let Some(source) = std::env::var_os("FETCH_BENCH_REPO") {
+        fixtures.push(external_fixture(root.path(), Path::new(&source))?);
     }
     let git_server = GitHttpServer::start(root.path().join("srv"));
     git_server.trace(std::env::var_os("FETCH_BENCH_TRACE").is_some());

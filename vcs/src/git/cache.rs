@@ -33,7 +33,7 @@ use super::transport::{
 };
 use super::{gix_open_options, RefSnapshot, OBJECT_TOO_LARGE, PACK_INDEX_TOO_LARGE};
 use crate::codehost::CodeError;
-use crate::git::options::{GitLimits, GitOptions};
+use crate::git::options::GitOptions;
 
 /// The refspecs mirrored from the remote. Tags are forced too: an upstream
 /// tag that moved must be seen after the next fetch.
@@ -247,7 +247,7 @@ pub(crate) fn open_listed(
     {
         let _lock = EntryLock::acquire(&lock_path)?;
         if !dir.join("objects").is_dir() {
-            create_entry(&dir, cache_root, &name, &opts.limits)?;
+            create_entry(&dir, cache_root, &name)?;
         }
     }
     let repo = gix_open_options(&opts.limits)
@@ -437,12 +437,7 @@ fn has_refs(repo: &gix::Repository) -> bool {
 
 /// Creates the bare repository in a scratch directory and renames it into
 /// place, so a crash mid-way never leaves a half-initialized entry behind.
-fn create_entry(
-    dir: &Path,
-    cache_root: &Path,
-    name: &str,
-    limits: &GitLimits,
-) -> Result<(), CodeError> {
+fn create_entry(dir: &Path, cache_root: &Path, name: &str) -> Result<(), CodeError> {
     if dir.exists() {
         // Left over from an interrupted creation: the lock guarantees no one
         // else is using it.
@@ -454,17 +449,29 @@ fn create_entry(
     if scratch.exists() {
         let _ = fs::remove_dir_all(&scratch);
     }
-    gix::ThreadSafeRepository::init_opts(
-        &scratch,
-        gix::create::Kind::Bare,
-        gix::create::Options::default(),
-        gix_open_options(limits),
-    )
-    .map_err(|e| CodeError::Other(format!("creating cache {}: {e}", scratch.display())))?;
+    init_bare(&scratch)
+        .map_err(|e| CodeError::Other(format!("creating cache {}: {e}", scratch.display())))?;
     fs::rename(&scratch, dir).map_err(|e| {
         let _ = fs::remove_dir_all(&scratch);
         CodeError::Other(format!("placing cache {}: {e}", dir.display()))
     })
+}
+
+/// Lays out an empty bare repository at `dir` with only what git and gix
+/// read: `HEAD`, `config`, `objects/` and `refs/`. `git init`'s templates
+/// (sample hooks, `description`, `info/exclude`) and gix's probe of the
+/// file system's capabilities would be a dozen more files to write per
+/// new remote, and nothing runs hooks or reads the rest in a fetch-only
+/// cache.
+fn init_bare(dir: &Path) -> std::io::Result<()> {
+    for sub in ["objects/pack", "refs"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    fs::write(dir.join("HEAD"), "ref: refs/heads/main\n")?;
+    fs::write(
+        dir.join("config"),
+        "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tlogallrefupdates = false\n",
+    )
 }
 
 /// A failed [`transfer`], and whether a limit, the deadline or the
@@ -824,5 +831,58 @@ mod tests {
         assert!(fs4::FileExt::try_lock(&other).is_err());
         drop(held);
         assert!(fs4::FileExt::try_lock(&other).is_ok());
+    }
+
+    #[test]
+    fn a_new_entry_is_a_bare_repository_to_gix_and_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("entry");
+        create_entry(&dir, tmp.path(), "entry").unwrap();
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["HEAD", "config", "objects", "refs"]);
+        let repo = gix_open_options(&crate::git::GitLimits::default())
+            .open(&dir)
+            .unwrap()
+            .to_thread_local();
+        assert!(repo.is_bare());
+        assert!(!has_refs(&repo));
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&dir)
+                .args(args)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(git(&["rev-parse", "--is-bare-repository"]).trim(), "true");
+        // The layout takes objects and refs: a fetch into it is a normal one.
+        let source = tmp.path().join("source");
+        fixtures::build_history(
+            &source,
+            &fixtures::HistorySpec {
+                module: "example.com/m".to_string(),
+                files: 3,
+                commits: 2,
+                tag_every: 1,
+                mean_file_bytes: 32,
+            },
+        )
+        .unwrap();
+        let source = source.display().to_string();
+        git(&["fetch", "-q", &source, "+refs/tags/*:refs/tags/*"]);
+        git(&["fsck", "--strict"]);
+        let repo = gix_open_options(&crate::git::GitLimits::default())
+            .open(&dir)
+            .unwrap()
+            .to_thread_local();
+        assert!(has_refs(&repo));
     }
 }
