@@ -20,6 +20,7 @@ use crate::git::{GitLimits, GitOptions, GitRepo, HostCredentials, TreeLimits};
 use crate::goenv::GoEnv;
 use crate::interrupt::{Interrupt, Stopped};
 use crate::resolve::{Info, ModuleRepo, ResolveError, VersionProblem};
+use modzip::zip::DeflateCache;
 
 /// How a proxy should classify a failed fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +171,8 @@ struct Inner {
     /// Variables set for version-control commands on top of the go
     /// environment's `HOME` and proxies.
     command_env: Vec<(String, String)>,
+    /// Deflated files of earlier zips, for the next version's zip.
+    deflate_cache: Arc<DeflateCache>,
 }
 
 impl DirectFetcher {
@@ -206,6 +209,7 @@ impl DirectFetcher {
                 cache_root,
                 hgrc_path: None,
                 command_env: Vec::new(),
+                deflate_cache: Arc::new(DeflateCache::new(DEFLATE_CACHE_BYTES)),
             }),
             tree_limits: TreeLimits::default(),
             timeout: None,
@@ -249,6 +253,7 @@ impl DirectFetcher {
                     cache_root: shared.cache_root.clone(),
                     hgrc_path: shared.hgrc_path.clone(),
                     command_env: shared.command_env.clone(),
+                    deflate_cache: Arc::clone(&shared.deflate_cache),
                 }
             }
         };
@@ -396,7 +401,8 @@ impl DirectFetcher {
         let mut handle = tokio::task::spawn_blocking(move || {
             let interrupt = blocking;
             let result = open_repo(&inner, &root, tree_limits, &interrupt).and_then(|repo| {
-                let m = ModuleRepo::new(&module, repo, &root.root, root.subdir.as_deref())?;
+                let m = ModuleRepo::new(&module, repo, &root.root, root.subdir.as_deref())?
+                    .with_deflate_cache(Arc::clone(&inner.deflate_cache));
                 work(&m, &interrupt)
             });
             // Whatever the work made of an interrupted step (some failures
@@ -434,6 +440,11 @@ impl DirectFetcher {
         })?
     }
 }
+
+/// Bytes of deflated files a fetcher keeps for later zips: a new version
+/// of a module shares most files with the last, and deflating them is
+/// most of the work of its zip.
+const DEFLATE_CACHE_BYTES: u64 = 32 << 20;
 
 /// How long a call past its deadline waits for its blocking work to stop.
 const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -1,6 +1,7 @@
 //! A new version of a repository already in the cache, fetched over smart
 //! HTTP: the fetch tells the server which commits the cache holds (`have`
-//! lines), so the pack carries only what changed since them, while the
+//! lines), so the pack carries only what changed since them, and the zip
+//! takes the deflated form of unchanged files from earlier zips, while the
 //! answers stay the go command's byte for byte. The limits on a transfer
 //! apply to these fetches as to any other.
 
@@ -187,6 +188,14 @@ async fn new_versions_fetch_only_what_changed_and_match_the_go_command() {
     let (_, _, again) = download(&s, &fetcher, s.tag(11)).await;
     assert_eq!(again.packs, 0, "{again:?}");
     assert_eq!(again.requests, 1, "only the ref listing: {again:?}");
+
+    // The fetcher kept the deflated files of its earlier zips and took
+    // most of the last ones' from there; the zip is byte for byte that of
+    // a fetcher which kept nothing.
+    let zip = |v: &str| std::fs::read(s.tmp.path().join(format!("{v}.zip"))).unwrap();
+    let kept = zip(s.tag(2));
+    download(&s, &s.fetcher("fresh"), s.tag(2)).await;
+    assert!(kept == zip(s.tag(2)), "the zips differ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

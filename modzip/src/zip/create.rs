@@ -5,8 +5,9 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
+use super::cache::DeflateCache;
 use super::check::{check_files_until, check_zip_with};
 use super::dir::list_dir;
 use super::read::{entry_error, Archive};
@@ -34,7 +35,20 @@ pub fn create<W: Write + Seek, F: ModuleFile + Sync>(
     m: &Version,
     files: &[F],
 ) -> Result<W, ZipError> {
-    create_with(w, m, files, &Limits::GO)
+    create_with(w, m, files, &Limits::GO, None)
+}
+
+/// [`create`], taking the deflated form of files from `cache` and keeping
+/// it there: a file with a [`content_key`](ModuleFile::content_key) that
+/// the cache holds for this module path is neither opened nor deflated
+/// again. The archive is byte for byte the one [`create`] writes.
+pub fn create_cached<W: Write + Seek, F: ModuleFile + Sync>(
+    w: W,
+    m: &Version,
+    files: &[F],
+    cache: &DeflateCache,
+) -> Result<W, ZipError> {
+    create_with(w, m, files, &Limits::GO, Some(cache))
 }
 
 pub(crate) fn create_with<W: Write + Seek, F: ModuleFile + Sync>(
@@ -42,11 +56,12 @@ pub(crate) fn create_with<W: Write + Seek, F: ModuleFile + Sync>(
     m: &Version,
     files: &[F],
     limits: &Limits,
+    cache: Option<&DeflateCache>,
 ) -> Result<W, ZipError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
-    create_on_threads(w, m, files, limits, threads)
+    create_on_threads(w, m, files, limits, threads, cache)
 }
 
 /// [`create_with`] on a given number of threads; the archive must not
@@ -57,6 +72,7 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
     files: &[F],
     limits: &Limits,
     threads: usize,
+    cache: Option<&DeflateCache>,
 ) -> Result<W, ZipError> {
     check_module_version(m)?;
     // Every size is known before anything is read or compressed; the first
@@ -69,7 +85,13 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
         .valid_indexes
         .iter()
         .zip(&selection.valid_sizes)
-        .filter_map(|(&index, &size)| files.get(index).map(|file| Job { file, size }))
+        .filter_map(|(&index, &size)| {
+            files.get(index).map(|file| Job {
+                file,
+                size,
+                cache: cache.map(|cache| (cache, m.path.as_str())),
+            })
+        })
         .collect();
     let mut archive = ArchiveWriter::new(w)?;
     let mut deflater = Deflater::new();
@@ -98,12 +120,15 @@ const MAX_THREADS: usize = 4;
 struct Job<'a, F> {
     file: &'a F,
     size: u64,
+    /// Deflated files kept between zips, and the module path their keys
+    /// are scoped to.
+    cache: Option<(&'a DeflateCache, &'a str)>,
 }
 
 /// A file made ready for the archive.
 enum Prepared {
-    /// Read and deflated in memory.
-    Deflated(Deflated),
+    /// Deflated in memory (now or for an earlier zip).
+    Deflated(Arc<Deflated>),
     /// Too large to hold: to be streamed when its turn comes.
     Streamed,
 }
@@ -113,8 +138,19 @@ impl<F: ModuleFile> Job<'_, F> {
         self.size <= IN_MEMORY_MAX
     }
 
-    /// Reads the whole (small) file and deflates it.
+    /// Reads the whole (small) file and deflates it, or takes it from the
+    /// cache.
     fn prepare(&self, deflater: &mut Deflater) -> Result<Prepared, ZipError> {
+        let cached = self
+            .cache
+            .and_then(|(cache, scope)| Some((cache, scope, self.file.content_key()?)));
+        if let Some((cache, scope, key)) = cached {
+            // A key names one content, so its size is the one declared;
+            // were it not, the file is read as if nothing were cached.
+            if let Some(hit) = cache.get(scope, key).filter(|hit| hit.size == self.size) {
+                return Ok(Prepared::Deflated(hit));
+            }
+        }
         let path = self.file.path();
         let mut content = Vec::with_capacity(self.size as usize);
         let reader = self.file.open().map_err(|e| ZipError::io(path, e))?;
@@ -128,7 +164,11 @@ impl<F: ModuleFile> Job<'_, F> {
                 declared: self.size,
             });
         }
-        Ok(Prepared::Deflated(deflater.deflate(path, &content)?))
+        let deflated = Arc::new(deflater.deflate(path, &content)?);
+        if let Some((cache, scope, key)) = cached {
+            cache.insert(scope, key, Arc::clone(&deflated));
+        }
+        Ok(Prepared::Deflated(deflated))
     }
 
     fn write<W: Write + Seek>(
@@ -479,7 +519,7 @@ mod tests {
         ]
     }
 
-    fn create_bytes(version: &Version, files: &[MemFile]) -> Vec<u8> {
+    fn create_bytes<F: ModuleFile + Sync>(version: &Version, files: &[F]) -> Vec<u8> {
         create(Cursor::new(Vec::new()), version, files)
             .expect("create")
             .into_inner()
@@ -636,6 +676,121 @@ mod tests {
         }
     }
 
+    /// A file named by a content key, counting how often it is opened.
+    struct KeyedFile {
+        file: MemFile,
+        key: Vec<u8>,
+        opened: AtomicUsize,
+    }
+
+    impl ModuleFile for KeyedFile {
+        fn path(&self) -> &str {
+            self.file.path()
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            self.file.metadata()
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.file.open()
+        }
+        fn content_key(&self) -> Option<&[u8]> {
+            Some(&self.key)
+        }
+    }
+
+    /// [`many_files`] with content keys.
+    fn keyed_files() -> Vec<KeyedFile> {
+        many_files()
+            .into_iter()
+            .map(|f| KeyedFile {
+                key: format!("blob of {}", f.file.path).into_bytes(),
+                file: f.file,
+                opened: AtomicUsize::new(0),
+            })
+            .collect()
+    }
+
+    fn opened(files: &[KeyedFile]) -> usize {
+        files.iter().map(|f| f.opened.load(Ordering::Relaxed)).sum()
+    }
+
+    #[test]
+    fn cached_zips_are_the_same_and_open_only_what_the_cache_lacks() {
+        let version = m("example.com/m", "v1.0.0");
+        let files = keyed_files();
+        let streamed = files
+            .iter()
+            .filter(|f| f.file.data.len() as u64 > IN_MEMORY_MAX)
+            .count();
+        assert_eq!(streamed, 3);
+        let plain = create_bytes(&version, &files);
+        for threads in [1, 3] {
+            let cache = DeflateCache::new(64 << 20);
+            let zip = |files: &[KeyedFile], version: &Version| {
+                create_on_threads(
+                    Cursor::new(Vec::new()),
+                    version,
+                    files,
+                    &Limits::GO,
+                    threads,
+                    Some(&cache),
+                )
+                .unwrap()
+                .into_inner()
+            };
+            let mark = opened(&files);
+            assert!(zip(&files, &version) == plain, "{threads} threads, cold");
+            assert_eq!(opened(&files) - mark, files.len());
+            assert_eq!(cache.len(), files.len() - streamed);
+            // Again: only the streamed files are read.
+            let mark = opened(&files);
+            assert!(zip(&files, &version) == plain, "{threads} threads, warm");
+            assert_eq!(opened(&files) - mark, streamed);
+            // Keys are the module's own: another module path reads all.
+            let other = m("example.com/other", "v1.0.0");
+            let expected = create_bytes(&other, &files);
+            let mark = opened(&files);
+            assert!(zip(&files, &other) == expected);
+            assert_eq!(opened(&files) - mark, files.len());
+        }
+    }
+
+    #[test]
+    fn a_cached_entry_of_another_size_is_not_used() {
+        let version = m("example.com/m", "v1.0.0");
+        let cache = DeflateCache::new(1 << 20);
+        let key = b"same key".to_vec();
+        let first = [KeyedFile {
+            file: MemFile::new("a.go", "package a\n"),
+            key: key.clone(),
+            opened: AtomicUsize::new(0),
+        }];
+        create_cached(Cursor::new(Vec::new()), &version, &first, &cache).unwrap();
+        // A caller breaking the key's promise gets the file it gave, read.
+        let second = [KeyedFile {
+            file: MemFile::new("a.go", "package a // longer\n"),
+            key,
+            opened: AtomicUsize::new(0),
+        }];
+        let zip = create_cached(Cursor::new(Vec::new()), &version, &second, &cache)
+            .unwrap()
+            .into_inner();
+        assert_eq!(opened(&second), 1);
+        assert!(zip == create_bytes(&version, &second));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let version = m("example.com/m", "v1.0.0");
+        let files = keyed_files();
+        let cache = DeflateCache::new(16 << 10);
+        create_cached(Cursor::new(Vec::new()), &version, &files, &cache).unwrap();
+        assert!(!cache.is_empty());
+        assert!(cache.bytes() <= 16 << 10, "{cache:?}");
+        assert!(cache.len() < files.len());
+    }
+
     /// 300 files, a few over the in-memory size so that they are streamed
     /// between files deflated ahead.
     fn many_files() -> Vec<TestFile> {
@@ -662,9 +817,16 @@ mod tests {
     fn archive_is_the_same_on_any_number_of_threads() {
         let version = m("example.com/m", "v1.0.0");
         let files = many_files();
-        let one = create_on_threads(Cursor::new(Vec::new()), &version, &files, &Limits::GO, 1)
-            .expect("one thread")
-            .into_inner();
+        let one = create_on_threads(
+            Cursor::new(Vec::new()),
+            &version,
+            &files,
+            &Limits::GO,
+            1,
+            None,
+        )
+        .expect("one thread")
+        .into_inner();
         for threads in [2, 3, 4] {
             let more = create_on_threads(
                 Cursor::new(Vec::new()),
@@ -672,6 +834,7 @@ mod tests {
                 &files,
                 &Limits::GO,
                 threads,
+                None,
             )
             .expect("threads")
             .into_inner();
@@ -698,8 +861,15 @@ mod tests {
             let mut files = many_files();
             files[index].grows = grows;
             files[index].unreadable = !grows;
-            let err = create_on_threads(Cursor::new(Vec::new()), &version, &files, &Limits::GO, 3)
-                .unwrap_err();
+            let err = create_on_threads(
+                Cursor::new(Vec::new()),
+                &version,
+                &files,
+                &Limits::GO,
+                3,
+                None,
+            )
+            .unwrap_err();
             let path = files[index].path();
             match err {
                 ZipError::LargerThanDeclared { path: p, .. } if grows => assert_eq!(&p, path),
@@ -722,6 +892,7 @@ mod tests {
             &m("example.com/m", "v1.0.0"),
             &files,
             &limits,
+            None,
         )
         .unwrap_err();
         assert!(

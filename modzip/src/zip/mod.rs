@@ -14,6 +14,7 @@
 //! may be held whole while it is deflated (a few at a time), larger files
 //! are streamed, and no whole archive is ever held.
 
+mod cache;
 mod check;
 mod create;
 mod dir;
@@ -33,8 +34,9 @@ use thiserror::Error;
 use crate::gover;
 use crate::module::{self, ModuleError, PathError, Version};
 
+pub use cache::DeflateCache;
 pub use check::{check_files, check_zip};
-pub use create::{create, create_from_dir, unzip, verify_zip};
+pub use create::{create, create_cached, create_from_dir, unzip, verify_zip};
 pub use dir::{check_dir, list_dir, DirFile};
 
 /// Largest allowed module zip, and largest allowed total size of the files
@@ -101,6 +103,14 @@ pub trait ModuleFile {
 
     /// Opens a regular file for reading. May fail for anything else.
     fn open(&self) -> io::Result<Box<dyn Read + '_>>;
+
+    /// A name for this file's content, such as the id of a git blob, under
+    /// which [`create_cached`] keeps its deflated form for later zips of
+    /// the same module path. Files with the same key must have the same
+    /// content. `None` (the default) leaves the file out of any cache.
+    fn content_key(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A regular file whose content is held in memory, for synthesized files

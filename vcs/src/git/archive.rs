@@ -577,6 +577,12 @@ impl ModuleFile for GitTreeFile {
     fn open(&self) -> io::Result<Box<dyn Read + '_>> {
         Ok(Box::new(Cursor::new(self.contents()?)))
     }
+
+    /// The blob id, when the file is the blob unchanged: an export-subst
+    /// or end-of-line conversion makes content the id does not name.
+    fn content_key(&self) -> Option<&[u8]> {
+        self.conversion.is_none().then(|| self.blob.as_bytes())
+    }
 }
 
 fn other(context: &str, err: impl std::fmt::Display) -> CodeError {

@@ -21,6 +21,8 @@ pub struct ModuleRepo {
     pub(super) path_prefix: String,
     pub(super) path_major: String,
     pub(super) pseudo_major: String,
+    /// Deflated files kept from earlier zips (see [`ModuleRepo::with_deflate_cache`]).
+    pub(super) deflate_cache: Option<Arc<modzip::zip::DeflateCache>>,
 }
 
 impl std::fmt::Debug for ModuleRepo {
@@ -102,7 +104,16 @@ impl ModuleRepo {
             path_prefix: path_prefix.to_string(),
             path_major: path_major.to_string(),
             pseudo_major,
+            deflate_cache: None,
         })
+    }
+
+    /// The same module, its zips taking the deflated form of files they
+    /// share with earlier zips of the module from `cache` (and keeping
+    /// theirs there). The zips are byte for byte the same.
+    pub fn with_deflate_cache(mut self, cache: Arc<modzip::zip::DeflateCache>) -> ModuleRepo {
+        self.deflate_cache = Some(cache);
+        self
     }
 
     /// The module path.

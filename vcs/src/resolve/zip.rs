@@ -55,7 +55,11 @@ impl ModuleRepo {
             path: self.module_path.clone(),
             version: version.to_string(),
         };
-        modzip::zip::create(w, &m, &entries).map_err(|source| ResolveError::Zip {
+        let written = match &self.deflate_cache {
+            Some(cache) => modzip::zip::create_cached(w, &m, &entries, cache),
+            None => modzip::zip::create(w, &m, &entries),
+        };
+        written.map_err(|source| ResolveError::Zip {
             module: self.module_path.clone(),
             version: version.to_string(),
             source: Box::new(source),
@@ -91,6 +95,13 @@ impl modzip::zip::ModuleFile for ZipEntry {
         match self {
             ZipEntry::Tree(file) => file.open(),
             ZipEntry::Data { data, .. } => Ok(Box::new(data.as_slice())),
+        }
+    }
+
+    fn content_key(&self) -> Option<&[u8]> {
+        match self {
+            ZipEntry::Tree(file) => file.content_key(),
+            ZipEntry::Data { .. } => None,
         }
     }
 }
