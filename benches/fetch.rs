@@ -417,12 +417,10 @@ fn run_rounds(
     Ok(s)
 }
 
-/// The `churn` fixture: a work tree (read in place by the file transport)
-/// and its bare clone (served).
-fn churn_fixture(root: &Path) -> Result<Fixture, Error> {
-    let repo = root.join("work/bench");
-    build_repo(&repo)?;
-    let served = root.join("srv/bench");
+/// A bare clone of `source`'s branches and tags at `srv/<name>`, where the
+/// http transport serves it.
+fn serve_bare_clone(root: &Path, source: &Path, name: &str) -> Result<PathBuf, Error> {
+    let served = root.join("srv").join(name);
     std::fs::create_dir_all(root.join("srv"))?;
     git(
         root,
@@ -430,11 +428,20 @@ fn churn_fixture(root: &Path) -> Result<Fixture, Error> {
             "clone",
             "-q",
             "--bare",
-            &repo.display().to_string(),
+            &source.display().to_string(),
             &served.display().to_string(),
         ],
         None,
     )?;
+    Ok(served)
+}
+
+/// The `churn` fixture: a work tree (read in place by the file transport)
+/// and its bare clone (served).
+fn churn_fixture(root: &Path) -> Result<Fixture, Error> {
+    let repo = root.join("work/bench");
+    build_repo(&repo)?;
+    let served = serve_bare_clone(root, &repo, "bench")?;
     Ok(Fixture {
         name: "churn".into(),
         module: MODULE.into(),
@@ -489,19 +496,7 @@ fn git_output(dir: &Path, args: &[&str]) -> Result<String, Error> {
 /// a go-import lookup (github.com/..., for instance), since the benchmark
 /// only redirects git.
 fn external_fixture(root: &Path, source: &Path) -> Result<Fixture, Error> {
-    let served = root.join("srv/external");
-    std::fs::create_dir_all(root.join("srv"))?;
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &source.display().to_string(),
-            &served.display().to_string(),
-        ],
-        None,
-    )?;
+    let served = serve_bare_clone(root, source, "external")?;
     let (old, new) = match std::env::var("FETCH_BENCH_VERSIONS") {
         Ok(pair) => match pair.split_once(',') {
             Some((old, new)) => (old.to_string(), new.to_string()),

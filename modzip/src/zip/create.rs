@@ -651,13 +651,16 @@ mod tests {
         );
     }
 
-    /// A file that can be told to misbehave when opened.
+    /// A file that can be told to misbehave when opened, or be named by a
+    /// content key; it counts how often it is opened.
     struct TestFile {
         file: MemFile,
         /// Hands out more bytes than its metadata announces.
         grows: bool,
         /// Fails to open.
         unreadable: bool,
+        key: Option<Vec<u8>>,
+        opened: AtomicUsize,
     }
 
     impl ModuleFile for TestFile {
@@ -668,50 +671,42 @@ mod tests {
             self.file.metadata()
         }
         fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            self.opened.fetch_add(1, Ordering::Relaxed);
             if self.unreadable {
                 return Err(io::Error::other("no access"));
             }
             let extra: &[u8] = if self.grows { b"more" } else { b"" };
             Ok(Box::new(self.file.open()?.chain(extra)))
         }
-    }
-
-    /// A file named by a content key, counting how often it is opened.
-    struct KeyedFile {
-        file: MemFile,
-        key: Vec<u8>,
-        opened: AtomicUsize,
-    }
-
-    impl ModuleFile for KeyedFile {
-        fn path(&self) -> &str {
-            self.file.path()
-        }
-        fn metadata(&self) -> io::Result<FileMeta> {
-            self.file.metadata()
-        }
-        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
-            self.opened.fetch_add(1, Ordering::Relaxed);
-            self.file.open()
-        }
         fn content_key(&self) -> Option<&[u8]> {
-            Some(&self.key)
+            self.key.as_deref()
+        }
+    }
+
+    impl TestFile {
+        fn keyed(path: &str, data: &str, key: &[u8]) -> TestFile {
+            TestFile {
+                file: MemFile::new(path, data),
+                grows: false,
+                unreadable: false,
+                key: Some(key.to_vec()),
+                opened: AtomicUsize::new(0),
+            }
         }
     }
 
     /// [`many_files`] with content keys.
-    fn keyed_files() -> Vec<KeyedFile> {
+    fn keyed_files() -> Vec<TestFile> {
         many_files()
             .into_iter()
-            .map(|f| KeyedFile {
-                key: format!("blob of {}", f.file.path).into_bytes(),
-                file: f.file,
-                opened: AtomicUsize::new(0),
+            .map(|mut f| {
+                f.key = Some(format!("blob of {}", f.file.path).into_bytes());
+                f
             })
             .collect()
     }
 
-    fn opened(files: &[KeyedFile]) -> usize {
+    fn opened(files: &[TestFile]) -> usize {
         files.iter().map(|f| f.opened.load(Ordering::Relaxed)).sum()
     }
 
@@ -727,7 +722,7 @@ mod tests {
         let plain = create_bytes(&version, &files);
         for threads in [1, 3] {
             let cache = DeflateCache::new(64 << 20);
-            let zip = |files: &[KeyedFile], version: &Version| {
+            let zip = |files: &[TestFile], version: &Version| {
                 create_on_threads(
                     Cursor::new(Vec::new()),
                     version,
@@ -761,18 +756,10 @@ mod tests {
         let version = m("example.com/m", "v1.0.0");
         let cache = DeflateCache::new(1 << 20);
         let key = b"same key".to_vec();
-        let first = [KeyedFile {
-            file: MemFile::new("a.go", "package a\n"),
-            key: key.clone(),
-            opened: AtomicUsize::new(0),
-        }];
+        let first = [TestFile::keyed("a.go", "package a\n", &key)];
         create_cached(Cursor::new(Vec::new()), &version, &first, &cache).unwrap();
         // A caller breaking the key's promise gets the file it gave, read.
-        let second = [KeyedFile {
-            file: MemFile::new("a.go", "package a // longer\n"),
-            key,
-            opened: AtomicUsize::new(0),
-        }];
+        let second = [TestFile::keyed("a.go", "package a // longer\n", &key)];
         let zip = create_cached(Cursor::new(Vec::new()), &version, &second, &cache)
             .unwrap()
             .into_inner();
@@ -808,6 +795,8 @@ mod tests {
                     ),
                     grows: false,
                     unreadable: false,
+                    key: None,
+                    opened: AtomicUsize::new(0),
                 }
             })
             .collect()
