@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
-use quick_cache::Weighter;
+use quick_cache::{Equivalent, Weighter};
 
 use super::write::Deflated;
 
@@ -22,6 +22,17 @@ const LARGEST_SHARE: u64 = 8;
 
 /// Where a content key is valid (the module path, for instance) and the key.
 type Key = (String, Vec<u8>);
+
+/// A [`Key`] borrowed, for lookups without copying; it hashes as the
+/// tuple does.
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a [u8]);
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.0 && self.1 == key.1.as_slice()
+    }
+}
 
 /// Weighs an entry by the bytes it holds.
 #[derive(Clone)]
@@ -79,7 +90,7 @@ impl DeflateCache {
     }
 
     pub(crate) fn get(&self, scope: &str, key: &[u8]) -> Option<Arc<Deflated>> {
-        self.entries.get(&(scope.to_string(), key.to_vec()))
+        self.entries.get(&KeyRef(scope, key))
     }
 
     pub(crate) fn insert(&self, scope: &str, key: &[u8], entry: Arc<Deflated>) {

@@ -81,17 +81,12 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
     selection.checked.err()?;
 
     let prefix = zip_prefix(m);
+    let cache = cache.map(|cache| (cache, m.path.as_str()));
     let jobs: Vec<Job<'_, F>> = selection
         .valid_indexes
         .iter()
         .zip(&selection.valid_sizes)
-        .filter_map(|(&index, &size)| {
-            files.get(index).map(|file| Job {
-                file,
-                size,
-                cache: cache.map(|cache| (cache, m.path.as_str())),
-            })
-        })
+        .filter_map(|(&index, &size)| files.get(index).map(|file| Job { file, size, cache }))
         .collect();
     let mut archive = ArchiveWriter::new(w)?;
     let mut deflater = Deflater::new();
