@@ -75,6 +75,11 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
     cache: Option<&DeflateCache>,
 ) -> Result<W, ZipError> {
     check_module_version(m)?;
+    if let Some(cache) = cache {
+        // Before the check below opens the root go.mod, and with it any
+        // read-ahead of the file source.
+        announce_cached(files, cache, &m.path);
+    }
     // Every size is known before anything is read or compressed; the first
     // one over the limit ends the check.
     let selection = check_files_until(files, limits, true);
@@ -104,6 +109,22 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
         write_parallel(&jobs, threads, &prefix, &mut archive, &mut deflater)?;
     }
     archive.finish()
+}
+
+/// Tells each file whose deflated form `cache` holds for module path
+/// `scope` (at the file's size) that it will not be read.
+fn announce_cached<F: ModuleFile>(files: &[F], cache: &DeflateCache, scope: &str) {
+    for file in files {
+        let Some(key) = file.content_key() else {
+            continue;
+        };
+        let cached = cache
+            .get(scope, key)
+            .is_some_and(|hit| file.metadata().is_ok_and(|meta| meta.size == hit.size));
+        if cached {
+            file.will_not_be_read();
+        }
+    }
 }
 
 /// Files up to this size are read whole and deflated ahead of their turn.
@@ -744,6 +765,91 @@ mod tests {
             assert!(zip(&files, &other) == expected);
             assert_eq!(opened(&files) - mark, files.len());
         }
+    }
+
+    /// A keyed file logging when it is opened and when it is told it will
+    /// not be read, in one log shared by the files of a zip.
+    struct LoggedFile {
+        file: MemFile,
+        key: Vec<u8>,
+        log: Arc<Mutex<Vec<(String, &'static str)>>>,
+    }
+
+    impl ModuleFile for LoggedFile {
+        fn path(&self) -> &str {
+            self.file.path()
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            self.file.metadata()
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            self.log
+                .lock()
+                .unwrap()
+                .push((self.file.path.clone(), "open"));
+            self.file.open()
+        }
+        fn content_key(&self) -> Option<&[u8]> {
+            Some(&self.key)
+        }
+        fn will_not_be_read(&self) {
+            self.log
+                .lock()
+                .unwrap()
+                .push((self.file.path.clone(), "told"));
+        }
+    }
+
+    #[test]
+    fn files_the_cache_holds_are_told_before_any_file_is_opened() {
+        let version = m("example.com/m", "v1.0.0");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let logged = |path: &str, data: &str| LoggedFile {
+            file: MemFile::new(path, data),
+            key: format!("blob of {path}").into_bytes(),
+            log: Arc::clone(&log),
+        };
+        let first = [
+            logged("go.mod", "module example.com/m\n\ngo 1.21\n"),
+            logged("a.go", "package m\n"),
+            logged("b.go", "package m // b\n"),
+        ];
+        let cache = DeflateCache::new(1 << 20);
+        create_cached(Cursor::new(Vec::new()), &version, &first, &cache).unwrap();
+        let cold: Vec<_> = log.lock().unwrap().drain(..).collect();
+        assert!(cold.iter().all(|(_, event)| *event == "open"), "{cold:?}");
+
+        // The next version: go.mod and a.go unchanged, b.go changed under
+        // its old key (another size), c.go new.
+        let second = [
+            logged("go.mod", "module example.com/m\n\ngo 1.21\n"),
+            logged("a.go", "package m\n"),
+            logged("b.go", "package m // b, changed\n"),
+            logged("c.go", "package m // c\n"),
+        ];
+        let zip = create_cached(Cursor::new(Vec::new()), &version, &second, &cache)
+            .unwrap()
+            .into_inner();
+        let warm: Vec<_> = log.lock().unwrap().drain(..).collect();
+        assert!(zip == create_bytes(&version, &second));
+        let told: Vec<&str> = warm
+            .iter()
+            .filter(|(_, event)| *event == "told")
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert_eq!(told, ["go.mod", "a.go"]);
+        let first_open = warm.iter().position(|(_, event)| *event == "open");
+        let last_told = warm.iter().rposition(|(_, event)| *event == "told");
+        assert!(last_told < first_open, "{warm:?}");
+        // go.mod is still opened by the check (for its go version); the
+        // zip deflates only what changed.
+        let mut opened: Vec<&str> = warm
+            .iter()
+            .filter(|(_, event)| *event == "open")
+            .map(|(path, _)| path.as_str())
+            .collect();
+        opened.sort_unstable();
+        assert_eq!(opened, ["b.go", "c.go", "go.mod"]);
     }
 
     #[test]

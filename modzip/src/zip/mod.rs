@@ -111,6 +111,14 @@ pub trait ModuleFile {
     fn content_key(&self) -> Option<&[u8]> {
         None
     }
+
+    /// Called by [`create_cached`] before it opens any file of the zip,
+    /// for each file whose deflated form the cache holds: the file will
+    /// most likely not be read (it still may be, should the entry be
+    /// evicted meanwhile). A source that reads contents ahead of
+    /// [`ModuleFile::open`] can leave this one out. The default does
+    /// nothing.
+    fn will_not_be_read(&self) {}
 }
 
 /// A regular file whose content is held in memory, for synthesized files

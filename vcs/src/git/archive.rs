@@ -294,6 +294,9 @@ struct RepoHandles {
     read_ahead: OnceLock<Vec<(ObjectId, u64)>>,
     /// Those blobs' contents, read on the first blob asked for.
     ahead: OnceLock<Mutex<PackOrderBlobs>>,
+    /// Blobs (once per path) the zip writer said it will not read, left
+    /// out of the read-ahead.
+    not_read: Mutex<HashMap<ObjectId, usize>>,
     /// The caller's deadline: blob reads stop once it has passed (a delta
     /// chain can cost far more to resolve than the blob it yields).
     interrupt: Interrupt,
@@ -311,6 +314,7 @@ impl RepoHandles {
             converted_sizes: Mutex::new(HashMap::new()),
             read_ahead: OnceLock::new(),
             ahead: OnceLock::new(),
+            not_read: Mutex::new(HashMap::new()),
             interrupt,
         })
     }
@@ -333,7 +337,8 @@ impl RepoHandles {
         })?;
         if let Some(wanted) = self.read_ahead.get() {
             let ahead = self.ahead.get_or_init(|| {
-                let read = self.with(|repo| PackOrderBlobs::read(repo, wanted, &self.interrupt));
+                let wanted = self.still_wanted(wanted);
+                let read = self.with(|repo| PackOrderBlobs::read(repo, &wanted, &self.interrupt));
                 Mutex::new(read.unwrap_or_default())
             });
             let taken = ahead
@@ -353,6 +358,25 @@ impl RepoHandles {
                 .map_err(|e| io::Error::other(format!("reading blob {id}: {e}")))?;
             Ok(blob.detach().data)
         })?
+    }
+
+    /// `wanted` less the blobs (once per path) the zip writer will not
+    /// read.
+    fn still_wanted(&self, wanted: &[(ObjectId, u64)]) -> Vec<(ObjectId, u64)> {
+        let Ok(mut not_read) = self.not_read.lock() else {
+            return wanted.to_vec();
+        };
+        wanted
+            .iter()
+            .filter(|(id, _)| match not_read.get_mut(id) {
+                Some(left) if *left > 0 => {
+                    *left -= 1;
+                    false
+                }
+                _ => true,
+            })
+            .copied()
+            .collect()
     }
 
     fn blob_size(&self, repo: &gix::Repository, id: ObjectId) -> io::Result<u64> {
@@ -582,6 +606,15 @@ impl ModuleFile for GitTreeFile {
     /// or end-of-line conversion makes content the id does not name.
     fn content_key(&self) -> Option<&[u8]> {
         self.conversion.is_none().then(|| self.blob.as_bytes())
+    }
+
+    fn will_not_be_read(&self) {
+        if self.kind != FileKind::Regular || self.conversion.is_some() {
+            return;
+        }
+        if let Ok(mut not_read) = self.repo.not_read.lock() {
+            *not_read.entry(self.blob).or_default() += 1;
+        }
     }
 }
 
@@ -1163,6 +1196,38 @@ mod tests {
             None,
             "handed out more than once per path"
         );
+
+        // Files the zip writer will not read are left out of the
+        // read-ahead, once per path: `shared` is still read ahead for the
+        // other path naming it.
+        let handles = RepoHandles::new(&packed, false, Interrupt::new());
+        handles.read_ahead.set(wanted.clone()).unwrap();
+        let told: Vec<&(EntryKind, String, ObjectId)> = entries[3..30].iter().collect();
+        for (_, name, id) in &told {
+            let file = GitTreeFile {
+                path: name.clone(),
+                kind: FileKind::Regular,
+                blob: *id,
+                blob_size: expected[name].len() as u64,
+                conversion: None,
+                converted_size: OnceLock::new(),
+                repo: Arc::clone(&handles),
+            };
+            file.will_not_be_read();
+        }
+        assert_eq!(handles.blob(entries[0].2).unwrap(), expected["f00.go"]);
+        {
+            let ahead = handles.ahead.get().unwrap().lock().unwrap();
+            for (_, name, id) in &told[1..] {
+                assert!(!ahead.contents.contains_key(id), "{name} read ahead");
+            }
+            assert_eq!(ahead.contents.get(&shared).map(|(_, left)| *left), Some(1));
+            assert!(ahead.contents.contains_key(&entries[1].2));
+            assert!(ahead.contents.contains_key(&entries[30].2));
+        }
+        // Told, then read after all (the cache lost the entry meanwhile):
+        // read on demand, the same bytes.
+        assert_eq!(handles.blob(entries[10].2).unwrap(), expected["f10.go"]);
 
         let files = list_files(
             &packed,

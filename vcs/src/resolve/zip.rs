@@ -104,6 +104,12 @@ impl modzip::zip::ModuleFile for ZipEntry {
             ZipEntry::Data { .. } => None,
         }
     }
+
+    fn will_not_be_read(&self) {
+        if let ZipEntry::Tree(file) = self {
+            file.will_not_be_read();
+        }
+    }
 }
 
 #[cfg(test)]
