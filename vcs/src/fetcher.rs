@@ -201,6 +201,7 @@ impl DirectFetcher {
         })?;
         let mut git = GitOptions::from_env(|key| env.get(key).map(str::to_string));
         git.credentials = netrc_credentials(&env);
+        git.http_backends.prepare();
         Ok(DirectFetcher {
             inner: Arc::new(Inner {
                 env,

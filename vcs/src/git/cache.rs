@@ -26,7 +26,7 @@ use super::budget::{self, InUse};
 use super::credentials::{self, HelperQuery, Secret};
 use super::lock::FileLock as EntryLock;
 use super::options::GitConfig;
-use super::replay::{ListingRecord, REPLAY_REFUSED};
+use super::replay::{CapabilitySource, ListingRecord, REPLAY_REFUSED};
 use super::ssh::{self, SshProgram, SshRemote, SshStderr, SshTransport};
 use super::transport::{
     ListingUse, SharedClient, Watch, WatchProgress, WatchedHttp, REDIRECT_REFUSED,
@@ -146,6 +146,27 @@ impl RemoteAccess {
         }
     }
 
+    /// Whether nothing configured would authenticate requests to this
+    /// remote: no user information, netrc entry, credential helper or
+    /// extra header. Only such a remote is listed with the capabilities its
+    /// host advertised for another repository.
+    fn without_credentials(&self, opts: &GitOptions) -> bool {
+        match self {
+            RemoteAccess::Http {
+                url,
+                url_identity,
+                extra_headers,
+                helpers,
+            } => {
+                url_identity.is_none()
+                    && extra_headers.is_empty()
+                    && !helpers.has_helpers()
+                    && opts.account_for(url, Some(url)).is_none()
+            }
+            RemoteAccess::Ssh { .. } => false,
+        }
+    }
+
     /// The credentials to answer gix's request for `asked` with: those
     /// the URL carried, else netrc's, else what the helpers supply. Only
     /// for the remote's own scheme, host and port, never after a redirect
@@ -198,10 +219,18 @@ enum Transfer {
 /// What the transfers of one handle share: one HTTP client, and the
 /// handle's ref listing, which its fetches replay instead of listing again
 /// (see [`super::replay`]).
-#[derive(Default)]
 struct Session {
     client: SharedClient,
     listing: Arc<ListingRecord>,
+}
+
+impl Session {
+    fn new(opts: &GitOptions) -> Session {
+        Session {
+            client: SharedClient::new(opts.http_backends.clone()),
+            listing: Arc::default(),
+        }
+    }
 }
 
 /// An http(s) remote and the cache entry mirroring it. The entry starts out
@@ -254,7 +283,7 @@ pub(crate) fn open_listed(
         .open(&dir)
         .map_err(|e| CodeError::Other(format!("opening cache {}: {e}", dir.display())))?;
     let refspecs: Vec<String> = MIRROR_REFSPECS.iter().map(|s| s.to_string()).collect();
-    let session = Session::default();
+    let session = Session::new(opts);
     let listed = transfer(
         &repo.to_thread_local(),
         &access,
@@ -516,7 +545,10 @@ fn transfer(
         let listing = match what {
             Transfer::ListOnly => {
                 session.listing.clear();
-                let known = known_capabilities.then(|| opts.capabilities.clone());
+                let known = known_capabilities.then(|| CapabilitySource {
+                    known: opts.capabilities.clone(),
+                    whole_host: access.without_credentials(opts),
+                });
                 ListingUse::Record(Arc::clone(&session.listing), known)
             }
             Transfer::Fetch(_) if replay && session.listing.usable() => {
@@ -775,6 +807,98 @@ mod tests {
         // Options not cloned from these share nothing.
         list(&url, &tmp.path().join("cache"), &GitOptions::default());
         assert_eq!((server.requests(), server.ref_listings()), (5, 2));
+    }
+
+    /// A second repository of the same host is listed with the
+    /// capabilities the first one's server advertised: one request. Not so
+    /// for a remote with credentials configured, nor for a repository the
+    /// host does not have (its failed listing asks the server again, says
+    /// "not found", and leaves the host's capabilities forgotten).
+    #[test]
+    fn known_capabilities_of_a_host_spare_a_new_repository_the_request() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, url) = served_history(tmp.path());
+        fixtures::build_history(
+            &tmp.path().join("srv/n"),
+            &fixtures::HistorySpec {
+                module: "example.com/n".to_string(),
+                files: 3,
+                commits: 6,
+                tag_every: 3,
+                mean_file_bytes: 32,
+            },
+        )
+        .unwrap();
+        let n_url = server.url("n");
+        let expected_n = list(&n_url, &tmp.path().join("probe"), &GitOptions::default());
+        let opts = GitOptions::default();
+        let counts = || (server.requests(), server.ref_listings());
+        let (requests, listings) = counts();
+        list(&url, &tmp.path().join("cache"), &opts);
+        assert_eq!(counts(), (requests + 2, listings + 1));
+        let n = list(&n_url, &tmp.path().join("cache"), &opts);
+        assert_eq!(n.tags, expected_n.tags);
+        assert_eq!(counts(), (requests + 3, listings + 1), "one request for n");
+
+        // The same repository with a user in its URL: its own handshake.
+        let with_user = n_url.replacen("http://", "http://someone:secret@", 1);
+        let fresh = GitOptions::default();
+        list(&url, &tmp.path().join("cache-2"), &fresh);
+        let (requests, listings) = counts();
+        let n = list(&with_user, &tmp.path().join("cache-2"), &fresh);
+        assert_eq!(n.tags, expected_n.tags);
+        assert_eq!(counts(), (requests + 2, listings + 1));
+
+        // A repository the host lacks is "not found", as with a handshake.
+        let missing = server.url("missing");
+        let access = RemoteAccess::new(&missing, &GitConfig::default(), &opts).unwrap();
+        let Err(err) = open_listed(access, &tmp.path().join("cache"), &opts) else {
+            panic!("listed a repository the server does not have");
+        };
+        assert!(matches!(err, CodeError::NotFound(_)), "{err:?}");
+        let info_refs = |u: &str| format!("{u}/info/refs?service=git-upload-pack");
+        assert!(opts
+            .capabilities
+            .get_for_host(&info_refs(&missing))
+            .is_none());
+        // The next new repository of the host asks the server again.
+        let (requests, listings) = counts();
+        list(&n_url, &tmp.path().join("cache-3"), &opts);
+        assert_eq!(counts(), (requests + 2, listings + 1));
+    }
+
+    /// HTTP backends are taken from a reserve shared by the options'
+    /// clones, one per handle: a backend that followed a redirect (and so
+    /// sends its later requests to the new place) never serves another
+    /// handle.
+    #[test]
+    fn each_handle_gets_a_backend_of_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, url) = served_history(tmp.path());
+        let other = fixtures::HistorySpec {
+            module: "example.com/n".to_string(),
+            files: 3,
+            commits: 6,
+            tag_every: 3,
+            mean_file_bytes: 32,
+        };
+        fixtures::build_history(&tmp.path().join("srv/n"), &other).unwrap();
+        server.redirect("moved", "m");
+        let opts = GitOptions::default();
+        assert!(!opts.http_backends.has_spare());
+        let expected_m = list(&url, &tmp.path().join("probe-m"), &GitOptions::default());
+        let expected_n = list(
+            &server.url("n"),
+            &tmp.path().join("probe-n"),
+            &GitOptions::default(),
+        );
+        assert_ne!(expected_m.tags, expected_n.tags);
+
+        let moved = list(&server.url("moved"), &tmp.path().join("cache"), &opts);
+        assert_eq!(moved.tags, expected_m.tags);
+        assert!(opts.http_backends.has_spare());
+        let n = list(&server.url("n"), &tmp.path().join("cache"), &opts);
+        assert_eq!(n.tags, expected_n.tags);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub use options::{
     DEFAULT_MAX_PACK_BYTES, DEFAULT_MAX_PACK_OBJECTS, DEFAULT_MAX_REFS,
 };
 pub use replay::KnownCapabilities;
+pub use transport::HttpBackends;
 
 /// Shortest hex string accepted as an abbreviated commit hash.
 const MIN_HASH_DIGITS: usize = 7;

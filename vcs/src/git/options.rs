@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use gix::bstr::ByteSlice;
 
 use crate::git::replay::KnownCapabilities;
+use crate::git::transport::HttpBackends;
 use crate::interrupt::Interrupt;
 
 /// A user name and password for one host, as found in a netrc file.
@@ -108,6 +109,9 @@ pub struct GitOptions {
     /// Capability advertisements of servers listed recently, shared by
     /// every clone of these options.
     pub capabilities: KnownCapabilities,
+    /// HTTP backends built ahead of the transfers that use them, shared by
+    /// every clone of these options.
+    pub http_backends: HttpBackends,
 }
 
 /// Bounds on what one remote may send, so a hostile or broken server cannot

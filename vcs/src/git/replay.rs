@@ -21,8 +21,15 @@
 //! The capability advertisement says what the server can do, not what the
 //! repository holds, so later handles of the same fetcher reuse it for a
 //! while ([`KnownCapabilities`]): their listing is then one request. A
-//! transfer that fails after reusing an advertisement forgets it and is
-//! made again with a fresh one (a fetch then does its own handshake).
+//! protocol v2 advertisement names no refs, so it stands for the other
+//! repositories of the same scheme, host and port too: a repository never
+//! listed before is listed in one request when its host is known, unless
+//! credentials or extra headers are configured for it (a server may answer
+//! the capability request of a private repository differently, and a
+//! reused advertisement would send the first request without asking for
+//! credentials). A transfer that fails after reusing an advertisement
+//! forgets it, for the repository and its host, and is made again with a
+//! fresh one (a fetch then does its own handshake).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
@@ -267,25 +274,40 @@ impl KnownCapabilities {
         (when.elapsed() < CAPABILITIES_FOR).then(|| known.clone())
     }
 
-    /// Remembers the advertisement just fetched from `url`, unless it is
-    /// larger than [`CAPABILITIES_MAX_BYTES`].
+    /// The advertisement fetched from `url`, or else the last one fetched
+    /// from another repository of its host, less than
+    /// [`CAPABILITIES_FOR`] ago.
+    pub(crate) fn get_for_host(&self, url: &str) -> Option<Replayed> {
+        self.get(url)
+            .or_else(|| host_key(url).and_then(|host| self.get(&host)))
+    }
+
+    /// Remembers the advertisement just fetched from `url`, for it and for
+    /// its host, unless it is larger than [`CAPABILITIES_MAX_BYTES`].
     pub(crate) fn remember(&self, url: String, advertisement: Replayed) {
         if advertisement.headers.len() + advertisement.body.len() > CAPABILITIES_MAX_BYTES {
             return;
         }
         let mut servers = lock(&self.servers);
-        if servers.len() >= CAPABILITIES_MAX_SERVERS {
+        if servers.len() + 2 > CAPABILITIES_MAX_SERVERS {
             servers.retain(|_, (when, _)| when.elapsed() < CAPABILITIES_FOR);
-            if servers.len() >= CAPABILITIES_MAX_SERVERS {
+            if servers.len() + 2 > CAPABILITIES_MAX_SERVERS {
                 servers.clear();
             }
+        }
+        if let Some(host) = host_key(&url) {
+            servers.insert(host, (Instant::now(), advertisement.clone()));
         }
         servers.insert(url, (Instant::now(), advertisement));
     }
 
-    /// Forgets what `url` advertised.
+    /// Forgets what `url` advertised, and what its host did.
     pub(crate) fn forget(&self, url: &str) {
-        lock(&self.servers).remove(url);
+        let mut servers = lock(&self.servers);
+        servers.remove(url);
+        if let Some(host) = host_key(url) {
+            servers.remove(&host);
+        }
     }
 
     /// Stores `advertisement` for `url` as if just fetched, to test what a
@@ -293,6 +315,35 @@ impl KnownCapabilities {
     #[cfg(test)]
     pub(crate) fn insert_for_test(&self, url: &str, headers: Vec<u8>, body: Vec<u8>) {
         self.remember(url.to_string(), Replayed { headers, body });
+    }
+}
+
+/// The key of the repositories of `url`'s scheme, host and port asked the
+/// same question: `url` (an `info/refs` request) with its path replaced.
+/// `None` for anything else.
+fn host_key(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_at(rest.find('/')?);
+    let (_, query) = path.split_once("/info/refs?")?;
+    Some(format!("{scheme}://{authority}/*/info/refs?{query}"))
+}
+
+/// Where a listing takes a capability advertisement fetched earlier.
+#[derive(Clone)]
+pub(crate) struct CapabilitySource {
+    pub(crate) known: KnownCapabilities,
+    /// Whether one fetched from another repository of the host will do.
+    pub(crate) whole_host: bool,
+}
+
+impl CapabilitySource {
+    /// The advertisement to use for `url`, if any.
+    pub(crate) fn get(&self, url: &str) -> Option<Replayed> {
+        if self.whole_host {
+            self.known.get_for_host(url)
+        } else {
+            self.known.get(url)
+        }
     }
 }
 

@@ -37,7 +37,7 @@ use gix::utils::progress::{Id, Progress, StepShared, Unit};
 use gix::{Count, NestedProgress};
 
 use crate::git::options::GitLimits;
-use crate::git::replay::{append, lock, CapturedRequest, KnownCapabilities, ListingRecord, Tee};
+use crate::git::replay::{append, lock, CapabilitySource, CapturedRequest, ListingRecord, Tee};
 use crate::interrupt::{Interrupt, Stopped};
 
 /// How often a waiting reader looks at the deadline and the interrupt.
@@ -201,7 +201,7 @@ pub(crate) enum ListingUse {
     Off,
     /// Records the capability advertisement and the `ls-refs` (a listing),
     /// taking the advertisement from the known ones when there is one.
-    Record(Arc<ListingRecord>, Option<KnownCapabilities>),
+    Record(Arc<ListingRecord>, Option<CapabilitySource>),
     /// Answers the capability request and the first post (`ls-refs`) from
     /// the record; later requests go to the server.
     Replay(Arc<ListingRecord>),
@@ -282,19 +282,78 @@ impl<P: io::Write> io::Write for PostBody<P> {
 
 type ReqwestRemote = gix::protocol::transport::client::blocking_io::http::reqwest::Remote;
 
+/// gix reqwest backends built before they are needed, shared by the
+/// handles opened with clones of one [`crate::git::GitOptions`].
+///
+/// Building a backend builds an HTTP client, which reads and parses the
+/// system's certificates (about 3 ms of CPU) on the backend's own thread,
+/// and its first request waits for that. Each backend still serves one
+/// handle only: gix keeps per-backend state between requests (whether
+/// redirects are followed, the redirected base URL), so backends are never
+/// handed from one handle to the next. Instead one unused backend is kept
+/// in reserve: taking it starts building the next, off the request path.
+#[derive(Clone, Default)]
+pub struct HttpBackends {
+    spare: Arc<Mutex<Option<ReqwestRemote>>>,
+}
+
+impl std::fmt::Debug for HttpBackends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpBackends")
+            .field("spare", &lock(&self.spare).is_some())
+            .finish()
+    }
+}
+
+impl HttpBackends {
+    /// A backend no handle has used: the reserve one when there is one
+    /// (built on the first call), and a new reserve starts building.
+    fn take(&self) -> ReqwestRemote {
+        let mut spare = lock(&self.spare);
+        let fresh = spare.take().unwrap_or_default();
+        *spare = Some(ReqwestRemote::default());
+        fresh
+    }
+
+    /// Starts building the reserve backend now, if there is none, so that
+    /// even the first transfer finds one ready.
+    pub fn prepare(&self) {
+        let mut spare = lock(&self.spare);
+        if spare.is_none() {
+            *spare = Some(ReqwestRemote::default());
+        }
+    }
+
+    /// Whether a built (or building) backend is in reserve.
+    #[cfg(test)]
+    pub(crate) fn has_spare(&self) -> bool {
+        lock(&self.spare).is_some()
+    }
+}
+
 /// One reqwest backend shared by the transfers of a handle: gix's backend
 /// builds an HTTP client (and with it reads the system's certificates)
 /// for every transfer otherwise. Dropped after a failed transfer, so a
-/// backend left mid-response is never used again.
-#[derive(Clone, Default)]
+/// backend left mid-response is never used again. Backends come from
+/// [`HttpBackends`].
+#[derive(Clone)]
 pub(crate) struct SharedClient {
     remote: Arc<Mutex<Option<ReqwestRemote>>>,
+    backends: HttpBackends,
 }
 
 impl SharedClient {
+    /// A client taking its backend from `backends` on its first request.
+    pub(crate) fn new(backends: HttpBackends) -> SharedClient {
+        SharedClient {
+            remote: Arc::default(),
+            backends,
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut ReqwestRemote) -> T) -> T {
         let mut slot = lock(&self.remote);
-        f(slot.get_or_insert_with(ReqwestRemote::default))
+        f(slot.get_or_insert_with(|| self.backends.take()))
     }
 
     /// Whether the remote redirected a request of this backend.
