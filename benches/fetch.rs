@@ -29,9 +29,15 @@
 //! - `http`: the rule points at `git http-backend` behind a small HTTP
 //!   server on 127.0.0.1; both sides clone over smart HTTP.
 //!
-//! Each round: (cold) a fresh `DirectFetcher` over an empty cache directory
+//! Each round: (cold) a `DirectFetcher` over an empty cache directory
 //! downloads the old version (.info, .mod and .zip), then (warm) the same
-//! instance downloads the new one; the go command gets an empty GOMODCACHE
+//! instance downloads the new one. The cold fetcher is a running one, as a
+//! proxy's is: made before the timing, it has already downloaded another
+//! module from the same git server (`github.com/acme/neighbour`), so its
+//! HTTP backend is built and its host's capabilities are known, but it
+//! has never seen the fixture's repository. A row `cold/new` also times a
+//! fetcher made inside the timing (a new process's first download). The
+//! go command gets an empty GOMODCACHE
 //! (which holds its vcs cache too), runs `go mod download -json MOD@OLD`,
 //! then `... MOD@NEW` against the now-warm cache. The tags above the old
 //! version are removed from the repositories for the cold download and put
@@ -68,6 +74,8 @@ use vcs::goenv::GoEnv;
 
 const MODULE: &str = "github.com/acme/bench";
 const LIBRARY: &str = "github.com/acme/library";
+/// The module a running fetcher downloaded before the timed ones.
+const NEIGHBOUR: &str = "github.com/acme/neighbour";
 const FILES: usize = 300;
 const FILE_BYTES: usize = 10 * 1024;
 const COMMITS: usize = 50;
@@ -326,6 +334,8 @@ fn timed<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<(Duration, T), Error
 
 #[derive(Default)]
 struct Samples {
+    /// A fetcher made inside the timing.
+    ours_cold_new: Vec<Duration>,
     ours_cold: Vec<Duration>,
     ours_warm: Vec<Duration>,
     go_cold: Vec<Duration>,
@@ -375,14 +385,19 @@ fn run_rounds(
         // The new version is tagged after the old one was fetched (see the
         // module documentation).
         f.unpublish(&later)?;
-        // The fetcher is built inside the cold timing: a cold start
-        // includes making the client and the cache directory.
-        let before = sent();
+        // A new process: the fetcher is made inside the timing, with its
+        // client and cache directory.
         let start = Instant::now();
-        let fetcher = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs"))?;
+        let fresh = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs-new"))?;
         let setup = start.elapsed();
-        let (download, ours_v1) = ours_download(&rt, &fetcher, &f.module, &f.old, &zip)?;
-        let cold = setup + download;
+        let (download, ours_new) = ours_download(&rt, &fresh, &f.module, &f.old, &zip)?;
+        drop(fresh);
+        // A running fetcher, which knows the host but not the repository.
+        let fetcher = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs"))?;
+        let file = std::fs::File::create(dir.join("neighbour.zip"))?;
+        rt.block_on(fetcher.download(NEIGHBOUR, "v1.0.0", file))?;
+        let before = sent();
+        let (cold, ours_v1) = ours_download(&rt, &fetcher, &f.module, &f.old, &zip)?;
         f.publish(&later)?;
         let between = sent();
         let (warm, ours_v2) = ours_download(&rt, &fetcher, &f.module, &f.new, &zip)?;
@@ -400,13 +415,14 @@ fn run_rounds(
         s.go_cold_bytes = go_between - after;
         s.go_warm_bytes = sent() - go_between;
 
-        if ours_v1 != go_v1 || ours_v2 != go_v2 {
+        if ours_v1 != go_v1 || ours_new != go_v1 || ours_v2 != go_v2 {
             return Err(format!(
                 "{}/{}: zip hashes differ: ours {ours_v1} {ours_v2}, go {go_v1} {go_v2}",
                 f.name, t.name
             )
             .into());
         }
+        s.ours_cold_new.push(setup + download);
         s.ours_cold.push(cold);
         s.ours_warm.push(warm);
         s.go_cold.push(go_cold);
@@ -433,6 +449,24 @@ fn serve_bare_clone(root: &Path, source: &Path, name: &str) -> Result<PathBuf, E
         ],
         None,
     )?;
+    Ok(served)
+}
+
+/// The neighbour module: a small bare repository on the same git server
+/// as the fixtures, tagged v1.0.0.
+fn neighbour(root: &Path) -> Result<PathBuf, Error> {
+    let served = root.join("srv/neighbour");
+    let spec = HistorySpec {
+        module: NEIGHBOUR.to_string(),
+        files: 8,
+        commits: 2,
+        tag_every: 2,
+        mean_file_bytes: 512,
+    };
+    let tags = build_history(&served, &spec)?;
+    if tags.first().map(|t| t.name.as_str()) != Some("v1.0.0") {
+        return Err("the neighbour module's first tag is not v1.0.0".into());
+    }
     Ok(served)
 }
 
@@ -547,24 +581,29 @@ fn main() -> Result<(), Error> {
     if let Some(source) = std::env::var_os("FETCH_BENCH_REPO") {
         fixtures.push(external_fixture(root.path(), Path::new(&source))?);
     }
+    let neighbour = neighbour(root.path())?;
     let git_server = GitHttpServer::start(root.path().join("srv"));
     git_server.trace(std::env::var_os("FETCH_BENCH_TRACE").is_some());
     let scratch = root.path().join("scratch");
 
     let mut transports = Vec::new();
     for name in ["file", "http"] {
-        let rules: Vec<(String, String)> = fixtures
+        let target = |on_disk: &Path, served: &Path| {
+            if name == "file" {
+                format!("file://{}", on_disk.display())
+            } else {
+                let served = served.file_name().and_then(|n| n.to_str());
+                git_server.url(served.unwrap_or_default())
+            }
+        };
+        let mut rules: Vec<(String, String)> = fixtures
             .iter()
-            .map(|f| {
-                let target = if name == "file" {
-                    format!("file://{}", f.on_disk.display())
-                } else {
-                    let served = f.served.file_name().and_then(|n| n.to_str());
-                    git_server.url(served.unwrap_or_default())
-                };
-                (target, f.remote())
-            })
+            .map(|f| (target(&f.on_disk, &f.served), f.remote()))
             .collect();
+        rules.push((
+            target(&neighbour, &neighbour),
+            format!("https://{NEIGHBOUR}"),
+        ));
         let gitconfig = root.path().join(format!("gitconfig-{name}"));
         write_gitconfig(&gitconfig, &rules)?;
         let mut oracle = GoOracle::new()?;
@@ -578,7 +617,7 @@ fn main() -> Result<(), Error> {
 
     println!("{rounds} rounds, medians; pack bytes sent by the git server (http, last round)");
     println!(
-        "{:<8} {:<6} {:<5} {:>12} {:>12} {:>8} {:>6}   {:>10} {:>10}",
+        "{:<8} {:<6} {:<8} {:>12} {:>12} {:>8} {:>6}   {:>10} {:>10}",
         "fixture", "remote", "phase", "ours", "go", "go/ours", "goal", "ours pack", "go pack"
     );
     for f in &fixtures {
@@ -587,6 +626,14 @@ fn main() -> Result<(), Error> {
             run_rounds(f, t, &git_server, 1, &scratch)?;
             let s = run_rounds(f, t, &git_server, rounds, &scratch)?;
             for (phase, ours, go, goal, ours_bytes, go_bytes) in [
+                (
+                    "cold/new",
+                    &s.ours_cold_new,
+                    &s.go_cold,
+                    3.0,
+                    s.ours_cold_bytes,
+                    s.go_cold_bytes,
+                ),
                 (
                     "cold",
                     &s.ours_cold,
@@ -607,7 +654,7 @@ fn main() -> Result<(), Error> {
                 let (o, g) = (median(ours), median(go));
                 let ratio = g.as_secs_f64() / o.as_secs_f64();
                 println!(
-                    "{:<8} {:<6} {:<5} {:>12} {:>12} {:>7.1}x {:>5}x   {:>10} {:>10}{}",
+                    "{:<8} {:<6} {:<8} {:>12} {:>12} {:>7.1}x {:>5}x   {:>10} {:>10}{}",
                     f.name,
                     t.name,
                     phase,
