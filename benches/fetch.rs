@@ -341,6 +341,7 @@ struct Samples {
     go_cold: Vec<Duration>,
     go_warm: Vec<Duration>,
     /// Pack bytes the git server sent per phase (http only; the last round).
+    ours_cold_new_bytes: u64,
     ours_cold_bytes: u64,
     ours_warm_bytes: u64,
     go_cold_bytes: u64,
@@ -387,11 +388,13 @@ fn run_rounds(
         f.unpublish(&later)?;
         // A new process: the fetcher is made inside the timing, with its
         // client and cache directory.
+        let fresh_before = sent();
         let start = Instant::now();
         let fresh = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs-new"))?;
         let setup = start.elapsed();
         let (download, ours_new) = ours_download(&rt, &fresh, &f.module, &f.old, &zip)?;
         drop(fresh);
+        s.ours_cold_new_bytes = sent() - fresh_before;
         // A running fetcher, which knows the host but not the repository.
         let fetcher = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs"))?;
         let file = std::fs::File::create(dir.join("neighbour.zip"))?;
@@ -631,7 +634,7 @@ fn main() -> Result<(), Error> {
                     &s.ours_cold_new,
                     &s.go_cold,
                     3.0,
-                    s.ours_cold_bytes,
+                    s.ours_cold_new_bytes,
                     s.go_cold_bytes,
                 ),
                 (

@@ -75,11 +75,12 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
     cache: Option<&DeflateCache>,
 ) -> Result<W, ZipError> {
     check_module_version(m)?;
-    if let Some(cache) = cache {
-        // Before the check below opens the root go.mod, and with it any
-        // read-ahead of the file source.
-        announce_cached(files, cache, &m.path);
-    }
+    // Looked up before the check below opens the root go.mod, and with it
+    // any read-ahead of the file source.
+    let mut hits = match cache {
+        Some(cache) => cached_entries(files, cache, &m.path),
+        None => Vec::new(),
+    };
     // Every size is known before anything is read or compressed; the first
     // one over the limit ends the check.
     let selection = check_files_until(files, limits, true);
@@ -91,7 +92,15 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
         .valid_indexes
         .iter()
         .zip(&selection.valid_sizes)
-        .filter_map(|(&index, &size)| files.get(index).map(|file| Job { file, size, cache }))
+        .filter_map(|(&index, &size)| {
+            let hit = hits.get_mut(index).and_then(Option::take);
+            files.get(index).map(|file| Job {
+                file,
+                size,
+                cache,
+                hit,
+            })
+        })
         .collect();
     let mut archive = ArchiveWriter::new(w)?;
     let mut deflater = Deflater::new();
@@ -111,20 +120,24 @@ fn create_on_threads<W: Write + Seek, F: ModuleFile + Sync>(
     archive.finish()
 }
 
-/// Tells each file whose deflated form `cache` holds for module path
-/// `scope` (at the file's size) that it will not be read.
-fn announce_cached<F: ModuleFile>(files: &[F], cache: &DeflateCache, scope: &str) {
-    for file in files {
-        let Some(key) = file.content_key() else {
-            continue;
-        };
-        let cached = cache
-            .get(scope, key)
-            .is_some_and(|hit| file.metadata().is_ok_and(|meta| meta.size == hit.size));
-        if cached {
+/// The deflated form `cache` holds for each file (by index) under module
+/// path `scope`, at the file's size; each file found is told it will not
+/// be read.
+fn cached_entries<F: ModuleFile>(
+    files: &[F],
+    cache: &DeflateCache,
+    scope: &str,
+) -> Vec<Option<Arc<Deflated>>> {
+    files
+        .iter()
+        .map(|file| {
+            let hit = cache
+                .get(scope, file.content_key()?)
+                .filter(|hit| file.metadata().is_ok_and(|meta| meta.size == hit.size))?;
             file.will_not_be_read();
-        }
-    }
+            Some(hit)
+        })
+        .collect()
 }
 
 /// Files up to this size are read whole and deflated ahead of their turn.
@@ -139,6 +152,9 @@ struct Job<'a, F> {
     /// Deflated files kept between zips, and the module path their keys
     /// are scoped to.
     cache: Option<(&'a DeflateCache, &'a str)>,
+    /// This file's deflated form, found in the cache before anything was
+    /// opened.
+    hit: Option<Arc<Deflated>>,
 }
 
 /// A file made ready for the archive.
@@ -157,16 +173,14 @@ impl<F: ModuleFile> Job<'_, F> {
     /// Reads the whole (small) file and deflates it, or takes it from the
     /// cache.
     fn prepare(&self, deflater: &mut Deflater) -> Result<Prepared, ZipError> {
+        // A key names one content, so its size is the one declared; were
+        // it not, the file is read as if nothing were cached.
+        if let Some(hit) = self.hit.as_ref().filter(|hit| hit.size == self.size) {
+            return Ok(Prepared::Deflated(Arc::clone(hit)));
+        }
         let cached = self
             .cache
             .and_then(|(cache, scope)| Some((cache, scope, self.file.content_key()?)));
-        if let Some((cache, scope, key)) = cached {
-            // A key names one content, so its size is the one declared;
-            // were it not, the file is read as if nothing were cached.
-            if let Some(hit) = cache.get(scope, key).filter(|hit| hit.size == self.size) {
-                return Ok(Prepared::Deflated(hit));
-            }
-        }
         let path = self.file.path();
         let mut content = Vec::with_capacity(self.size as usize);
         let reader = self.file.open().map_err(|e| ZipError::io(path, e))?;

@@ -113,11 +113,10 @@ pub trait ModuleFile {
     }
 
     /// Called by [`create_cached`] before it opens any file of the zip,
-    /// for each file whose deflated form the cache holds: the file will
-    /// most likely not be read (it still may be, should the entry be
-    /// evicted meanwhile). A source that reads contents ahead of
-    /// [`ModuleFile::open`] can leave this one out. The default does
-    /// nothing.
+    /// for each file whose deflated form the cache holds: the zip takes
+    /// that form and does not read the file. A source that reads contents
+    /// ahead of [`ModuleFile::open`] can leave this one out. The default
+    /// does nothing.
     fn will_not_be_read(&self) {}
 }
 

@@ -1225,7 +1225,7 @@ mod tests {
             assert!(ahead.contents.contains_key(&entries[1].2));
             assert!(ahead.contents.contains_key(&entries[30].2));
         }
-        // Told, then read after all (the cache lost the entry meanwhile):
+        // Told, then read after all (nothing forbids it):
         // read on demand, the same bytes.
         assert_eq!(handles.blob(entries[10].2).unwrap(), expected["f10.go"]);
 
