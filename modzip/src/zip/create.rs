@@ -27,9 +27,9 @@ const COPY_BUFFER: usize = 32 * 1024;
 /// than its metadata announced is an error.
 ///
 /// Files of up to 512 KiB are read and deflated ahead, on up to four
-/// threads (as many as the machine has cores), a few files at a time;
-/// larger ones are streamed through on the calling thread. The archive is
-/// the same whatever the number of threads.
+/// threads (as many as the machine has cores), up to 4 MiB of them at a
+/// time; larger ones are streamed through on the calling thread. The
+/// archive is the same whatever the number of threads.
 pub fn create<W: Write + Seek, F: ModuleFile + Sync>(
     w: W,
     m: &Version,
@@ -144,6 +144,12 @@ fn cached_entries<F: ModuleFile>(
 const IN_MEMORY_MAX: u64 = 512 * 1024;
 /// Most threads one zip uses.
 const MAX_THREADS: usize = 4;
+/// Bytes of files (by their declared sizes) read and deflated ahead of the
+/// writer at most, which bounds a zip's memory. A file whose deflated form
+/// the cache holds costs nothing: counting files instead, a run of cached
+/// files between two changed ones left the threads idle. The file the
+/// writer waits for is always taken, so a larger one still goes through.
+const AHEAD_BYTES: u64 = 4 << 20;
 
 /// One file of the zip, with the size its metadata gave.
 struct Job<'a, F> {
@@ -168,6 +174,16 @@ enum Prepared {
 impl<F: ModuleFile> Job<'_, F> {
     fn in_memory(&self) -> bool {
         self.size <= IN_MEMORY_MAX
+    }
+
+    /// What preparing this file ahead counts against [`AHEAD_BYTES`]: its
+    /// size when it is to be read and deflated.
+    fn ahead_cost(&self) -> u64 {
+        if self.in_memory() && self.hit.is_none() {
+            self.size
+        } else {
+            0
+        }
     }
 
     /// Reads the whole (small) file and deflates it, or takes it from the
@@ -224,13 +240,16 @@ impl<F: ModuleFile> Job<'_, F> {
 struct Progress {
     /// Files written so far (the index of the next one to write).
     written: usize,
+    /// Bytes of the files taken but not yet written (see
+    /// [`Job::ahead_cost`]).
+    ahead: u64,
     /// Set when writing failed: the preparing threads stop.
     stopped: bool,
 }
 
 /// Writes `jobs` in order while `threads` helpers read and deflate the
 /// small files ahead. A helper takes files in order and works at most
-/// `window` files ahead of the writer, which bounds memory.
+/// [`AHEAD_BYTES`] ahead of the writer, which bounds memory.
 fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
     jobs: &[Job<'_, F>],
     threads: usize,
@@ -238,10 +257,10 @@ fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
     archive: &mut ArchiveWriter<W>,
     deflater: &mut Deflater,
 ) -> Result<(), ZipError> {
-    let window = 2 * threads + 2;
     let next = AtomicUsize::new(0);
     let progress = Mutex::new(Progress {
         written: 0,
+        ahead: 0,
         stopped: false,
     });
     let advanced = Condvar::new();
@@ -267,7 +286,11 @@ fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
                         let Ok(mut state) = progress.lock() else {
                             return;
                         };
-                        while !state.stopped && index >= state.written + window {
+                        let cost = job.ahead_cost();
+                        while !state.stopped
+                            && index > state.written
+                            && state.ahead + cost > AHEAD_BYTES
+                        {
                             state = match advanced.wait(state) {
                                 Ok(state) => state,
                                 Err(_) => return,
@@ -276,6 +299,7 @@ fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
                         if state.stopped {
                             return;
                         }
+                        state.ahead += cost;
                     }
                     if sender.send((index, job.prepare(&mut deflater))).is_err() {
                         return;
@@ -307,6 +331,7 @@ fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
                 job.write(prepared?, prefix, archive, deflater)?;
                 if let Ok(mut state) = progress.lock() {
                     state.written = index + 1;
+                    state.ahead = state.ahead.saturating_sub(job.ahead_cost());
                 }
                 advanced.notify_all();
             }
@@ -316,7 +341,7 @@ fn write_parallel<W: Write + Seek, F: ModuleFile + Sync>(
             state.stopped = true;
         }
         advanced.notify_all();
-        // Helpers blocked on a full window wake up and stop; the channel
+        // Helpers waiting for room wake up and stop; the channel
         // is drained by dropping it when the scope ends.
         drop(results);
         result
@@ -533,6 +558,8 @@ mod tests {
     use crate::zip::test_util::{raw_zip, raw_zip_with_count, RawEntry};
     use crate::zip::{check_zip, FileErrorKind, FileKind, FileMeta, MemFile};
     use std::io::Cursor;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
 
     fn m(path: &str, version: &str) -> Version {
         Version::new(path, version)
@@ -864,6 +891,144 @@ mod tests {
             .collect();
         opened.sort_unstable();
         assert_eq!(opened, ["b.go", "c.go", "go.mod"]);
+    }
+
+    /// A file whose opening runs `gate` first (to hold it, or to record
+    /// what was opened meanwhile), cached under its path when `keyed`.
+    struct GatedFile<'a> {
+        file: MemFile,
+        keyed: bool,
+        gate: &'a (dyn Fn(&str) -> io::Result<()> + Sync),
+    }
+
+    impl ModuleFile for GatedFile<'_> {
+        fn path(&self) -> &str {
+            self.file.path()
+        }
+        fn metadata(&self) -> io::Result<FileMeta> {
+            self.file.metadata()
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+            (self.gate)(self.file.path())?;
+            self.file.open()
+        }
+        fn content_key(&self) -> Option<&[u8]> {
+            self.keyed.then_some(self.file.path.as_bytes())
+        }
+    }
+
+    #[test]
+    fn files_the_cache_holds_do_not_hold_the_threads_back() {
+        let version = m("example.com/m", "v1.0.0");
+        let cache = DeflateCache::new(16 << 20);
+        let cached: Vec<MemFile> = (0..12)
+            .map(|i| MemFile::new(format!("cached{i:02}.go"), format!("package m // {i}\n")))
+            .collect();
+        let warm_up = |_: &str| -> io::Result<()> { Ok(()) };
+        let first: Vec<GatedFile<'_>> = cached
+            .iter()
+            .map(|f| GatedFile {
+                file: f.clone(),
+                keyed: true,
+                gate: &warm_up,
+            })
+            .collect();
+        create_cached(Cursor::new(Vec::new()), &version, &first, &cache).unwrap();
+
+        // a.go, a dozen cached files, then z.go: a.go cannot finish before
+        // z.go was opened, so the zip only completes if one thread works
+        // on z.go while another waits in a.go.
+        let z_opened = (Mutex::new(false), Condvar::new());
+        let gate = |path: &str| -> io::Result<()> {
+            let (opened, changed) = &z_opened;
+            let mut opened = opened.lock().unwrap();
+            if path == "z.go" {
+                *opened = true;
+                changed.notify_all();
+                return Ok(());
+            }
+            if path == "a.go" {
+                let (opened, waited) = changed
+                    .wait_timeout_while(opened, Duration::from_secs(10), |o| !*o)
+                    .unwrap();
+                if waited.timed_out() && !*opened {
+                    return Err(io::Error::other("z.go was not opened while a.go was"));
+                }
+            }
+            Ok(())
+        };
+        let mut files = vec![GatedFile {
+            file: MemFile::new("a.go", "package m // a\n"),
+            keyed: false,
+            gate: &gate,
+        }];
+        files.extend(cached.iter().map(|f| GatedFile {
+            file: f.clone(),
+            keyed: true,
+            gate: &gate,
+        }));
+        files.push(GatedFile {
+            file: MemFile::new("z.go", "package m // z\n"),
+            keyed: false,
+            gate: &gate,
+        });
+        let zip = create_on_threads(
+            Cursor::new(Vec::new()),
+            &version,
+            &files,
+            &Limits::GO,
+            2,
+            Some(&cache),
+        )
+        .unwrap()
+        .into_inner();
+        assert!(zip == create_bytes(&version, &files));
+    }
+
+    #[test]
+    fn files_are_read_ahead_up_to_a_bound_in_bytes() {
+        let version = m("example.com/m", "v1.0.0");
+        let size = IN_MEMORY_MAX as usize;
+        let contents: Vec<MemFile> = (0..24)
+            .map(|i| MemFile::new(format!("f{i:02}.bin"), vec![i as u8; size]))
+            .collect();
+        // While the first file is held, the other thread reads ahead as far
+        // as the bound lets it, and no further.
+        let opened_meanwhile = AtomicUsize::new(0);
+        let holding = AtomicBool::new(true);
+        let gate = |path: &str| -> io::Result<()> {
+            if path == "f00.bin" {
+                std::thread::sleep(Duration::from_millis(300));
+                holding.store(false, Ordering::SeqCst);
+            } else if holding.load(Ordering::SeqCst) {
+                opened_meanwhile.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        };
+        let files: Vec<GatedFile<'_>> = contents
+            .iter()
+            .map(|f| GatedFile {
+                file: f.clone(),
+                keyed: false,
+                gate: &gate,
+            })
+            .collect();
+        let zip = create_on_threads(
+            Cursor::new(Vec::new()),
+            &version,
+            &files,
+            &Limits::GO,
+            2,
+            None,
+        )
+        .unwrap()
+        .into_inner();
+        let ahead = opened_meanwhile.load(Ordering::SeqCst);
+        assert!(
+            ahead as u64 * IN_MEMORY_MAX <= AHEAD_BYTES - IN_MEMORY_MAX,
+            "{ahead} files read ahead of the held one"
+        );
+        assert!(zip == create_bytes(&version, &files));
     }
 
     #[test]
