@@ -306,13 +306,13 @@ impl std::fmt::Debug for HttpBackends {
 }
 
 impl HttpBackends {
-    /// A backend no handle has used: the reserve one when there is one
-    /// (built on the first call), and a new reserve starts building.
+    /// A backend no handle has used: the reserve one when there is one,
+    /// else one built now. The next reserve starts building when the
+    /// handle taking this one is done (see [`SharedClient`]), not while
+    /// its transfers still want the processor: the build reads and parses
+    /// the system's certificates, a few milliseconds of work.
     fn take(&self) -> ReqwestRemote {
-        let mut spare = lock(&self.spare);
-        let fresh = spare.take().unwrap_or_default();
-        *spare = Some(ReqwestRemote::default());
-        fresh
+        lock(&self.spare).take().unwrap_or_default()
     }
 
     /// Starts building the reserve backend now, if there is none, so that
@@ -338,22 +338,36 @@ impl HttpBackends {
 /// [`HttpBackends`].
 #[derive(Clone)]
 pub(crate) struct SharedClient {
-    remote: Arc<Mutex<Option<ReqwestRemote>>>,
+    slot: Arc<BackendSlot>,
+}
+
+/// A handle's backend, and where it came from: when the handle is done
+/// (its last [`SharedClient`] dropped), a new reserve starts building.
+struct BackendSlot {
+    remote: Mutex<Option<ReqwestRemote>>,
     backends: HttpBackends,
+}
+
+impl Drop for BackendSlot {
+    fn drop(&mut self) {
+        self.backends.prepare();
+    }
 }
 
 impl SharedClient {
     /// A client taking its backend from `backends` on its first request.
     pub(crate) fn new(backends: HttpBackends) -> SharedClient {
         SharedClient {
-            remote: Arc::default(),
-            backends,
+            slot: Arc::new(BackendSlot {
+                remote: Mutex::new(None),
+                backends,
+            }),
         }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut ReqwestRemote) -> T) -> T {
-        let mut slot = lock(&self.remote);
-        f(slot.get_or_insert_with(|| self.backends.take()))
+        let mut slot = lock(&self.slot.remote);
+        f(slot.get_or_insert_with(|| self.slot.backends.take()))
     }
 
     /// Whether the remote redirected a request of this backend.
@@ -363,7 +377,7 @@ impl SharedClient {
 
     /// Drops the backend; the next request builds a new one.
     pub(crate) fn reset(&self) {
-        *lock(&self.remote) = None;
+        *lock(&self.slot.remote) = None;
     }
 }
 
@@ -396,7 +410,7 @@ impl Http for SharedClient {
     }
 
     fn redirected_base_url(&self) -> Option<String> {
-        let slot = lock(&self.remote);
+        let slot = lock(&self.slot.remote);
         slot.as_ref().and_then(Http::redirected_base_url)
     }
 }
@@ -773,6 +787,31 @@ mod tests {
             max_pack_objects,
             ..GitLimits::default()
         }
+    }
+
+    #[test]
+    fn the_next_backend_is_built_when_a_handle_is_done_not_while_it_works() {
+        let backends = HttpBackends::default();
+        backends.prepare();
+        assert!(backends.has_spare());
+        let client = SharedClient::new(backends.clone());
+        let transfers = client.clone();
+        // The first request takes the reserve.
+        client.with(|_| ());
+        assert!(
+            !backends.has_spare(),
+            "nothing builds while the handle works"
+        );
+        drop(client);
+        assert!(
+            !backends.has_spare(),
+            "another transfer of the handle holds it"
+        );
+        drop(transfers);
+        assert!(
+            backends.has_spare(),
+            "the handle is done: the next one builds"
+        );
     }
 
     #[test]
