@@ -248,19 +248,12 @@ async fn incremental_fetches_stay_within_the_pack_limits() {
 /// is no smaller than their content (stored, not compressed), and all of
 /// its non-delta blobs.
 fn stored_blobs(idx: &Path) -> (usize, usize) {
-    let out = std::process::Command::new("git")
-        .arg("verify-pack")
-        .arg("-v")
-        .arg(idx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let listing = git_ok(
+        idx.parent().unwrap(),
+        &["verify-pack", "-v", idx.to_str().unwrap()],
     );
     let (mut stored, mut whole) = (0, 0);
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in listing.lines() {
         // sha type size size-in-pack offset [depth base]
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() != 5 || fields[1] != "blob" {
@@ -307,14 +300,20 @@ async fn thin_packs_are_completed_with_their_bases_stored_as_they_are() {
     assert_eq!(first.0, 0, "the server's pack: {first:?}");
     assert!(completed.0 > 0, "bases stored: {completed:?}");
     // git reads the entry as it is.
-    let fsck = std::process::Command::new("git")
-        .args(["fsck", "--strict", "--no-dangling"])
-        .current_dir(&entry)
+    git_ok(&entry, &["fsck", "--strict", "--no-dangling"]);
+}
+
+/// What `git args` run in `dir` prints, once it has succeeded.
+fn git_ok(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
         .output()
         .unwrap();
     assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stderr)
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
