@@ -175,6 +175,11 @@ fn failed_remotes_leave_no_entry() {
     let err = GitRepo::open(&url, &cache, opts(0)).unwrap_err();
     assert!(matches!(err, CodeError::Other(_)), "{err:?}");
     assert!(listing(&cache).is_empty(), "{:?}", listing(&cache));
+    // A "404" in the URL (here the path; a port can hold one too) is not
+    // the server's answer: the remote is still failing, not missing.
+    let url = format!("http://127.0.0.1:{closed}/404.git");
+    let err = GitRepo::open(&url, &cache, opts(0)).unwrap_err();
+    assert!(matches!(err, CodeError::Other(_)), "{err:?}");
 
     // An entry opened (listed) but never filled holds no refs: kept while
     // open, removed by the next enforcement once closed.
