@@ -657,9 +657,9 @@ fn transfer_once(
         // A server answering 404 for the repository means there is no such
         // repository, which callers report differently from an outage; over
         // ssh, git-upload-pack says so on stderr. The text names the URL,
-        // so a bare "404" could be a port or a path: only a status counts.
+        // so a bare "404" could be a port or a path: only a status counts
+        // ("Received HTTP status 404", or reqwest's "404 Not Found").
         if text.contains("status 404")
-            || text.contains("404 Not Found")
             || text.contains("not found")
             || text.contains("Not Found")
             || text.contains("does not appear to be a git repository")
