@@ -24,6 +24,7 @@
 //! stops gix's pack reading and indexing without touching the caller's
 //! interrupt; the reason is kept for the error message.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -290,44 +291,49 @@ type ReqwestRemote = gix::protocol::transport::client::blocking_io::http::reqwes
 /// and its first request waits for that. Each backend still serves one
 /// handle only: gix keeps per-backend state between requests (whether
 /// redirects are followed, the redirected base URL), so backends are never
-/// handed from one handle to the next. Instead one unused backend is kept
-/// in reserve: taking it starts building the next, off the request path.
+/// handed from one handle to the next. Instead [`RESERVE`] unused backends
+/// are kept: a handle takes the oldest, and the reserve is topped up when
+/// a handle is done. Two, because a miss that follows another at once
+/// would otherwise find the one replacing it still being built.
 #[derive(Clone, Default)]
 pub struct HttpBackends {
-    spare: Arc<Mutex<Option<ReqwestRemote>>>,
+    spare: Arc<Mutex<VecDeque<ReqwestRemote>>>,
 }
+
+/// How many unused backends [`HttpBackends`] keeps.
+const RESERVE: usize = 2;
 
 impl std::fmt::Debug for HttpBackends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpBackends")
-            .field("spare", &lock(&self.spare).is_some())
+            .field("spare", &lock(&self.spare).len())
             .finish()
     }
 }
 
 impl HttpBackends {
-    /// A backend no handle has used: the reserve one when there is one,
-    /// else one built now. The next reserve starts building when the
-    /// handle taking this one is done (see [`SharedClient`]), not while
-    /// its transfers still want the processor: the build reads and parses
-    /// the system's certificates, a few milliseconds of work.
+    /// A backend no handle has used: the oldest in reserve (the one most
+    /// likely built by now) when there is one, else one built now. The
+    /// reserve is topped up when the handle taking this one is done (see
+    /// [`SharedClient`]), not while its transfers still want the
+    /// processor.
     fn take(&self) -> ReqwestRemote {
-        lock(&self.spare).take().unwrap_or_default()
+        lock(&self.spare).pop_front().unwrap_or_default()
     }
 
-    /// Starts building the reserve backend now, if there is none, so that
-    /// even the first transfer finds one ready.
+    /// Starts building backends until [`RESERVE`] are in reserve, so
+    /// that even the first transfers find one ready.
     pub fn prepare(&self) {
         let mut spare = lock(&self.spare);
-        if spare.is_none() {
-            *spare = Some(ReqwestRemote::default());
+        while spare.len() < RESERVE {
+            spare.push_back(ReqwestRemote::default());
         }
     }
 
-    /// Whether a built (or building) backend is in reserve.
+    /// How many built (or building) backends are in reserve.
     #[cfg(test)]
-    pub(crate) fn has_spare(&self) -> bool {
-        lock(&self.spare).is_some()
+    pub(crate) fn spares(&self) -> usize {
+        lock(&self.spare).len()
     }
 }
 
@@ -790,28 +796,37 @@ mod tests {
     }
 
     #[test]
-    fn the_next_backend_is_built_when_a_handle_is_done_not_while_it_works() {
+    fn the_reserve_is_topped_up_when_a_handle_is_done_not_while_it_works() {
         let backends = HttpBackends::default();
         backends.prepare();
-        assert!(backends.has_spare());
+        assert_eq!(backends.spares(), RESERVE);
         let client = SharedClient::new(backends.clone());
         let transfers = client.clone();
-        // The first request takes the reserve.
+        // The first request takes a backend from the reserve.
         client.with(|_| ());
-        assert!(
-            !backends.has_spare(),
+        assert_eq!(
+            backends.spares(),
+            RESERVE - 1,
             "nothing builds while the handle works"
         );
+        // A miss arriving meanwhile still finds one ready.
+        let next = SharedClient::new(backends.clone());
+        next.with(|_| ());
+        assert_eq!(backends.spares(), RESERVE - 2);
         drop(client);
-        assert!(
-            !backends.has_spare(),
+        assert_eq!(
+            backends.spares(),
+            RESERVE - 2,
             "another transfer of the handle holds it"
         );
         drop(transfers);
-        assert!(
-            backends.has_spare(),
-            "the handle is done: the next one builds"
+        assert_eq!(
+            backends.spares(),
+            RESERVE,
+            "a handle is done: the reserve is full again"
         );
+        drop(next);
+        assert_eq!(backends.spares(), RESERVE, "never more than the reserve");
     }
 
     #[test]
