@@ -321,9 +321,18 @@ impl HttpBackends {
         lock(&self.spare).pop_front().unwrap_or_default()
     }
 
-    /// Starts building backends until [`RESERVE`] are in reserve, so
-    /// that even the first transfers find one ready.
+    /// Starts building one backend if none is in reserve, so that even the
+    /// first transfer finds one ready. Only one: a new process's first
+    /// download would otherwise share the processors with a second build.
     pub fn prepare(&self) {
+        let mut spare = lock(&self.spare);
+        if spare.is_empty() {
+            spare.push_back(ReqwestRemote::default());
+        }
+    }
+
+    /// Starts building backends until [`RESERVE`] are in reserve.
+    fn top_up(&self) {
         let mut spare = lock(&self.spare);
         while spare.len() < RESERVE {
             spare.push_back(ReqwestRemote::default());
@@ -356,7 +365,7 @@ struct BackendSlot {
 
 impl Drop for BackendSlot {
     fn drop(&mut self) {
-        self.backends.prepare();
+        self.backends.top_up();
     }
 }
 
@@ -799,6 +808,12 @@ mod tests {
     fn the_reserve_is_topped_up_when_a_handle_is_done_not_while_it_works() {
         let backends = HttpBackends::default();
         backends.prepare();
+        assert_eq!(
+            backends.spares(),
+            1,
+            "one built ahead of the first transfer"
+        );
+        backends.top_up();
         assert_eq!(backends.spares(), RESERVE);
         let client = SharedClient::new(backends.clone());
         let transfers = client.clone();
