@@ -291,10 +291,10 @@ type ReqwestRemote = gix::protocol::transport::client::blocking_io::http::reqwes
 /// and its first request waits for that. Each backend still serves one
 /// handle only: gix keeps per-backend state between requests (whether
 /// redirects are followed, the redirected base URL), so backends are never
-/// handed from one handle to the next. Instead [`RESERVE`] unused backends
-/// are kept: a handle takes the oldest, and the reserve is topped up when
-/// a handle is done. Two, because a miss that follows another at once
-/// would otherwise find the one replacing it still being built.
+/// handed from one handle to the next. Instead two unused backends are
+/// kept: a handle takes the oldest, and the reserve is topped up when a
+/// handle is done. Two, because a miss that follows another at once would
+/// otherwise find the one replacing it still being built.
 #[derive(Clone, Default)]
 pub struct HttpBackends {
     spare: Arc<Mutex<VecDeque<ReqwestRemote>>>,
