@@ -1325,6 +1325,115 @@ mod tests {
         assert!(ahead.contents.is_empty());
     }
 
+    /// A pack written by hand: `base` whole, then a delta against it
+    /// whose result is `base` repeated `copies` times. git would never
+    /// store a large object as a delta of a smaller one, but a server may
+    /// send one. Indexed with `git index-pack`; the repository reopened.
+    fn pack_with_growing_delta(r: &Repo, base: &[u8], copies: usize) -> gix::Repository {
+        use flate2::{write::ZlibEncoder, Compression};
+        fn entry_header(out: &mut Vec<u8>, kind: u8, size: usize) {
+            let mut byte = (kind << 4) | (size & 0x0f) as u8;
+            let mut rest = size >> 4;
+            while rest != 0 {
+                out.push(byte | 0x80);
+                byte = (rest & 0x7f) as u8;
+                rest >>= 7;
+            }
+            out.push(byte);
+        }
+        fn varint(out: &mut Vec<u8>, mut n: usize) {
+            while n >= 0x80 {
+                out.push((n & 0x7f) as u8 | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        }
+        let zlib = |data: &[u8]| {
+            let mut z = ZlibEncoder::new(Vec::new(), Compression::fast());
+            z.write_all(data).unwrap();
+            z.finish().unwrap()
+        };
+        assert!(base.len() < 1 << 24, "one copy instruction per base");
+        let mut delta = Vec::new();
+        varint(&mut delta, base.len());
+        varint(&mut delta, base.len() * copies);
+        for _ in 0..copies {
+            // Copy from offset 0 (no offset bytes), three size bytes.
+            delta.push(0x80 | 0x70);
+            delta.extend_from_slice(&(base.len() as u32).to_le_bytes()[..3]);
+        }
+        let mut pack = b"PACK".to_vec();
+        pack.extend_from_slice(&2u32.to_be_bytes());
+        pack.extend_from_slice(&2u32.to_be_bytes());
+        let base_at = pack.len();
+        entry_header(&mut pack, 3, base.len());
+        pack.extend_from_slice(&zlib(base));
+        let delta_at = pack.len();
+        entry_header(&mut pack, 6, delta.len());
+        // The distance back to the base, in git's offset encoding.
+        let mut distance = delta_at - base_at;
+        let mut encoded = vec![(distance & 0x7f) as u8];
+        distance >>= 7;
+        while distance != 0 {
+            distance -= 1;
+            encoded.push(0x80 | (distance & 0x7f) as u8);
+            distance >>= 7;
+        }
+        encoded.reverse();
+        pack.extend_from_slice(&encoded);
+        pack.extend_from_slice(&zlib(&delta));
+        let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
+        hasher.update(&pack);
+        let checksum = hasher.try_finalize().unwrap();
+        pack.extend_from_slice(checksum.as_bytes());
+        let git_dir = r.repo.git_dir().to_path_buf();
+        let path = git_dir.join(format!("objects/pack/pack-{checksum}.pack"));
+        std::fs::write(&path, &pack).unwrap();
+        let indexed = std::process::Command::new("git")
+            .arg("index-pack")
+            .arg(&path)
+            .current_dir(&git_dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            indexed.status.success(),
+            "git index-pack refused the pack: {}",
+            String::from_utf8_lossy(&indexed.stderr)
+        );
+        gix::open(&git_dir).unwrap()
+    }
+
+    /// A delta whose result is over the read-ahead's blob size, against a
+    /// base under it, passes the check of the entry headers; the limit on
+    /// every allocation then stops the whole-pack read, and the small
+    /// blob is read on its own.
+    #[test]
+    fn a_pack_with_a_delta_growing_past_the_limit_is_not_resolved_whole() {
+        let r = Repo::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let base: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let packed = pack_with_growing_delta(&r, &base, 2);
+        let base_id =
+            gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::object::Kind::Blob, &base).unwrap();
+        let grown: Vec<u8> = [&base[..], &base[..]].concat();
+        assert!(grown.len() as u64 > READ_AHEAD_MAX_BLOB);
+        assert_eq!(packed.find_blob(base_id).unwrap().detach().data, base);
+
+        let wanted = [(base_id, base.len() as u64)];
+        let mut ahead = PackOrderBlobs::read(&packed, &wanted, &Interrupt::new());
+        assert_eq!(ahead.packs_resolved_whole, 0);
+        assert_eq!(ahead.take(&base_id).as_deref(), Some(&base[..]));
+    }
+
     /// Blobs of a packed repository (similar contents, so git stores most
     /// as deltas) read ahead in pack order give the same bytes as reading
     /// each on its own, once per path naming them; blobs over the size
