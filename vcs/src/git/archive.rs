@@ -480,21 +480,16 @@ impl PackOrderBlobs {
         // A pack whose objects are mostly wanted (a fetched version's own
         // pack) is resolved whole along its delta tree, each base once and
         // on all processors, instead of object by object.
-        let mut per_pack: HashMap<usize, usize> = HashMap::new();
-        for (pack, ..) in &located {
-            *per_pack.entry(*pack).or_default() += 1;
+        let mut by_pack: HashMap<usize, HashMap<ObjectId, usize>> = HashMap::new();
+        for (pack, _, id, uses) in &located {
+            by_pack.entry(*pack).or_default().insert(*id, *uses);
         }
-        for (&pack, &count) in &per_pack {
-            let index = &indexes[pack];
-            if (count as u64) * 2 < u64::from(index.num_objects()) {
+        for (pack, wanted) in &by_pack {
+            let index = &indexes[*pack];
+            if (wanted.len() as u64) * 2 < u64::from(index.num_objects()) {
                 continue;
             }
-            let wanted: HashMap<ObjectId, usize> = located
-                .iter()
-                .filter(|(p, ..)| *p == pack)
-                .map(|(_, _, id, uses)| (*id, *uses))
-                .collect();
-            if let Some(read) = read_whole_pack(index, &wanted, interrupt) {
+            if let Some(read) = read_whole_pack(index, wanted, interrupt) {
                 contents.extend(read);
                 packs_resolved_whole += 1;
             }
@@ -1144,6 +1139,7 @@ mod tests {
     use gix::attrs::StateRef;
     use gix::objs::tree::{Entry, EntryKind};
     use std::io::Write;
+    use std::path::Path;
 
     /// A bare repository written object by object, in process.
     struct Repo {
@@ -1238,26 +1234,10 @@ mod tests {
             .collect();
         let root = r.tree(&named);
         let git_dir = r.repo.git_dir().to_path_buf();
-        let git = |args: &[&str], input: Option<String>| {
-            let mut child = std::process::Command::new("git")
-                .args(args)
-                .current_dir(&git_dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("running git");
-            let mut stdin = child.stdin.take().unwrap();
-            stdin
-                .write_all(input.unwrap_or_default().as_bytes())
-                .unwrap();
-            drop(stdin);
-            assert!(child.wait().unwrap().success(), "git {args:?}");
-        };
         let mut ids: Vec<String> = entries.iter().map(|(_, _, id)| id.to_string()).collect();
         ids.push(root.to_string());
-        git(
+        git_in(
+            &git_dir,
             &[
                 "pack-objects",
                 "-q",
@@ -1265,9 +1245,9 @@ mod tests {
                 "--depth=50",
                 "objects/pack/pack",
             ],
-            Some(ids.join("\n") + "\n"),
+            (ids.join("\n") + "\n").as_bytes(),
         );
-        git(&["prune-packed"], None);
+        git_in(&git_dir, &["prune-packed"], b"");
         let packed = gix::open(&git_dir).unwrap();
         assert!(!pack_indexes(&packed).is_empty(), "nothing was packed");
         (packed, root)
@@ -1325,83 +1305,34 @@ mod tests {
         assert!(ahead.contents.is_empty());
     }
 
-    /// A pack written by hand: `base` whole, then a delta against it
-    /// whose result is `base` repeated `copies` times. git would never
-    /// store a large object as a delta of a smaller one, but a server may
-    /// send one. Indexed with `git index-pack`; the repository reopened.
-    fn pack_with_growing_delta(r: &Repo, base: &[u8], copies: usize) -> gix::Repository {
-        use flate2::{write::ZlibEncoder, Compression};
-        fn entry_header(out: &mut Vec<u8>, kind: u8, size: usize) {
-            let mut byte = (kind << 4) | (size & 0x0f) as u8;
-            let mut rest = size >> 4;
-            while rest != 0 {
-                out.push(byte | 0x80);
-                byte = (rest & 0x7f) as u8;
-                rest >>= 7;
-            }
-            out.push(byte);
-        }
-        fn varint(out: &mut Vec<u8>, mut n: usize) {
-            while n >= 0x80 {
-                out.push((n & 0x7f) as u8 | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-        }
-        let zlib = |data: &[u8]| {
-            let mut z = ZlibEncoder::new(Vec::new(), Compression::fast());
-            z.write_all(data).unwrap();
-            z.finish().unwrap()
-        };
-        assert!(base.len() < 1 << 24, "one copy instruction per base");
-        let mut delta = Vec::new();
-        varint(&mut delta, base.len());
-        varint(&mut delta, base.len() * copies);
-        for _ in 0..copies {
-            // Copy from offset 0 (no offset bytes), three size bytes.
-            delta.push(0x80 | 0x70);
-            delta.extend_from_slice(&(base.len() as u32).to_le_bytes()[..3]);
-        }
-        let mut pack = b"PACK".to_vec();
-        pack.extend_from_slice(&2u32.to_be_bytes());
-        pack.extend_from_slice(&2u32.to_be_bytes());
-        let base_at = pack.len();
-        entry_header(&mut pack, 3, base.len());
-        pack.extend_from_slice(&zlib(base));
-        let delta_at = pack.len();
-        entry_header(&mut pack, 6, delta.len());
-        // The distance back to the base, in git's offset encoding.
-        let mut distance = delta_at - base_at;
-        let mut encoded = vec![(distance & 0x7f) as u8];
-        distance >>= 7;
-        while distance != 0 {
-            distance -= 1;
-            encoded.push(0x80 | (distance & 0x7f) as u8);
-            distance >>= 7;
-        }
-        encoded.reverse();
-        pack.extend_from_slice(&encoded);
-        pack.extend_from_slice(&zlib(&delta));
-        let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
-        hasher.update(&pack);
-        let checksum = hasher.try_finalize().unwrap();
-        pack.extend_from_slice(checksum.as_bytes());
-        let git_dir = r.repo.git_dir().to_path_buf();
-        let path = git_dir.join(format!("objects/pack/pack-{checksum}.pack"));
-        std::fs::write(&path, &pack).unwrap();
-        let indexed = std::process::Command::new("git")
-            .arg("index-pack")
-            .arg(&path)
-            .current_dir(&git_dir)
+    /// Runs git in `dir` (no system or global configuration) with `input`
+    /// on its standard input.
+    fn git_in(dir: &Path, args: &[&str], input: &[u8]) {
+        let mut child = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .unwrap();
-        assert!(
-            indexed.status.success(),
-            "git index-pack refused the pack: {}",
-            String::from_utf8_lossy(&indexed.stderr)
-        );
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("running git");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        assert!(child.wait().unwrap().success(), "git {args:?}");
+    }
+
+    /// `pack` stored in `r`'s object directory and indexed with
+    /// `git index-pack`: the repository reopened.
+    fn with_pack(r: &Repo, pack: &[u8]) -> gix::Repository {
+        let git_dir = r.repo.git_dir().to_path_buf();
+        let checksum: String = pack[pack.len() - 20..]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let path = format!("objects/pack/pack-{checksum}.pack");
+        git_in(&git_dir, &["index-pack", "--stdin", &path], pack);
         gix::open(&git_dir).unwrap()
     }
 
@@ -1421,7 +1352,7 @@ mod tests {
                 x as u8
             })
             .collect();
-        let packed = pack_with_growing_delta(&r, &base, 2);
+        let packed = with_pack(&r, &fixtures::hostile_pack::with_growing_delta(&base, 2));
         let base_id =
             gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::object::Kind::Blob, &base).unwrap();
         let grown: Vec<u8> = [&base[..], &base[..]].concat();

@@ -325,16 +325,18 @@ impl HttpBackends {
     /// first transfer finds one ready. Only one: a new process's first
     /// download would otherwise share the processors with a second build.
     pub fn prepare(&self) {
-        let mut spare = lock(&self.spare);
-        if spare.is_empty() {
-            spare.push_back(ReqwestRemote::default());
-        }
+        self.fill_to(1);
     }
 
     /// Starts building backends until [`RESERVE`] are in reserve.
     fn top_up(&self) {
+        self.fill_to(RESERVE);
+    }
+
+    /// Starts building backends until `count` are in reserve.
+    fn fill_to(&self, count: usize) {
         let mut spare = lock(&self.spare);
-        while spare.len() < RESERVE {
+        while spare.len() < count {
             spare.push_back(ReqwestRemote::default());
         }
     }
@@ -357,7 +359,7 @@ pub(crate) struct SharedClient {
 }
 
 /// A handle's backend, and where it came from: when the handle is done
-/// (its last [`SharedClient`] dropped), a new reserve starts building.
+/// (its last [`SharedClient`] dropped), the reserve is topped up.
 struct BackendSlot {
     remote: Mutex<Option<ReqwestRemote>>,
     backends: HttpBackends,
