@@ -52,7 +52,9 @@
 //! number of rounds, default 10; `FETCH_BENCH_FIXTURES=library` to run only
 //! some of the generated fixtures, `FETCH_BENCH_FIXTURES=` for none of
 //! them; `FETCH_BENCH_REPO=PATH` to add `external`; `FETCH_BENCH_TRACE=1`
-//! to log every git HTTP request with the time the server spent on it).
+//! to log every git HTTP request with the time the server spent on it;
+//! `FETCH_BENCH_PHASES=1` to print, after each of our downloads, when each
+//! of its phases ([`vcs::phases`]) began and ended).
 //! Figures are kept in benches/RESULTS.md.
 //!
 //! Put `TMPDIR` on a tmpfs (`TMPDIR=/dev/shm/x`) for figures that hold
@@ -66,6 +68,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fixtures::{build_history, GitHttpServer, GoOracle, HistorySpec};
@@ -286,20 +289,70 @@ fn our_fetcher(gitconfig: &Path, home: &Path, cache: &Path) -> Result<DirectFetc
     Ok(DirectFetcher::new(env, cache)?)
 }
 
+/// The phases of our downloads, recorded when `FETCH_BENCH_PHASES` is set.
+static PHASES: OnceLock<fixtures::phases::Phases> = OnceLock::new();
+
+/// The phases recorded since the last call, as milliseconds from `start`:
+/// `name start-end` for spans in the order they opened; the pieces of git
+/// responses read between two of those as `bytes first-last (pieces)`.
+fn take_phases(start: Instant) -> Option<String> {
+    let mut entries = std::mem::take(&mut *PHASES.get()?.lock().ok()?);
+    entries.sort_by_key(|phase| phase.opened);
+    let at = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
+    let mut shown = Vec::new();
+    let mut pieces: Vec<Instant> = Vec::new();
+    let flush = |pieces: &mut Vec<Instant>, shown: &mut Vec<String>| {
+        if let (Some(first), Some(last)) = (pieces.first(), pieces.last()) {
+            shown.push(format!(
+                "bytes {:.1}-{:.1} ({})",
+                at(*first),
+                at(*last),
+                pieces.len()
+            ));
+        }
+        pieces.clear();
+    };
+    for phase in &entries {
+        match phase.closed {
+            Some(closed) => {
+                flush(&mut pieces, &mut shown);
+                shown.push(format!(
+                    "{} {:.1}-{:.1}",
+                    phase.name,
+                    at(phase.opened),
+                    at(closed)
+                ));
+            }
+            None => pieces.push(phase.opened),
+        }
+    }
+    flush(&mut pieces, &mut shown);
+    Some(shown.join("  "))
+}
+
 /// One download by our fetcher, timed; the zip's h1 hash is computed
 /// afterwards (outside the timing: a proxy does not need it) to check that
-/// both sides produced the same zip.
+/// both sides produced the same zip. `label` names it among the recorded
+/// phases.
 fn ours_download(
     rt: &tokio::runtime::Runtime,
     fetcher: &DirectFetcher,
     module: &str,
     version: &str,
     zip: &Path,
+    label: &str,
 ) -> Result<(Duration, String), Error> {
+    let _ = take_phases(Instant::now());
     let start = Instant::now();
     let file = std::fs::File::create(zip)?;
     let got = rt.block_on(fetcher.download(module, version, file))?;
     let elapsed = start.elapsed();
+    if let Some(phases) = take_phases(start) {
+        eprintln!(
+            "  phases {label} {version} ({:.1} ms): {phases}",
+            elapsed.as_secs_f64() * 1e3
+        );
+    }
     if got.info.version != version || got.go_mod.is_empty() {
         return Err(format!("ours: asked {version}, got {}", got.info.version).into());
     }
@@ -392,7 +445,7 @@ fn run_rounds(
         let start = Instant::now();
         let fresh = our_fetcher(&t.gitconfig, &dir.join("home"), &dir.join("vcs-new"))?;
         let setup = start.elapsed();
-        let (download, ours_new) = ours_download(&rt, &fresh, &f.module, &f.old, &zip)?;
+        let (download, ours_new) = ours_download(&rt, &fresh, &f.module, &f.old, &zip, "cold/new")?;
         drop(fresh);
         s.ours_cold_new_bytes = sent() - fresh_before;
         // A running fetcher, which knows the host but not the repository.
@@ -400,10 +453,10 @@ fn run_rounds(
         let file = std::fs::File::create(dir.join("neighbour.zip"))?;
         rt.block_on(fetcher.download(NEIGHBOUR, "v1.0.0", file))?;
         let before = sent();
-        let (cold, ours_v1) = ours_download(&rt, &fetcher, &f.module, &f.old, &zip)?;
+        let (cold, ours_v1) = ours_download(&rt, &fetcher, &f.module, &f.old, &zip, "cold")?;
         f.publish(&later)?;
         let between = sent();
-        let (warm, ours_v2) = ours_download(&rt, &fetcher, &f.module, &f.new, &zip)?;
+        let (warm, ours_v2) = ours_download(&rt, &fetcher, &f.module, &f.new, &zip, "warm")?;
         let after = sent();
         drop(fetcher);
         s.ours_cold_bytes = between - before;
@@ -587,6 +640,9 @@ fn main() -> Result<(), Error> {
     let neighbour = neighbour(root.path())?;
     let git_server = GitHttpServer::start(root.path().join("srv"));
     git_server.trace(std::env::var_os("FETCH_BENCH_TRACE").is_some());
+    if std::env::var_os("FETCH_BENCH_PHASES").is_some() {
+        let _ = PHASES.set(fixtures::phases::record(vcs::phases::TARGET)?);
+    }
     let scratch = root.path().join("scratch");
 
     let mut transports = Vec::new();

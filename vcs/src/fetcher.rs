@@ -19,6 +19,7 @@ use crate::discovery::{self, DiscoveryClient, DiscoveryError, Netrc, RepoRoot, V
 use crate::git::{GitLimits, GitOptions, GitRepo, HostCredentials, TreeLimits};
 use crate::goenv::GoEnv;
 use crate::interrupt::{Interrupt, Stopped};
+use crate::phases::phase;
 use crate::resolve::{Info, ModuleRepo, ResolveError, VersionProblem};
 use modzip::zip::DeflateCache;
 
@@ -341,13 +342,13 @@ impl DirectFetcher {
         let query = query.to_string();
         let module = path.to_string();
         self.with_module(path, move |m, interrupt| {
-            let info = m.query(&query)?;
-            let go_mod = m.go_mod(&info.version)?;
+            let info = phase!("query").in_scope(|| m.query(&query))?;
+            let go_mod = phase!("go_mod").in_scope(|| m.go_mod(&info.version))?;
             let checked = Checked {
                 inner: BufWriter::new(zip),
                 interrupt: interrupt.clone(),
             };
-            let writer = m.zip(&info.version, checked)?;
+            let writer = phase!("zip").in_scope(|| m.zip(&info.version, checked))?;
             let io_err = |source| FetchError::Io {
                 path: module.clone(),
                 source,

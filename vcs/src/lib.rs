@@ -104,4 +104,5 @@ pub mod git;
 pub mod goauth;
 pub mod goenv;
 pub mod interrupt;
+pub mod phases;
 pub mod resolve;

@@ -6,6 +6,7 @@
 //! apply to these fetches as to any other.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use fixtures::{build_history, GitHttpServer, GoOracle, HistorySpec, HistoryTag};
 use vcs::fetcher::{DirectFetcher, Downloaded};
@@ -316,4 +317,57 @@ fn git_ok(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A download opens a span for each of its phases, so that a subscriber
+/// can time them (as the fetch benchmark does): the transfers inside the
+/// query, the pieces of a pack read while it is received, the zip's
+/// listing, read-ahead and writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_marks_its_phases_for_a_subscriber_to_time() {
+    let phases = fixtures::phases::record(vcs::phases::TARGET).unwrap();
+    let s = Setup::new();
+    let fetcher = s.fetcher("cache");
+    download(&s, &fetcher, s.tag(10)).await;
+    download(&s, &fetcher, s.tag(11)).await;
+    let seen = phases.lock().unwrap().clone();
+    let spans = |name: &str| -> Vec<(Instant, Instant)> {
+        seen.iter()
+            .filter(|p| p.name == name)
+            .filter_map(|p| Some((p.opened, p.closed?)))
+            .collect()
+    };
+    for name in [
+        "git_list",
+        "git_receive",
+        "query",
+        "go_mod",
+        "zip",
+        "zip_files",
+        "zip_write",
+        "zip_read_ahead",
+    ] {
+        assert!(!spans(name).is_empty(), "no {name} span in {seen:?}");
+    }
+    let within = |inner: (Instant, Instant), outer: (Instant, Instant)| {
+        outer.0 <= inner.0 && inner.1 <= outer.1
+    };
+    assert!(
+        spans("git_receive")
+            .iter()
+            .any(|r| spans("query").iter().any(|q| within(*r, *q))),
+        "a pack is received while the query is resolved: {seen:?}"
+    );
+    assert!(
+        spans("git_receive").iter().any(|r| seen
+            .iter()
+            .any(|p| p.closed.is_none() && within((p.opened, p.opened), *r))),
+        "pieces of the pack are read while it is received: {seen:?}"
+    );
+    assert!(
+        spans("zip_read_ahead")
+            .iter()
+            .any(|a| spans("zip_write").iter().any(|w| within(*a, *w))),
+        "blobs are read ahead once the zip is being written: {seen:?}"
+    );
 }

@@ -22,6 +22,7 @@ use super::loose::LooseObjects;
 use super::options::TreeLimits;
 use crate::codehost::{CodeError, TreeFile};
 use crate::interrupt::Interrupt;
+use crate::phases::phase;
 
 /// The attributes that influence the worktree form of a blob, in the order
 /// [`Conversion::from_matches`] expects them.
@@ -338,7 +339,9 @@ impl RepoHandles {
         if let Some(wanted) = self.read_ahead.get() {
             let ahead = self.ahead.get_or_init(|| {
                 let wanted = self.still_wanted(wanted);
-                let read = self.with(|repo| PackOrderBlobs::read(repo, &wanted, &self.interrupt));
+                let read = phase!("zip_read_ahead").in_scope(|| {
+                    self.with(|repo| PackOrderBlobs::read(repo, &wanted, &self.interrupt))
+                });
                 Mutex::new(read.unwrap_or_default())
             });
             let taken = ahead

@@ -34,6 +34,7 @@ use super::transport::{
 use super::{gix_open_options, RefSnapshot, OBJECT_TOO_LARGE, PACK_INDEX_TOO_LARGE};
 use crate::codehost::CodeError;
 use crate::git::options::GitOptions;
+use crate::phases::phase;
 
 /// The refspecs mirrored from the remote. Tags are forced too: an upstream
 /// tag that moved must be seen after the next fetch.
@@ -734,14 +735,16 @@ fn transfer_once(
             .to_owned();
         extra_refspecs.push(head_spec);
     }
-    let prepare = connection
-        .prepare_fetch(
-            WatchProgress::new(watch),
-            gix::remote::ref_map::Options {
-                extra_refspecs,
-                ..Default::default()
-            },
-        )
+    let prepare = phase!("git_list")
+        .in_scope(|| {
+            connection.prepare_fetch(
+                WatchProgress::new(watch),
+                gix::remote::ref_map::Options {
+                    extra_refspecs,
+                    ..Default::default()
+                },
+            )
+        })
         .map_err(|e| fail("listing remote refs", &e))?;
     let snapshot = RefSnapshot::from_remote(&prepare.ref_map().remote_refs);
     watch
@@ -749,9 +752,12 @@ fn transfer_once(
         .map_err(|reason| CodeError::Other(format!("{shown}: listing remote refs: {reason}")))?;
     if let Transfer::Fetch(shallow) = what {
         watch.start_fetch();
-        prepare
-            .with_shallow(shallow.clone())
-            .receive(WatchProgress::new(watch), watch.stop_flag())
+        phase!("git_receive")
+            .in_scope(|| {
+                prepare
+                    .with_shallow(shallow.clone())
+                    .receive(WatchProgress::new(watch), watch.stop_flag())
+            })
             .map_err(|e| fail("fetching", &e))?;
     }
     Ok(snapshot)

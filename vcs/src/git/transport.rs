@@ -681,6 +681,7 @@ impl BufRead for Pumped {
                 Ok(Ok(chunk)) => {
                     if self.counted {
                         self.watch.count(chunk.len())?;
+                        tracing::trace!(target: crate::phases::TARGET, bytes = chunk.len(), "response bytes");
                     }
                     if let Some(tee) = &self.tee {
                         append(tee, &chunk);

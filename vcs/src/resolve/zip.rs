@@ -9,6 +9,7 @@ use modzip::{module, pseudo};
 
 use super::{ModuleRepo, ResolveError, MAX_LICENSE};
 use crate::codehost::{CodeError, TreeFile};
+use crate::phases::phase;
 
 impl ModuleRepo {
     /// The `.zip` answer for canonical `version`, written to `w`: the files
@@ -24,9 +25,8 @@ impl ModuleRepo {
         }
         let found = self.find_dir(version)?;
         let subdir = found.dir.trim_matches('/').to_string();
-        let tree = self
-            .repo
-            .files(&found.rev, &subdir)
+        let tree = phase!("zip_files")
+            .in_scope(|| self.repo.files(&found.rev, &subdir))
             .map_err(|e| self.code_error(version, e))?;
         let mut entries: Vec<ZipEntry> = Vec::with_capacity(tree.len() + 1);
         let mut have_license = false;
@@ -55,6 +55,7 @@ impl ModuleRepo {
             path: self.module_path.clone(),
             version: version.to_string(),
         };
+        let _writing = phase!("zip_write").entered();
         let written = match &self.deflate_cache {
             Some(cache) => modzip::zip::create_cached(w, &m, &entries, cache),
             None => modzip::zip::create(w, &m, &entries),
