@@ -438,9 +438,10 @@ const READ_AHEAD_DELTA_CACHE_BYTES: usize = 8 << 20;
 ///
 /// Memory is bounded: at most [`READ_AHEAD_MAX_BYTES`] of contents, blobs
 /// of at most [`READ_AHEAD_MAX_BLOB`] each, and delta caches of
-/// [`READ_AHEAD_DELTA_CACHE_BYTES`] in all. Each content is handed out once per
-/// path naming it and then dropped; blobs not read ahead (loose objects,
-/// those over the limits, any that failed) are read on demand as before.
+/// [`READ_AHEAD_DELTA_CACHE_BYTES`] in all. Each content is handed out
+/// once per path naming it and then dropped; blobs not read ahead (loose
+/// objects, those over the limits, any that failed) are read on demand as
+/// before.
 #[derive(Default)]
 struct PackOrderBlobs {
     /// Contents, and how many more paths will ask for them.
