@@ -342,7 +342,9 @@ fn ours_download(
     zip: &Path,
     label: &str,
 ) -> Result<(Duration, String), Error> {
-    let _ = take_phases(Instant::now());
+    if let Some(Ok(mut earlier)) = PHASES.get().map(|p| p.lock()) {
+        earlier.clear();
+    }
     let start = Instant::now();
     let file = std::fs::File::create(zip)?;
     let got = rt.block_on(fetcher.download(module, version, file))?;

@@ -4,10 +4,10 @@
 //! listing the zip's files, reading blobs ahead, writing the zip) is a
 //! span at debug level under the target [`TARGET`], and each piece of a
 //! git response as it is read is an event there at trace level (a pack
-//! arrives in many). A subscriber recording when these
-//! open and close tells where a download spent its time (the fetch
-//! benchmark's `FETCH_BENCH_PHASES=1` does); without one they cost an
-//! interest check each.
+//! arrives in many). A subscriber recording when these open and close
+//! tells where a download spent its time (the fetch benchmark's
+//! `FETCH_BENCH_PHASES=1` does); without one they cost an interest check
+//! each.
 
 /// The target of the phase spans and events.
 pub const TARGET: &str = "vcs::phases";

@@ -531,18 +531,23 @@ impl PackOrderBlobs {
     }
 }
 
-/// Blobs read one by one from `located` (pack, offset, id, paths naming
-/// it; in pack order) with a cache of decoded bases, each with its count of
-/// paths, until `interrupt` stops it. Many blobs are read on several
+/// A blob to read ahead where it sits: the index of its pack among the
+/// repository's, its offset there, its id, and how many paths name it.
+/// Ordered this way, a list of them is in pack order.
+type Located = (usize, u64, ObjectId, usize);
+
+/// Blobs read one by one from `located` (in pack order) with a cache of
+/// decoded bases, each with its count of paths, until `interrupt` stops
+/// it. Many blobs are read on several
 /// processors, each taking a run of neighbours in pack order (with a cache
 /// of its own), so that most chains stay within one run.
 fn read_in_pack_order(
     repo: &gix::Repository,
-    located: &[(usize, u64, ObjectId, usize)],
+    located: &[Located],
     interrupt: &Interrupt,
 ) -> Vec<(ObjectId, (Vec<u8>, usize))> {
     let threads = read_ahead_threads(located.len());
-    let read_run = |reader: &mut gix::Repository, run: &[(usize, u64, ObjectId, usize)]| {
+    let read_run = |reader: &mut gix::Repository, run: &[Located]| {
         reader.objects.set_pack_cache(move || {
             Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
                 READ_AHEAD_DELTA_CACHE_BYTES / threads,
@@ -1538,7 +1543,7 @@ mod tests {
         let (packed, _) = packed_tree(&r, &entries);
         let indexes = pack_indexes(&packed);
         assert_eq!(indexes.len(), 1);
-        let mut located: Vec<(usize, u64, ObjectId, usize)> = entries
+        let mut located: Vec<Located> = entries
             .iter()
             .map(|(_, _, id)| {
                 let entry = indexes[0].lookup(id).unwrap();
