@@ -200,6 +200,22 @@ async fn new_versions_fetch_only_what_changed_and_match_the_go_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pack_requests_ask_for_no_progress_as_git_does_when_it_shows_none() {
+    let s = Setup::new();
+    let fetcher = s.fetcher("cache");
+    let (v10, cold_h1, cold) = download(&s, &fetcher, s.tag(10)).await;
+    let (v11, next_h1, next) = download(&s, &fetcher, s.tag(11)).await;
+    assert_eq!(cold.packs + next.packs, 2, "{cold:?} {next:?}");
+    // Progress is discarded here: a server asked for none spends nothing
+    // on counting and sending it.
+    assert_eq!(s.server.quiet_pack_fetches(), 2);
+    // (The go command's fetches, made after ours, ask the same.)
+    let oracle = s.oracle();
+    assert_same_as_go(&oracle, s.tag(10), &v10, &cold_h1);
+    assert_same_as_go(&oracle, s.tag(11), &v11, &next_h1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_fetches_stay_within_the_pack_limits() {
     let s = Setup::new();
     let (_, _, cold) = download(&s, &s.fetcher("probe"), s.tag(10)).await;

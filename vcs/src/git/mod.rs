@@ -15,6 +15,7 @@ mod credentials;
 mod lock;
 mod loose;
 mod options;
+mod quiet;
 mod replay;
 mod ssh;
 mod transport;

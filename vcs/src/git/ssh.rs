@@ -36,6 +36,7 @@ use gix::protocol::transport::client::{self, TransportWithoutIO};
 use gix::protocol::transport::{Protocol, Service};
 
 use super::options::GitConfig;
+use super::quiet::QuietFetch;
 use super::transport::{Pumped, Watch};
 use crate::codehost::CodeError;
 
@@ -585,7 +586,7 @@ pub(crate) struct SshTransport {
     watch: Arc<Watch>,
     stderr: SshStderr,
     // Dropped before the process group, so ssh sees its stdin close first.
-    connection: Option<Connection<Pumped, ChildStdin>>,
+    connection: Option<Connection<Pumped, QuietFetch<ChildStdin>>>,
     process: Option<ProcessGroup>,
     watchdog_done: Arc<AtomicBool>,
 }
@@ -669,7 +670,7 @@ impl SshTransport {
         let reader = Pumped::new(stdout, &self.watch, true).map_err(invoke_error)?;
         self.connection = Some(Connection::new(
             reader,
-            stdin,
+            QuietFetch::new(stdin),
             Protocol::V2,
             BString::from(self.remote.path.as_str()),
             None::<(&str, Option<u16>)>,

@@ -38,6 +38,7 @@ use gix::utils::progress::{Id, Progress, StepShared, Unit};
 use gix::{Count, NestedProgress};
 
 use crate::git::options::GitLimits;
+use crate::git::quiet::QuietFetch;
 use crate::git::replay::{append, lock, CapabilitySource, CapturedRequest, ListingRecord, Tee};
 use crate::interrupt::{Interrupt, Stopped};
 
@@ -255,7 +256,7 @@ impl<H> WatchedHttp<H> {
 /// request is a listing's `ls-refs`), or captured to be answered from the
 /// record.
 pub(crate) enum PostBody<P> {
-    Sent(P),
+    Sent(QuietFetch<P>),
     Recorded(P, Tee),
     Captured(CapturedRequest),
 }
@@ -263,7 +264,7 @@ pub(crate) enum PostBody<P> {
 impl<P: io::Write> io::Write for PostBody<P> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            PostBody::Sent(inner) => inner.write(buf),
+            PostBody::Sent(quiet) => quiet.write(buf),
             PostBody::Recorded(inner, tee) => {
                 let n = inner.write(buf)?;
                 append(tee, &buf[..n]);
@@ -275,7 +276,8 @@ impl<P: io::Write> io::Write for PostBody<P> {
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            PostBody::Sent(inner) | PostBody::Recorded(inner, _) => inner.flush(),
+            PostBody::Sent(quiet) => quiet.flush(),
+            PostBody::Recorded(inner, _) => inner.flush(),
             PostBody::Captured(captured) => captured.flush(),
         }
     }
@@ -538,7 +540,7 @@ where
         Ok(PostResponse {
             post_body: match request {
                 Some(tee) => PostBody::Recorded(response.post_body, tee),
-                None => PostBody::Sent(response.post_body),
+                None => PostBody::Sent(QuietFetch::new(response.post_body)),
             },
             headers: Pumped::new(response.headers, &self.watch, false)
                 .map_err(gix_error)?
