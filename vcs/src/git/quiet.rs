@@ -10,6 +10,9 @@
 
 use std::io::{self, Write};
 
+use gix::protocol::transport::packetline::decode::{hex_prefix, PacketLineOrWantedSize};
+use gix::protocol::transport::packetline::PacketLineRef;
+
 /// The `no-progress` argument as a pkt-line.
 const NO_PROGRESS: &[u8] = b"0010no-progress\n";
 
@@ -24,7 +27,8 @@ const FETCH_COMMAND: &[u8] = b"command=fetch";
 pub(crate) struct QuietFetch<W> {
     inner: W,
     /// The length prefix of the pkt-line being written, while incomplete.
-    prefix: Vec<u8>,
+    prefix: [u8; 4],
+    prefix_len: usize,
     /// Payload bytes still to come of the pkt-line being written.
     payload_left: usize,
     /// The payload of the command's first pkt-line, as far as needed to
@@ -51,88 +55,84 @@ impl<W: Write> QuietFetch<W> {
     pub(crate) fn new(inner: W) -> QuietFetch<W> {
         QuietFetch {
             inner,
-            prefix: Vec::with_capacity(4),
+            prefix: [0; 4],
+            prefix_len: 0,
             payload_left: 0,
             first_line: Vec::new(),
             place: Place::FirstLine,
         }
     }
 
-    /// Follows one byte of the stream; true when the argument belongs right
-    /// after it.
-    fn advance(&mut self, byte: u8) -> bool {
+    /// Follows the stream over the start of `bytes` (a payload's rest or a
+    /// length prefix's): how many bytes that was, and whether the argument
+    /// belongs right after them.
+    fn follow(&mut self, bytes: &[u8]) -> (usize, bool) {
         if self.payload_left > 0 {
-            self.payload_left -= 1;
-            if self.place == Place::FirstLine && self.first_line.len() <= FETCH_COMMAND.len() {
-                self.first_line.push(byte);
+            let n = self.payload_left.min(bytes.len());
+            self.payload_left -= n;
+            if self.place == Place::FirstLine {
+                let room = (FETCH_COMMAND.len() + 1).saturating_sub(self.first_line.len());
+                self.first_line.extend_from_slice(&bytes[..n.min(room)]);
+                if self.payload_left == 0 {
+                    let line = self
+                        .first_line
+                        .strip_suffix(b"\n")
+                        .unwrap_or(&self.first_line);
+                    self.place = Place::Capabilities {
+                        fetch: line == FETCH_COMMAND,
+                    };
+                }
             }
-            if self.payload_left == 0 && self.place == Place::FirstLine {
-                let line = self
-                    .first_line
-                    .strip_suffix(b"\n")
-                    .unwrap_or(&self.first_line);
-                self.place = Place::Capabilities {
-                    fetch: line == FETCH_COMMAND,
-                };
+            return (n, false);
+        }
+        let n = (4 - self.prefix_len).min(bytes.len());
+        self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&bytes[..n]);
+        self.prefix_len += n;
+        if self.prefix_len < 4 {
+            return (n, false);
+        }
+        self.prefix_len = 0;
+        let quiet = match hex_prefix(&self.prefix) {
+            Ok(PacketLineOrWantedSize::Wanted(size)) => {
+                self.payload_left = usize::from(size);
+                false
             }
-            return false;
-        }
-        self.prefix.push(byte);
-        if self.prefix.len() < 4 {
-            return false;
-        }
-        let length = std::str::from_utf8(&self.prefix)
-            .ok()
-            .and_then(|hex| usize::from_str_radix(hex, 16).ok());
-        self.prefix.clear();
-        match length {
             // A flush ends the command (or a v0/v1 request's part).
-            Some(0) => {
+            Ok(PacketLineOrWantedSize::Line(PacketLineRef::Flush)) => {
                 self.place = Place::FirstLine;
                 self.first_line.clear();
                 false
             }
             // The delimiter between a command's capabilities and arguments.
-            Some(1) => {
+            Ok(PacketLineOrWantedSize::Line(PacketLineRef::Delimiter)) => {
                 let quiet = self.place == Place::Capabilities { fetch: true };
                 if matches!(self.place, Place::Capabilities { .. }) {
                     self.place = Place::Rest;
                 }
                 quiet
             }
-            Some(2) => false,
-            Some(length) if length >= 4 => {
-                self.payload_left = length - 4;
-                if self.payload_left == 0 && self.place == Place::FirstLine {
-                    self.place = Place::Capabilities { fetch: false };
-                }
-                false
-            }
-            _ => {
+            Ok(PacketLineOrWantedSize::Line(_)) => false,
+            Err(_) => {
                 self.place = Place::Opaque;
                 false
             }
-        }
+        };
+        (n, quiet)
     }
 }
 
 impl<W: Write> Write for QuietFetch<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.place == Place::Opaque {
-            return self.inner.write(buf);
-        }
-        let mut start = 0;
-        for (i, byte) in buf.iter().enumerate() {
-            if self.advance(*byte) {
-                self.inner.write_all(&buf[start..=i])?;
+        let mut rest = buf;
+        while !rest.is_empty() && self.place != Place::Opaque {
+            let (n, quiet) = self.follow(rest);
+            self.inner.write_all(&rest[..n])?;
+            if quiet {
                 self.inner.write_all(NO_PROGRESS)?;
-                start = i + 1;
             }
-            if self.place == Place::Opaque {
-                break;
-            }
+            rest = &rest[n..];
         }
-        self.inner.write_all(&buf[start..])?;
+        self.inner.write_all(rest)?;
         Ok(buf.len())
     }
 
